@@ -1,0 +1,37 @@
+# Entry points. `make test` runs every test offline; `make up` stands up the dev stack.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+
+.PHONY: test render up destroy bench-render clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## Run all tests offline (no AWS, no Pulumi CLI, no cluster, no Docker).
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+## Render the stack offline into build/render-$(STACK).
+render: $(VENV)/.installed
+	$(PY) -m tools.render $(STACK) --out build/render-$(STACK)
+
+## Stand up the stack (default dev) with the Pulumi CLI and AWS credentials.
+up:
+	STACK=$(STACK) bash scripts/up.sh
+
+## Tear the stack down again.
+destroy:
+	STACK=$(STACK) bash scripts/destroy.sh
+
+## Print the render's wall time and peak memory (median of 5 runs).
+bench-render: $(VENV)/.installed
+	$(PY) bench/render_bench.py --stack $(STACK) --runs 5
+
+clean:
+	rm -rf build

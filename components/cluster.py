@@ -1,0 +1,178 @@
+"""The EKS cluster, its managed node group and the one Kubernetes provider for everything in it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
+
+# Managed policies every EKS worker node needs: join the cluster, run the VPC CNI, pull images.
+NODE_ROLE_POLICIES = {
+    "worker": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "cni": "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "ecr-read": "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+}
+
+# One hop: the node itself reaches the instance metadata service, pods (one hop further) do not,
+# so they cannot take the node role's credentials. aws-node and kube-proxy use the host network.
+IMDS_HOP_LIMIT = 1
+ROOT_VOLUME_GIB = 30
+
+
+def ami_type(architecture: str) -> str:
+    """AL2023 node images; EKS publishes no AL2 images for Kubernetes 1.33 and later."""
+    return {"amd64": "AL2023_x86_64_STANDARD", "arm64": "AL2023_ARM_64_STANDARD"}[architecture]
+
+
+def node_metadata_options() -> dict:
+    return {"http_endpoint": "enabled", "http_tokens": "required",
+            "http_put_response_hop_limit": IMDS_HOP_LIMIT}
+
+
+def ec2_assume_role_policy() -> str:
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                       "Action": "sts:AssumeRole"}],
+    })
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    cluster_name: str
+    kubernetes_version: str
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: pulumi.Input[list[str]]
+    private_subnet_ids: pulumi.Input[list[str]]
+    endpoint_public_access_cidrs: tuple[str, ...]
+    instance_type: str
+    architecture: str
+    desired_size: int
+    min_size: int
+    max_size: int
+    capacity_type: str
+    tags: Mapping[str, str]
+
+
+class Cluster(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    node_security_group_id: pulumi.Output[str]
+    node_group_asg_names: pulumi.Output[list[str]]
+    kubernetes_provider: k8s.Provider
+
+    def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("eks-istio-shop:cluster:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+
+        secrets_key = aws.kms.Key(
+            f"{name}-secrets-key",
+            description=f"Envelope encryption of Kubernetes secrets in EKS cluster {args.cluster_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            tags={**tags, "Name": f"{name}-secrets-key"},
+            opts=child,
+        )
+
+        node_role = aws.iam.Role(f"{name}-node-role", assume_role_policy=ec2_assume_role_policy(),
+                                 tags=tags, opts=child)
+        node_role_policies = [
+            aws.iam.RolePolicyAttachment(f"{name}-node-role-{role}", role=node_role.name, policy_arn=arn, opts=child)
+            for role, arn in NODE_ROLE_POLICIES.items()
+        ]
+
+        cluster = eks.Cluster(
+            f"{name}-eks",
+            name=args.cluster_name,
+            version=args.kubernetes_version,
+            vpc_id=args.vpc_id,
+            public_subnet_ids=args.public_subnet_ids,
+            private_subnet_ids=args.private_subnet_ids,
+            node_associate_public_ip_address=False,
+            endpoint_private_access=True,
+            endpoint_public_access=True,
+            public_access_cidrs=list(args.endpoint_public_access_cidrs),
+            skip_default_node_group=True,
+            # Managed nodes use the security group EKS creates for the cluster; pulumi-eks's own
+            # groups would only serve self-managed nodes.
+            skip_default_security_groups=True,
+            authentication_mode=eks.AuthenticationMode.API,
+            create_oidc_provider=True,
+            encryption_config_key_arn=secrets_key.arn,
+            enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type="STANDARD"),
+            tags=tags,
+            opts=child,
+        )
+
+        launch_template = aws.ec2.LaunchTemplate(
+            f"{name}-nodes-lt",
+            description=f"Nodes of EKS cluster {args.cluster_name}",
+            metadata_options=node_metadata_options(),
+            block_device_mappings=[{
+                "device_name": "/dev/xvda",
+                "ebs": {"volume_size": ROOT_VOLUME_GIB, "volume_type": "gp3", "encrypted": "true",
+                        "delete_on_termination": "true"},
+            }],
+            tag_specifications=[
+                {"resource_type": "instance", "tags": {**tags, "Name": f"{name}-node"}},
+                {"resource_type": "volume", "tags": {**tags, "Name": f"{name}-node-root"}},
+                {"resource_type": "network-interface", "tags": tags},
+            ],
+            update_default_version=True,
+            tags=tags,
+            opts=child,
+        )
+
+        node_group = eks.ManagedNodeGroup(
+            f"{name}-nodes",
+            cluster=cluster,
+            node_group_name_prefix=f"{args.cluster_name}-nodes-",
+            node_role=node_role,
+            # With a launch template pulumi-eks does not default the version to the cluster's.
+            version=args.kubernetes_version,
+            ami_type=ami_type(args.architecture),
+            instance_types=[args.instance_type],
+            capacity_type=args.capacity_type,
+            subnet_ids=args.private_subnet_ids,
+            scaling_config={"desired_size": args.desired_size, "min_size": args.min_size,
+                            "max_size": args.max_size},
+            launch_template={"id": launch_template.id,
+                             "version": launch_template.latest_version.apply(str)},
+            tags=tags,
+            # Nodes must not start before their role can join the cluster and run the CNI.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=node_role_policies),
+        )
+
+        self.cluster_name = pulumi.Output.from_input(args.cluster_name)
+        self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
+        self.oidc_provider_arn = cluster.oidc_provider_arn
+        self.node_security_group_id = cluster.node_security_group_id
+        # A managed node group runs its nodes in autoscaling groups; the load balancer targets them.
+        self.node_group_asg_names = node_group.node_group.apply(lambda group: group.resources).apply(
+            lambda resources: [asg.name for r in resources or [] for asg in r.autoscaling_groups or []])
+
+        self.kubernetes_provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            # Everything in the cluster runs on these nodes: deleting them first would leave pods,
+            # Helm releases and their finalizers with nowhere to run during `pulumi destroy`.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_group]),
+        )
+
+        self.register_outputs({
+            "clusterName": self.cluster_name,
+            "kubeconfig": self.kubeconfig,
+            "oidcProviderArn": self.oidc_provider_arn,
+            "nodeSecurityGroupId": self.node_security_group_id,
+            "nodeGroupAsgNames": self.node_group_asg_names,
+        })

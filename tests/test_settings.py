@@ -1,0 +1,161 @@
+"""Every setting: the default, a good value, and a bad value that names the setting."""
+
+import pytest
+
+from settings import PROJECT, SettingsError, load_settings, resolve_hostname
+
+
+class FakeConfig:
+    """Stands in for pulumi.Config: raw strings, as the engine hands them to a program."""
+
+    def __init__(self, name: str, values: dict[str, str]):
+        self.name = name
+        self.values = values
+
+    def get(self, key: str):
+        return self.values.get(key)
+
+
+VALID = {
+    "owner": "platform-team",
+    "endpointPublicAccessCidrs": '["203.0.113.0/24"]',
+}
+
+
+def load(stack: str = "dev", region: str | None = "us-east-1", **values):
+    merged = {**VALID, **values}
+    merged = {k: v for k, v in merged.items() if v is not None}
+    aws = {"region": region} if region else {}
+    return load_settings(stack, FakeConfig(PROJECT, merged), FakeConfig("aws", aws))
+
+
+def problems(**kwargs) -> list[str]:
+    with pytest.raises(SettingsError) as raised:
+        load(**kwargs)
+    return raised.value.problems
+
+
+def test_defaults():
+    s = load()
+    assert s.cluster_name == "alpha"
+    assert s.eks_cluster_name == "alpha-dev"
+    assert s.kubernetes_version == "1.35"
+    assert s.node_group.instance_type == "t3.medium"
+    assert (s.node_group.min_size, s.node_group.desired_size, s.node_group.max_size) == (2, 4, 6)
+    assert s.node_group.capacity_type == "ON_DEMAND"
+    assert s.network.vpc_cidr == "10.0.0.0/16"
+    assert s.network.availability_zone_count == 2
+    assert s.network.nat_gateways == "single"
+    assert s.mesh.istio_version == "1.30.3"
+    assert s.dns.hostname is None and not s.dns.enabled
+    assert s.tags == {"project": PROJECT, "stack": "dev", "owner": "platform-team"}
+
+
+def test_settings_are_frozen():
+    s = load()
+    with pytest.raises(Exception):
+        s.cluster_name = "other"  # type: ignore[misc]
+
+
+SHOWN = {
+    '["not-a-cidr"]': "['not-a-cidr']", "[]": "[]", '"10.0.0.0/8"': "'10.0.0.0/8'",
+    '["a"]': "['a']", '{"aws:reserved": "x"}': "tags.aws:reserved", '{"team": 5}': "tags.team: 5",
+    "": "not set",
+}
+
+
+@pytest.mark.parametrize("key, value, accepted", [
+    ("clusterName", "Alpha_1", "lowercase letters"),
+    ("kubernetesVersion", "1.29", "one of 1.34, 1.35, 1.36"),
+    ("nodeInstanceType", "t3medium", "EC2 instance type"),
+    ("nodeDesiredSize", "four", "whole number"),
+    ("nodeMinSize", "0", "whole number from 1 to 100"),
+    ("nodeMaxSize", "1000", "whole number from 1 to 100"),
+    ("nodeCapacityType", "reserved", "one of on-demand, spot"),
+    ("vpcCidr", "10.0.0.0/8", "/16 to /20"),
+    ("vpcCidr", "10.0.0.1/16", "/16 to /20"),
+    ("availabilityZoneCount", "4", "one of 2, 3"),
+    ("natGateways", "none", "one of single, per-zone"),
+    ("endpointPublicAccessCidrs", '["not-a-cidr"]', "IPv4 CIDRs"),
+    ("endpointPublicAccessCidrs", "[]", "non-empty list"),
+    ("endpointPublicAccessCidrs", '"10.0.0.0/8"', "list of IPv4 CIDRs"),
+    ("endpointPublicAccessFromAnywhere", "yes", "true or false"),
+    ("tags", '["a"]', "map of tag keys"),
+    ("tags", '{"aws:reserved": "x"}', "does not start with aws:"),
+    ("tags", '{"team": 5}', "string value"),
+    ("owner", "", "not set"),
+    ("istioVersion", "latest", "Istio release"),
+    ("ingressHttpNodePort", "80", "30000 to 32767"),
+    ("ingressHttpsNodePort", "40000", "30000 to 32767"),
+    ("ingressStatusNodePort", "x", "30000 to 32767"),
+    ("domain", "Not A Domain", "DNS domain"),
+    ("hostedZoneId", "zone", "hosted zone id"),
+])
+def test_bad_value_names_setting_and_accepted_values(key, value, accepted):
+    found = problems(**{key: value})
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{PROJECT}:{key}"), found
+    assert accepted in found[0]
+    # The bad value is quoted back: JSON settings as the parsed value, the rest as given.
+    shown = SHOWN.get(value, repr(value))
+    assert shown in found[0], found[0]
+
+
+def test_region_missing_and_bad():
+    assert problems(region=None)[0].startswith("aws:region: not set")
+    assert problems(region="mars-1")[0].startswith("aws:region: 'mars-1'")
+
+
+def test_endpoint_cidrs_required():
+    found = problems(endpointPublicAccessCidrs=None)
+    assert found[0].startswith(f"{PROJECT}:endpointPublicAccessCidrs: not set")
+
+
+def test_open_endpoint_needs_explicit_opt_in():
+    found = problems(endpointPublicAccessCidrs='["0.0.0.0/0"]')
+    assert "endpointPublicAccessFromAnywhere" in found[0]
+    s = load(endpointPublicAccessCidrs='["0.0.0.0/0"]', endpointPublicAccessFromAnywhere="true")
+    assert s.endpoint_public_access_cidrs == ("0.0.0.0/0",)
+
+
+def test_node_sizes_must_be_ordered():
+    found = problems(nodeMinSize="5", nodeDesiredSize="4")
+    assert "min <= desired <= max" in found[0]
+
+
+def test_node_ports_must_differ():
+    found = problems(ingressHttpNodePort="30021")
+    assert "three different node ports" in found[0]
+
+
+def test_all_problems_reported_at_once():
+    found = problems(clusterName="X", natGateways="none", kubernetesVersion="1.20")
+    assert len(found) == 3
+
+
+def test_hostname_rules():
+    assert load(domain="lukemilo.com").dns.hostname == "lukemilo.com"
+    assert load(stack="pr-12", domain="lukemilo.com").dns.hostname == "pr-12.lukemilo.com"
+    assert load(domain="lukemilo.com", hostname="shop.lukemilo.com").dns.hostname == "shop.lukemilo.com"
+    assert "without eks-istio-shop:domain" in problems(hostname="shop.lukemilo.com")[0]
+    assert "or a name under it" in problems(domain="lukemilo.com", hostname="shop.other.com")[0]
+    assert "without eks-istio-shop:domain" in problems(hostedZoneId="Z0123456789ABC")[0]
+    assert resolve_hostname("dev", None, None) is None
+
+
+def test_user_tags_cannot_override_project_tags():
+    s = load(tags='{"project": "other", "cost-center": "42"}')
+    assert s.tags["project"] == PROJECT
+    assert s.tags["cost-center"] == "42"
+
+
+@pytest.mark.parametrize("instance_type, architecture", [
+    ("t3.medium", "amd64"), ("m5.large", "amd64"), ("t4g.medium", "arm64"),
+    ("m7g.large", "arm64"), ("c6gn.xlarge", "arm64"), ("g5.xlarge", "amd64"),
+])
+def test_architecture_follows_instance_type(instance_type, architecture):
+    assert load(nodeInstanceType=instance_type).node_group.architecture == architecture
+
+
+def test_spot_capacity():
+    assert load(nodeCapacityType="spot").node_group.capacity_type == "SPOT"

@@ -1,0 +1,441 @@
+"""Offline render: run the real Pulumi program for a stack under Pulumi's mocks.
+
+    python -m tools.render <stack> --out <dir> [--set KEY=VALUE ...] [--unset KEY ...]
+
+Needs no AWS credentials and no Pulumi CLI. Writes
+- <dir>/resources.json: every registered resource with its type, parent, provider, dependencies,
+  options and inputs (secrets masked as "[secret]");
+- <dir>/outputs.json: the stack's outputs (secrets masked);
+- <dir>/manifests/: every Kubernetes object as it would be sent to the cluster, one YAML file each,
+  and every Helm release as <release>.release.yaml.
+
+The mocks answer only the invokes listed in `KNOWN_INVOKES` and raise on any other, so that a new
+data source cannot pass unnoticed. The program itself does not know it runs under mocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import runpy
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "eks-istio-shop"
+
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+MASK = "[secret]"
+
+
+class RenderError(Exception):
+    """A problem the user can fix: unknown stack, unreadable stack file, invalid settings."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Stack configuration
+
+
+def available_stacks(root: Path = ROOT) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def load_stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise RenderError(f"unknown stack '{stack}': no {path.name}; stacks in this repository: "
+                          + (", ".join(available_stacks(root)) or "none"))
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise RenderError(f"{path.name} is not valid YAML: {error}") from None
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise RenderError(f"{path.name}: 'config' must be a map of settings")
+    return config
+
+
+def qualify(key: str) -> str:
+    return key if ":" in key else f"{PROJECT}:{key}"
+
+
+def engine_config(config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Config as the engine hands it to a program: strings, with objects as JSON."""
+    values: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in config.items():
+        key = qualify(key)
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            # Ciphertext cannot be decrypted offline; the program sees a placeholder.
+            values[key] = MASK
+            secret_keys.append(key)
+        elif isinstance(value, (dict, list)):
+            values[key] = json.dumps(value)
+        elif isinstance(value, bool):
+            values[key] = "true" if value else "false"
+        else:
+            values[key] = str(value)
+    return values, secret_keys
+
+
+# ---------------------------------------------------------------------------------------------
+# What the mocks return
+
+
+def _aws_region(config: dict[str, str]) -> str:
+    return config.get("aws:region", "us-east-1")
+
+
+def mock_invoke(token: str, args: dict, region: str) -> dict:
+    handler = KNOWN_INVOKES.get(token)
+    if handler is None:
+        raise RenderError(f"the program calls invoke '{token}', which the offline render does not mock; "
+                          f"add an answer for it to tools/render.py KNOWN_INVOKES")
+    return handler(args, region)
+
+
+def _availability_zones(args: dict, region: str) -> dict:
+    names = [f"{region}{suffix}" for suffix in "abcdef"]
+    return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)], "id": region,
+            "groupNames": [region]}
+
+
+def _route53_zone(args: dict, region: str) -> dict:
+    name = (args.get("name") or "example.com").rstrip(".")
+    zone_id = args.get("zoneId") or "Z0MOCKZONE000000000000"
+    return {"id": zone_id, "zoneId": zone_id, "name": name, "arn": f"arn:aws:route53:::hostedzone/{zone_id}",
+            "privateZone": False, "nameServers": [f"ns-1.awsdns-01.{name}"]}
+
+
+def _caller_identity(args: dict, region: str) -> dict:
+    return {"accountId": "123456789012", "arn": "arn:aws:iam::123456789012:role/deployer",
+            "id": "123456789012", "userId": "AROAMOCK"}
+
+
+KNOWN_INVOKES: dict[str, Callable[[dict, str], dict]] = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
+    "aws:route53/getZone:getZone": _route53_zone,
+    "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
+}
+
+
+def mock_state(typ: str, name: str, inputs: dict, region: str) -> dict:
+    """Outputs a resource would have after create: its inputs plus what the cloud computes."""
+    state = dict(inputs)
+    if typ.startswith("aws:"):
+        service = typ.split(":")[1].split("/")[0]
+        state.setdefault("arn", f"arn:aws:{service}:{region}:123456789012:{name}")
+        state.setdefault("name", inputs.get("namePrefix", "") + name)
+    extra = MOCK_OUTPUTS.get(typ)
+    if extra:
+        state.update(extra(name, inputs, region))
+    return state
+
+
+def _eks_cluster(name: str, inputs: dict, region: str) -> dict:
+    cluster = inputs.get("name") or name
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {"server": f"https://{cluster}.eks.mock",
+                                                    "certificate-authority-data": "bW9jaw=="}}],
+        "contexts": [{"name": "aws", "context": {"cluster": cluster, "user": "aws"}}],
+        "current-context": "aws",
+        "users": [{"name": "aws", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster, "--output", "json"]}}}],
+    }
+    return {
+        "kubeconfig": kubeconfig,
+        "kubeconfigJson": json.dumps(kubeconfig),
+        "oidcProviderArn": f"arn:aws:iam::123456789012:oidc-provider/oidc.eks.{region}.amazonaws.com/id/MOCK",
+        "oidcProviderUrl": f"oidc.eks.{region}.amazonaws.com/id/MOCK",
+        "clusterSecurityGroupId": "sg-cluster0mock",
+        "nodeSecurityGroupId": "sg-cluster0mock",
+    }
+
+
+def _launch_template(name: str, inputs: dict, region: str) -> dict:
+    return {"latestVersion": 1, "defaultVersion": 1}
+
+
+def _load_balancer(name: str, inputs: dict, region: str) -> dict:
+    return {"dnsName": f"{name}-0123456789.elb.{region}.amazonaws.com", "zoneId": "Z26RNL4JYFTOTI",
+            "arnSuffix": f"net/{name}/0123456789"}
+
+
+def _certificate(name: str, inputs: dict, region: str) -> dict:
+    domain = inputs.get("domainName", "example.com")
+    return {"domainValidationOptions": [{
+        "domainName": domain, "resourceRecordName": f"_mock.{domain}.",
+        "resourceRecordType": "CNAME", "resourceRecordValue": "_mock.acm-validations.aws."}]}
+
+
+MOCK_OUTPUTS: dict[str, Callable[[str, dict, str], dict]] = {
+    "eks:index:Cluster": _eks_cluster,
+    "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
+    "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
+    "aws:acm/certificate:Certificate": _certificate,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Turning what the engine receives into plain, masked JSON
+
+
+def plain(value: Any) -> Any:
+    """A deserialized protobuf value with secrets masked and engine sentinels made readable."""
+    if isinstance(value, dict):
+        sig = value.get(SIG_KEY)
+        if sig == SECRET_SIG:
+            return MASK
+        if sig == RESOURCE_SIG:
+            return {"resourceUrn": value.get("urn")}
+        if sig == OUTPUT_SIG:
+            if value.get("secret"):
+                return MASK
+            return plain(value.get("value")) if "value" in value else "[unknown]"
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if value == UNKNOWN:
+        return "[unknown]"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return "[unknown]" if type(value).__name__ == "Unknown" else str(value)
+
+
+def _struct_to_python(struct) -> Any:
+    from google.protobuf import json_format
+    return json_format.MessageToDict(struct, preserving_proto_field_name=True)
+
+
+def _record(request, urn: str) -> dict:
+    timeouts = request.customTimeouts
+    return {
+        "urn": urn,
+        "type": request.type,
+        "name": request.name,
+        "parent": request.parent or None,
+        "custom": bool(request.custom),
+        "provider": request.provider or None,
+        "dependencies": list(request.dependencies),
+        "propertyDependencies": {k: list(v.urns) for k, v in request.propertyDependencies.items()},
+        "options": {
+            "protect": bool(request.protect),
+            "ignoreChanges": list(request.ignoreChanges),
+            "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+            "retainOnDelete": bool(request.retainOnDelete),
+            "deletedWith": request.deletedWith or None,
+            "customTimeouts": {k: getattr(timeouts, k) for k in ("create", "update", "delete")
+                               if getattr(timeouts, k)},
+            "aliases": [str(a).strip() for a in request.aliases],
+        },
+        "inputs": plain(_struct_to_python(request.object)),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the program
+
+
+def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[list[dict], dict]:
+    """Run __main__.py for `stack` with `config` under mocks; return (resources, stack outputs)."""
+    import pulumi
+    from pulumi.runtime import mocks, rpc
+    from pulumi.runtime.proto import resource_pb2
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    values, secret_keys = engine_config(config)
+    region = _aws_region(values)
+    records: list[dict] = []
+    stack_outputs: dict = {}
+    failures: list[BaseException] = []
+
+    class RenderMocks(pulumi.runtime.Mocks):
+        monitor: "RecordingMonitor"
+
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+            state = mock_state(args.typ, args.name, args.inputs, region)
+            if args.typ == "eks:index:ManagedNodeGroup":
+                state["nodeGroup"] = self.monitor.child_reference(
+                    args.name, "aws:eks/nodeGroup:NodeGroup", f"{args.name}-nodegroup",
+                    {"resources": [{"autoscalingGroups": [{"name": f"eks-{args.name}-asg"}]}],
+                     "nodeGroupName": f"{args.name}-nodegroup", "arn": f"arn:aws:eks:{region}:123456789012:nodegroup"})
+            resource_id = None if args.typ.startswith("pulumi:providers:") or not args.custom \
+                else f"{args.name}-id"
+            if args.typ.startswith("pulumi:providers:"):
+                resource_id = f"{args.name}-id"
+            return resource_id, state
+
+        def call(self, args: pulumi.runtime.MockCallArgs):
+            try:
+                return mock_invoke(args.token, args.args, region)
+            except RenderError as error:
+                failures.append(error)
+                raise
+
+    class RecordingMonitor(mocks.MockMonitor):
+        def RegisterResource(self, request):
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                records.append(_record(request, response.urn))
+            return response
+
+        # Multi-language components take resources as inputs; the mock monitor mishandles resource
+        # references across event loops, so resource-valued inputs arrive as URN strings instead.
+        def SupportsFeature(self, request):
+            if request.id == "resourceReferences":
+                return type("SupportsFeatureResponse", (object,), {"hasSupport": False})
+            return super().SupportsFeature(request)
+
+        def GetDeploymentInfo(self, request):
+            info = super().GetDeploymentInfo(request)
+            features = [f for f in info.supportedFeatures
+                        if f != resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES]
+            return resource_pb2.DeploymentInfo(supportedFeatures=features)
+
+        def child_reference(self, parent_name: str, typ: str, name: str, state: dict) -> dict:
+            """A resource reference to a child a remote component would create, resolvable by the SDK."""
+            urn = f"urn:pulumi:{stack}::{PROJECT}::{typ}::{name}"
+            self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, f"{name}-id", state)
+            return {rpc._special_sig_key: rpc._special_resource_sig, "urn": urn, "id": f"{name}-id"}
+
+    render_mocks = RenderMocks()
+    monitor = RecordingMonitor(render_mocks)
+    render_mocks.monitor = monitor
+    pulumi.runtime.set_mocks(render_mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(values, secret_keys)
+
+    program = root / "__main__.py"
+    sys.path.insert(0, str(root))
+    previous_cwd = os.getcwd()
+    os.chdir(root)
+    async def collect_stack_outputs() -> None:
+        root_stack = pulumi.runtime.settings.get_root_resource()
+        for key, value in (getattr(root_stack, "outputs", None) or {}).items():
+            output = pulumi.Output.from_input(value)
+            resolved = await output.future(with_unknowns=True)
+            stack_outputs[key] = MASK if await output.is_secret() else plain(_to_jsonable(resolved))
+
+    def program_then_outputs():
+        runpy.run_path(str(program), run_name="__main__")
+        return collect_stack_outputs()
+
+    try:
+        _sync_await(run_pulumi_func(program_then_outputs))
+    finally:
+        os.chdir(previous_cwd)
+    if failures:
+        raise failures[0]
+    return records, stack_outputs
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifests
+
+
+def _is_kubernetes_object(record: dict) -> bool:
+    typ = record["type"]
+    return (typ.startswith("kubernetes:") and record["custom"]
+            and typ != "kubernetes:helm.sh/v3:Release")
+
+
+def _file_stem(text: str) -> str:
+    return re.sub(r"[^a-z0-9.-]+", "-", text.lower()).strip("-")
+
+
+def manifests(records: list[dict]) -> dict[str, dict]:
+    """File name -> document, for every Kubernetes object and Helm release."""
+    files: dict[str, dict] = {}
+    for record in records:
+        inputs = record["inputs"]
+        if record["type"] == "kubernetes:helm.sh/v3:Release":
+            release = inputs.get("name") or record["name"]
+            files[f"{_file_stem(release)}.release.yaml"] = {
+                "release": release,
+                "chart": inputs.get("chart"),
+                "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
+                "version": inputs.get("version"),
+                "namespace": inputs.get("namespace"),
+                "values": inputs.get("values") or {},
+            }
+        elif _is_kubernetes_object(record):
+            metadata = inputs.get("metadata") or {}
+            namespace = metadata.get("namespace") or "cluster"
+            stem = _file_stem(f"{inputs.get('kind', record['type'].split(':')[-1])}-{namespace}-"
+                              f"{metadata.get('name') or record['name']}")
+            files[f"{stem}.yaml"] = {k: v for k, v in inputs.items()}
+    return files
+
+
+def write_render(out: Path, records: list[dict], outputs: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "resources.json").write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
+    (out / "outputs.json").write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
+    manifest_dir = out / "manifests"
+    manifest_dir.mkdir(exist_ok=True)
+    for stale in manifest_dir.glob("*.yaml"):
+        stale.unlink()
+    for file_name, document in manifests(records).items():
+        (manifest_dir / file_name).write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def apply_overrides(config: dict[str, Any], sets: list[str], unsets: list[str]) -> dict[str, Any]:
+    config = {qualify(k): v for k, v in config.items()}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RenderError(f"--set takes KEY=VALUE, not {item!r}")
+        config[qualify(key)] = value
+    for key in unsets:
+        config.pop(qualify(key), None)
+    return config
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.split("\n\n")[0])
+    parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--out", required=True, type=Path, help="directory to write the render to")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting (KEY without a namespace means eks-istio-shop:KEY)")
+    parser.add_argument("--unset", action="append", default=[], metavar="KEY", help="remove a setting")
+    args = parser.parse_args(argv)
+
+    import pulumi
+
+    try:
+        config = apply_overrides(load_stack_config(args.stack), args.set, args.unset)
+        records, outputs = run_program(args.stack, config)
+    except RenderError as error:
+        print(f"render: {error}", file=sys.stderr)
+        return 2
+    except pulumi.RunError as error:
+        print(f"render: {error}", file=sys.stderr)
+        return 2
+    write_render(args.out, records, outputs)
+    print(f"render: {len(records)} resources for stack '{args.stack}' written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
