@@ -23,6 +23,7 @@ cluster = Cluster("shop-cluster", ClusterArgs(
     public_subnet_ids=network.public_subnet_ids,
     private_subnet_ids=network.private_subnet_ids,
     endpoint_public_access_cidrs=settings.endpoint_public_access_cidrs,
+    cluster_admin_arns=settings.cluster_admin_arns,
     instance_type=settings.node_group.instance_type,
     architecture=settings.node_group.architecture,
     desired_size=settings.node_group.desired_size,

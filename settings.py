@@ -36,6 +36,7 @@ _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _OWNER = re.compile(r"^[\w .:/=+@-]{1,256}$")
+_ADMIN_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 
 
 class SettingsError(pulumi.RunError):
@@ -100,6 +101,7 @@ class Settings:
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     endpoint_public_access_cidrs: tuple[str, ...] = ()
     endpoint_public_access_from_anywhere: bool = False
+    cluster_admin_arns: tuple[str, ...] = ()
     extra_tags: Mapping[str, str] = field(default_factory=dict)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     node_group: NodeGroupSettings = field(default_factory=NodeGroupSettings)
@@ -245,6 +247,19 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
                   f"narrower CIDRs than 0.0.0.0/0, or set {PROJECT}:endpointPublicAccessFromAnywhere to true "
                   f"to open the API endpoint to the internet on purpose")
 
+    admins_raw = r.json_value("clusterAdminArns", list, "a list of IAM role or user ARNs")
+    admins: tuple[str, ...] = ()
+    if admins_raw is not None:
+        bad = [a for a in admins_raw if not (isinstance(a, str) and _ADMIN_ARN.match(a))]
+        if bad:
+            r.problem(f"{PROJECT}:clusterAdminArns", bad,
+                      "IAM role or user ARNs such as arn:aws:iam::123456789012:role/deployer "
+                      "(not assumed-role session ARNs)")
+        elif len(set(admins_raw)) != len(admins_raw):
+            r.problem(f"{PROJECT}:clusterAdminArns", admins_raw, "each ARN once")
+        else:
+            admins = tuple(admins_raw)
+
     tags_raw = r.json_value("tags", dict, "a map of tag keys to string values")
     extra_tags: dict[str, str] = {}
     if tags_raw:
@@ -315,6 +330,7 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
         kubernetes_version=kubernetes_version,
         endpoint_public_access_cidrs=cidrs,
         endpoint_public_access_from_anywhere=from_anywhere,
+        cluster_admin_arns=admins,
         extra_tags=extra_tags,
         network=network,
         node_group=node_group,

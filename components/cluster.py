@@ -12,6 +12,7 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
 # Managed policies every EKS worker node needs: join the cluster, run the VPC CNI, pull images.
 NODE_ROLE_POLICIES = {
@@ -36,6 +37,23 @@ def node_metadata_options() -> dict:
             "http_put_response_hop_limit": IMDS_HOP_LIMIT}
 
 
+def admin_access_entries(principal_arns: tuple[str, ...]) -> dict[str, eks.AccessEntryArgs]:
+    """Cluster-admin access entries for principals besides the one that creates the cluster.
+
+    EKS makes the creating identity admin by itself; a CI role or a teammate that runs later
+    updates needs an entry of its own.
+    """
+    return {
+        f"admin-{i}": eks.AccessEntryArgs(
+            principal_arn=arn,
+            access_policies={"cluster-admin": eks.AccessPolicyAssociationArgs(
+                policy_arn=CLUSTER_ADMIN_POLICY,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"))},
+        )
+        for i, arn in enumerate(principal_arns)
+    }
+
+
 def ec2_assume_role_policy() -> str:
     return json.dumps({
         "Version": "2012-10-17",
@@ -52,6 +70,7 @@ class ClusterArgs:
     public_subnet_ids: pulumi.Input[list[str]]
     private_subnet_ids: pulumi.Input[list[str]]
     endpoint_public_access_cidrs: tuple[str, ...]
+    cluster_admin_arns: tuple[str, ...]
     instance_type: str
     architecture: str
     desired_size: int
@@ -106,6 +125,7 @@ class Cluster(pulumi.ComponentResource):
             # groups would only serve self-managed nodes.
             skip_default_security_groups=True,
             authentication_mode=eks.AuthenticationMode.API,
+            access_entries=admin_access_entries(args.cluster_admin_arns),
             create_oidc_provider=True,
             encryption_config_key_arn=secrets_key.arn,
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),

@@ -84,3 +84,16 @@ def test_every_taggable_aws_resource_carries_the_stack_tags(render):
         tags = resource["inputs"].get("tags") or {}
         assert {k: tags.get(k) for k in ("project", "stack", "owner")} == \
             {"project": "eks-istio-shop", "stack": "dev", "owner": "platform-team"}, resource["name"]
+
+
+def test_api_authentication_with_admin_access_entries(render, render_variant):
+    assert render.one("eks:index:Cluster")["inputs"].get("accessEntries") in (None, {})
+    arn = "arn:aws:iam::123456789012:role/github-deployer"
+    variant = render_variant(sets=(f'clusterAdminArns=["{arn}"]',))
+    cluster = variant.one("eks:index:Cluster")["inputs"]
+    assert cluster["authenticationMode"] == "API"
+    (entry,) = cluster["accessEntries"].values()
+    assert entry["principalArn"] == arn
+    (policy,) = entry["accessPolicies"].values()
+    assert policy["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
+    assert policy["accessScope"] == {"type": "cluster"}

@@ -61,6 +61,8 @@ SHOWN = {
     '["not-a-cidr"]': "['not-a-cidr']", "[]": "[]", '"10.0.0.0/8"': "'10.0.0.0/8'",
     '["a"]': "['a']", '{"aws:reserved": "x"}': "tags.aws:reserved", '{"team": 5}': "tags.team: 5",
     "": "not set",
+    '["arn:aws:sts::123456789012:assumed-role/x/y"]': "assumed-role/x/y",
+    '"arn:aws:iam::123456789012:role/a"': "'arn:aws:iam::123456789012:role/a'",
 }
 
 
@@ -80,6 +82,8 @@ SHOWN = {
     ("endpointPublicAccessCidrs", "[]", "non-empty list"),
     ("endpointPublicAccessCidrs", '"10.0.0.0/8"', "list of IPv4 CIDRs"),
     ("endpointPublicAccessFromAnywhere", "yes", "true or false"),
+    ("clusterAdminArns", '["arn:aws:sts::123456789012:assumed-role/x/y"]', "IAM role or user ARNs"),
+    ("clusterAdminArns", '"arn:aws:iam::123456789012:role/a"', "list of IAM role or user ARNs"),
     ("tags", '["a"]', "map of tag keys"),
     ("tags", '{"aws:reserved": "x"}', "does not start with aws:"),
     ("tags", '{"team": 5}', "string value"),
@@ -159,3 +163,9 @@ def test_architecture_follows_instance_type(instance_type, architecture):
 
 def test_spot_capacity():
     assert load(nodeCapacityType="spot").node_group.capacity_type == "SPOT"
+
+
+def test_cluster_admins():
+    arn = "arn:aws:iam::123456789012:role/github-deployer"
+    assert load(clusterAdminArns=f'["{arn}"]').cluster_admin_arns == (arn,)
+    assert "each ARN once" in problems(clusterAdminArns=f'["{arn}", "{arn}"]')[0]
