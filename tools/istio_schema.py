@@ -1,0 +1,679 @@
+"""Offline, strict checks of Istio objects and Istio Helm values against Istio's own definitions.
+
+Two entry points, both returning a list of human-readable errors (empty means valid):
+
+- ``validate_istio_object(obj)``: an Istio custom resource (apiVersion/kind/metadata/spec dict) against the
+  openAPIV3Schema of its CRD version in the vendored ``crd-all.gen.yaml``. The API server prunes unknown
+  fields silently, so a misspelt field would be *dropped*, not rejected; here every unknown field is an
+  error. The CRDs' CEL rules (``x-kubernetes-validations``) are evaluated by a Python translation of each
+  rule text; a rule without a translation is reported as an error, never skipped.
+- ``check_helm_values(chart, values)``: values for Istio's ``base``, ``istiod`` and ``gateway`` charts.
+  Every key path must be one the chart defines (its default values.yaml, and for ``gateway`` also its
+  values.schema.json, which Helm enforces). A key whose default is an empty map (``labels: {}``) admits
+  any children: the chart copies it verbatim. Values the charts copy verbatim into another API are checked
+  as that API: ``meshConfig`` as Istio's MeshConfig (from the vendored config.proto), ``service.ports``
+  as Kubernetes ServicePorts and ``topologySpreadConstraints`` as Kubernetes TopologySpreadConstraints.
+
+The data lives in ``schemas/istio-<version>/`` (see its NOTICE.md); nothing here reads outside the repo.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+DEFAULT_ISTIO_VERSION = "1.30.3"
+# Kubernetes version whose OpenAPI schemas check values that Istio's charts copy into Kubernetes objects.
+DEFAULT_KUBERNETES_VERSION = "1.34"
+SCHEMA_ROOT = Path(__file__).resolve().parent.parent / "schemas"
+
+CHARTS = ("base", "istiod", "gateway")
+_INTERNAL_DEFAULTS = "_internal_defaults_do_not_set"
+
+
+def schema_dir(istio_version: str = DEFAULT_ISTIO_VERSION) -> Path:
+    path = SCHEMA_ROOT / f"istio-{istio_version}"
+    if not path.is_dir():
+        available = sorted(p.name.removeprefix("istio-") for p in SCHEMA_ROOT.glob("istio-*"))
+        raise ValueError(
+            f"no vendored Istio reference data for version {istio_version!r}; available: {available}"
+        )
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Istio custom resources
+# --------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def crd_schemas(istio_version: str = DEFAULT_ISTIO_VERSION) -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) -> the CRD's openAPIV3Schema, for every served version."""
+    text = (schema_dir(istio_version) / "crd-all.gen.yaml").read_text()
+    schemas: dict[tuple[str, str], dict] = {}
+    for crd in yaml.safe_load_all(text):
+        if not crd or crd.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            if version.get("served"):
+                key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                schemas[key] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def strict_json_schema(node: Mapping[str, Any]) -> dict[str, Any]:
+    """Translate a Kubernetes structural schema into a JSON Schema that rejects unknown fields.
+
+    Object schemas get ``additionalProperties: false`` unless they keep unknown fields on purpose
+    (``x-kubernetes-preserve-unknown-fields``) or declare their own ``additionalProperties`` (maps).
+    An object with neither properties nor additionalProperties is the empty message: the API server
+    would prune anything in it, so anything in it is an error here.
+    ``oneOf``/``anyOf``/``allOf``/``not`` hold value validations only (no structure), so they are kept as is.
+    """
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties":
+            out[key] = {name: strict_json_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, Mapping):
+            out[key] = strict_json_schema(value)
+        elif key.startswith("x-kubernetes-") or key == "nullable":
+            continue
+        else:
+            out[key] = copy.deepcopy(value)
+    if node.get("x-kubernetes-int-or-string"):
+        out["type"] = ["integer", "string"]
+    is_object = node.get("type") == "object" or "properties" in node
+    if (
+        is_object
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+        and "additionalProperties" not in node
+    ):
+        out["additionalProperties"] = False
+    if node.get("nullable") and "type" in out:
+        types = out["type"] if isinstance(out["type"], list) else [out["type"]]
+        out["type"] = [*types, "null"]
+    return out
+
+
+@functools.cache
+def _spec_validator(istio_version: str, api_version: str, kind: str) -> jsonschema.Draft7Validator:
+    schema = crd_schemas(istio_version)[(api_version, kind)]
+    spec_schema = schema.get("properties", {}).get("spec", {"type": "object"})
+    return jsonschema.Draft7Validator(strict_json_schema(spec_schema))
+
+
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# The metadata this project sets on custom resources; anything else is a mistake worth hearing about.
+_METADATA_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "maxLength": 253, "pattern": _DNS_SUBDOMAIN},
+        "namespace": {"type": "string", "maxLength": 63, "pattern": _DNS_LABEL},
+        "labels": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 63}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+
+def _json_path(parts) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def validate_istio_object(obj: Mapping[str, Any], istio_version: str = DEFAULT_ISTIO_VERSION) -> list[str]:
+    """Errors of one Istio object against its CRD (strict: unknown fields anywhere are errors)."""
+    if not isinstance(obj, Mapping):
+        return [f"expected a mapping with apiVersion, kind, metadata and spec, got {type(obj).__name__}"]
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    name = (obj.get("metadata") or {}).get("name", "?") if isinstance(obj.get("metadata"), Mapping) else "?"
+    label = f"{kind}/{name}"
+    schemas = crd_schemas(istio_version)
+    if (api_version, kind) not in schemas:
+        served = sorted({v for (v, k) in schemas if k == kind})
+        if served:
+            return [f"{label}: apiVersion {api_version!r} is not served for {kind}; served: {served}"]
+        kinds = sorted({k for (_, k) in schemas})
+        return [f"{label}: kind {kind!r} is not an Istio {istio_version} kind; known kinds: {kinds}"]
+
+    errors: list[str] = []
+    unknown_top = sorted(set(obj) - {"apiVersion", "kind", "metadata", "spec"})
+    if unknown_top:
+        errors.append(f"{label}: unknown top-level field(s) {unknown_top}")
+    for error in jsonschema.Draft7Validator(_METADATA_SCHEMA).iter_errors(obj.get("metadata")):
+        errors.append(f"{label}: {_json_path(['metadata', *error.absolute_path])}: {error.message}")
+
+    spec = obj.get("spec", {})
+    validator = _spec_validator(istio_version, api_version, kind)
+    spec_errors = sorted(validator.iter_errors(spec), key=lambda e: list(map(str, e.absolute_path)))
+    for error in spec_errors:
+        errors.append(f"{label}: {_json_path(['spec', *error.absolute_path])}: {error.message}")
+    if not spec_errors:
+        # CEL rules assume a value that already passed the structural checks, as in the API server.
+        spec_schema = schemas[(api_version, kind)].get("properties", {}).get("spec", {})
+        errors.extend(f"{label}: {e}" for e in _cel_errors(spec_schema, spec, ("spec",)))
+    return errors
+
+
+def _cel_errors(schema: Mapping[str, Any], value: Any, path: tuple) -> list[str]:
+    errors: list[str] = []
+    for validation in schema.get("x-kubernetes-validations", ()):
+        rule = validation["rule"]
+        check = CEL_RULES.get(rule)
+        where = _json_path(path)
+        if check is None:
+            errors.append(f"{where}: CEL rule has no translation in tools/istio_schema.py: {rule!r}")
+            continue
+        try:
+            ok = check(value)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+            ok = False  # a CEL evaluation error rejects the object, as in the API server
+        if not ok:
+            errors.append(f"{where}: {validation.get('message') or rule}")
+    if isinstance(value, Mapping):
+        properties = schema.get("properties", {})
+        for key, sub_value in value.items():
+            sub_schema = properties.get(key)
+            if sub_schema is None and isinstance(schema.get("additionalProperties"), Mapping):
+                sub_schema = schema["additionalProperties"]
+            if sub_schema is not None:
+                errors.extend(_cel_errors(sub_schema, sub_value, (*path, key)))
+    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for index, item in enumerate(value):
+            errors.extend(_cel_errors(schema["items"], item, (*path, index)))
+    return errors
+
+
+# ---- CEL: a Python translation of every rule text that occurs in the vendored CRDs ----------------
+
+_GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def go_duration_seconds(text: str) -> float:
+    """CEL's duration(): Go's time.ParseDuration ("1h30m", "250ms", "0"). Raises ValueError if invalid."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"not a duration: {text!r}")
+    sign, body = (-1.0, text[1:]) if text[0] == "-" else (1.0, text.lstrip("+"))
+    if body == "0":
+        return 0.0
+    position, total = 0, 0.0
+    while position < len(body):
+        match = _GO_DURATION_PART.match(body, position)
+        if not match:
+            raise ValueError(f"not a duration: {text!r}")
+        total += float(match.group(1)) * _GO_DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position == 0:
+        raise ValueError(f"not a duration: {text!r}")
+    return sign * total
+
+
+def _has(obj: Mapping, field: str) -> bool:
+    return isinstance(obj, Mapping) and field in obj
+
+
+def _at_most_one(*fields: str) -> Callable[[Mapping], bool]:
+    return lambda self: sum(_has(self, f) for f in fields) <= 1
+
+
+def _url_scheme(text: str) -> str:
+    # CEL's url() accepts absolute URIs and absolute paths only.
+    parts = urlsplit(text)
+    if not parts.scheme and not text.startswith("/"):
+        raise ValueError(f"not a URL: {text!r}")
+    return parts.scheme
+
+
+def _is_url(text: str) -> bool:
+    try:
+        _url_scheme(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _substring(text: str, start: int, end: int) -> str:
+    if end > len(text):
+        raise IndexError("substring out of range")
+    return text[start:end]
+
+
+def _oci_or_http_url(allowed: tuple[str, ...]) -> Callable[[str], bool]:
+    def check(self: str) -> bool:
+        if _is_url(self):
+            return _url_scheme(self) in allowed
+        return _is_url("http://" + self) and _url_scheme("http://" + self) in allowed
+    return check
+
+
+_HOST_LABEL = re.compile(r"^[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+
+CEL_RULES: dict[str, Callable[[Any], bool]] = {
+    "duration(self) >= duration('1ms')": lambda self: go_duration_seconds(self) >= 1e-3,
+    "0 < self && self <= 65535": lambda self: 0 < self <= 65535,
+    '!self.contains("*")': lambda self: "*" not in self,
+    "self.size() == 0": lambda self: len(self) == 0,
+    'self.all(key, !key.contains("*"))': lambda self: all("*" not in key for key in self),
+    "self.all(key, key.size() != 0)": lambda self: all(len(key) != 0 for key in self),
+    'self.startsWith("unix://") ? (self.substring(7, 8) == "/" || self.substring(7, 8) == "@") : true':
+        lambda self: (not self.startswith("unix://")) or _substring(self, 7, 8) in ("/", "@"),
+    'self.startsWith("unix://") ? !self.endsWith("/") : true':
+        lambda self: (not self.startswith("unix://")) or not self.endswith("/"),
+    'self.all(key, size(key) < 63 && key.matches("^[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?$"))':
+        lambda self: all(len(key) < 63 and _HOST_LABEL.search(key) for key in self),
+    '(has(self.address) ? self.address : "").startsWith("unix://") ? !has(self.ports) : true':
+        lambda self: (not self.get("address", "").startswith("unix://")) or not _has(self, "ports"),
+    "(has(self.selector) ? 1 : 0) + (has(self.targetRef) ? 1 : 0) + (has(self.targetRefs) ? 1 : 0) <= 1":
+        _at_most_one("selector", "targetRef", "targetRefs"),
+    "(has(self.tlsCertificates) ? 1 : 0) + (has(self.credentialNames) ? 1 : 0) <= 1":
+        _at_most_one("tlsCertificates", "credentialNames"),
+    "(has(self.credentialName) ? 1 : 0) + (has(self.credentialNames) ? 1 : 0) <= 1":
+        _at_most_one("credentialName", "credentialNames"),
+    "(has(self.credentialNames) ? 1 : 0) + (has(self.tlsCertificates) ? 1 : 0) <= 1":
+        _at_most_one("credentialNames", "tlsCertificates"),
+    "has(self.address) || has(self.network)": lambda self: _has(self, "address") or _has(self, "network"),
+    'url(self).getScheme() in ["http", "https"]': lambda self: _url_scheme(self) in ("http", "https"),
+    'self != "*"': lambda self: self != "*",
+    "self.all(l1, self.exists_one(l2, l1.number == l2.number))":
+        lambda self: all(sum(1 for l2 in self if l1["number"] == l2["number"]) == 1 for l1 in self),
+    "(has(self.workloadSelector) ? 1 : 0) + (has(self.endpoints) ? 1 : 0) <= 1":
+        _at_most_one("workloadSelector", "endpoints"),
+    '!((has(self.addresses) ? self.addresses : []).exists(k, k.contains("/")) && '
+    '!((has(self.resolution) ? self.resolution : "NONE") in ["STATIC", "NONE"]))':
+        lambda self: not (
+            any("/" in k for k in self.get("addresses", []))
+            and self.get("resolution", "NONE") not in ("STATIC", "NONE")
+        ),
+    '((has(self.resolution) ? self.resolution : "NONE") == "NONE") ? !has(self.endpoints) : true':
+        lambda self: self.get("resolution", "NONE") != "NONE" or not _has(self, "endpoints"),
+    '((has(self.resolution) ? self.resolution : "") == "DNS_ROUND_ROBIN") ? '
+    "((has(self.endpoints) ? self.endpoints : []).size() <= 1) : true":
+        lambda self: self.get("resolution", "") != "DNS_ROUND_ROBIN" or len(self.get("endpoints", [])) <= 1,
+    'self in ["", "HTTP", "HTTPS"]': lambda self: self in ("", "HTTP", "HTTPS"),
+    '(has(self.valueFrom) ? self.valueFrom : "") != "HOST" || !has(self.value)':
+        lambda self: self.get("valueFrom", "") != "HOST" or not _has(self, "value"),
+    "(has(self.serviceAccounts) || has(self.notServiceAccounts)) ? (!has(self.principals) &&\n"
+    "!has(self.notPrincipals) && !has(self.namespaces) && !has(self.notNamespaces)) : true":
+        lambda self: not (_has(self, "serviceAccounts") or _has(self, "notServiceAccounts"))
+        or not any(_has(self, f) for f in ("principals", "notPrincipals", "namespaces", "notNamespaces")),
+    "self.all(key, 0 < int(key) && int(key) <= 65535)": lambda self: all(0 < int(key) <= 65535 for key in self),
+    "has(self.portLevelMtls) ? (((has(self.selector) && has(self.selector.matchLabels)) ? "
+    "self.selector.matchLabels : {}).size() > 0) : true":
+        lambda self: not _has(self, "portLevelMtls")
+        or len((self.get("selector") or {}).get("matchLabels") or {}) > 0,
+    "(has(self.jwksUri) ? 1 : 0) + (has(self.jwks_uri) ? 1 : 0) + (has(self.jwks) ? 1 : 0) <= 1":
+        _at_most_one("jwksUri", "jwks_uri", "jwks"),
+    '((has(self.operation) ? self.operation : "") == "UPSERT") ? (self.value != "") : true':
+        lambda self: self.get("operation", "") != "UPSERT" or self["value"] != "",
+    '((has(self.operation) ? self.operation : "") == "REMOVE") ? !has(self.value) : true':
+        lambda self: self.get("operation", "") != "REMOVE" or not _has(self, "value"),
+    'isURL(self) ? (url(self).getScheme() in ["", "http", "https", "file", "oci"]) : (isURL("http://" + self) &&\n'
+    'url("http://" + self).getScheme() in ["", "http", "https", "file", "oci"])':
+        _oci_or_http_url(("", "http", "https", "file", "oci")),
+    'isURL(self) ? (url(self).getScheme() in ["", "http", "https", "oci", "file"]) : (isURL("http://" + self) &&\n'
+    'url("http://" + self).getScheme() in ["", "http", "https", "oci", "file"])':
+        _oci_or_http_url(("", "http", "https", "oci", "file")),
+    "(has(self.selector) ? 1 : 0) + (has(self.targetRefs) ? 1 : 0) <= 1": _at_most_one("selector", "targetRefs"),
+    "has(self.wasm) != has(self.lua)": lambda self: _has(self, "wasm") != _has(self, "lua"),
+    'has(self.context) ? ((self.context == "WAYPOINT") ? has(self.waypoint) : !has(self.waypoint)) : '
+    "!has(self.waypoint)":
+        lambda self: (_has(self, "waypoint") == (self.get("context") == "WAYPOINT")),
+    "(has(self.workloadSelector) ? 1 : 0) + (has(self.targetRefs) ? 1 : 0) <= 1":
+        _at_most_one("workloadSelector", "targetRefs"),
+}
+
+
+def cel_rules_in_crds(istio_version: str = DEFAULT_ISTIO_VERSION) -> set[str]:
+    """Every CEL rule text in the vendored CRDs (to prove each one has a translation)."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for validation in node.get("x-kubernetes-validations", ()):
+                found.add(validation["rule"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for schema in crd_schemas(istio_version).values():
+        walk(schema)
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# Helm values
+# --------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def chart_defaults(chart: str, istio_version: str = DEFAULT_ISTIO_VERSION) -> dict[str, Any]:
+    """A chart's effective defaults: ``_internal_defaults_do_not_set`` merged with the top-level keys."""
+    if chart not in CHARTS:
+        raise ValueError(f"unknown Istio chart {chart!r}; accepted: {list(CHARTS)}")
+    document = yaml.safe_load((schema_dir(istio_version) / f"{chart}.values.yaml").read_text()) or {}
+    defaults = copy.deepcopy(document.get(_INTERNAL_DEFAULTS) or {})
+    for key, value in document.items():
+        if key != _INTERNAL_DEFAULTS:
+            defaults.setdefault(key, value)
+    return defaults
+
+
+@functools.cache
+def gateway_values_schema(istio_version: str = DEFAULT_ISTIO_VERSION) -> dict[str, Any]:
+    return json.loads((schema_dir(istio_version) / "gateway.values.schema.json").read_text())
+
+
+def _schema_node(schema: Mapping[str, Any] | None, root: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """Follow a local ``$ref`` (the gateway schema's root is ``{"$ref": "#/$defs/values"}``)."""
+    while schema is not None and "$ref" in schema and str(schema["$ref"]).startswith("#/"):
+        target: Any = root
+        for part in schema["$ref"][2:].split("/"):
+            target = target[part]
+        schema = target
+    return schema
+
+
+def _kubernetes_errors(obj: dict, where: str, kubernetes_version: str) -> list[str]:
+    try:
+        kubernetes_validate.validate(obj, kubernetes_version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        inner = error.caused_by if hasattr(error, "caused_by") else error
+        path = _json_path(getattr(inner, "absolute_path", ()))
+        return [f"{where}: {path}: {getattr(inner, 'message', str(error))}"]
+    return []
+
+
+def _service_ports(value: Any, where: str, kubernetes_version: str, _istio_version: str) -> list[str]:
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "check"},
+               "spec": {"type": "NodePort", "ports": value}}
+    return _kubernetes_errors(service, f"{where} (as Service spec.ports)", kubernetes_version)
+
+
+def _topology_spread(value: Any, where: str, kubernetes_version: str, _istio_version: str) -> list[str]:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"},
+           "spec": {"containers": [{"name": "check", "image": "check"}], "topologySpreadConstraints": value}}
+    return _kubernetes_errors(pod, f"{where} (as Pod spec.topologySpreadConstraints)", kubernetes_version)
+
+
+def _resource_requirements(value: Any, where: str, kubernetes_version: str, _istio_version: str) -> list[str]:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"},
+           "spec": {"containers": [{"name": "check", "image": "check", "resources": value}]}}
+    return _kubernetes_errors(pod, f"{where} (as container resources)", kubernetes_version)
+
+
+# Values a chart copies verbatim into another API: checked as that API instead of against defaults.
+_VERBATIM: dict[str, dict[tuple[str, ...], Callable[..., list[str]]]] = {
+    "gateway": {
+        ("service", "ports"): _service_ports,
+        ("topologySpreadConstraints",): _topology_spread,
+        ("resources",): _resource_requirements,
+    },
+    "istiod": {
+        ("meshConfig",): lambda value, where, _kubernetes_version, istio_version: mesh_config_errors(
+            value, where, istio_version
+        ),
+        ("topologySpreadConstraints",): _topology_spread,
+        ("resources",): _resource_requirements,
+        ("global", "proxy", "resources"): _resource_requirements,
+    },
+    "base": {},
+}
+
+
+def check_helm_values(
+    chart: str,
+    values: Mapping[str, Any],
+    istio_version: str = DEFAULT_ISTIO_VERSION,
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+) -> list[str]:
+    """Errors for values passed to one of Istio's charts (empty list: every key is one the chart defines)."""
+    if chart not in CHARTS:
+        return [f"unknown Istio chart {chart!r}; accepted: {list(CHARTS)}"]
+    if not isinstance(values, Mapping):
+        return [f"{chart} values: expected a mapping, got {type(values).__name__}"]
+    errors: list[str] = []
+    if _INTERNAL_DEFAULTS in values:
+        errors.append(f"{chart} values: {_INTERNAL_DEFAULTS} is internal to the chart; set its keys directly")
+    schema_root: Mapping[str, Any] | None = None
+    if chart == "gateway":
+        schema_root = gateway_values_schema(istio_version)
+        validator = jsonschema.Draft202012Validator(schema_root)
+        for error in sorted(validator.iter_errors(dict(values)), key=lambda e: list(map(str, e.absolute_path))):
+            errors.append(f"{chart} values: {_json_path(error.absolute_path) or '<root>'}: {error.message}")
+    _walk_values(
+        chart, values, chart_defaults(chart, istio_version), _schema_node(schema_root, schema_root or {}),
+        schema_root or {}, (), errors, istio_version, kubernetes_version,
+    )
+    return errors
+
+
+def _walk_values(chart, values, defaults, schema, schema_root, path, errors, istio_version, kubernetes_version):
+    properties = (schema or {}).get("properties", {})
+    for key, value in values.items():
+        key_path = (*path, key)
+        where = f"{chart} values: {'.'.join(key_path)}"
+        verbatim = _VERBATIM[chart].get(key_path)
+        if verbatim is not None:
+            errors.extend(verbatim(value, where, kubernetes_version, istio_version))
+            continue
+        in_defaults = isinstance(defaults, Mapping) and key in defaults
+        sub_schema = _schema_node(properties.get(key), schema_root)
+        if not in_defaults and sub_schema is None:
+            known = sorted(set(defaults if isinstance(defaults, Mapping) else ()) | set(properties))
+            errors.append(f"{where} is not a value the chart defines; known keys here: {known}")
+            continue
+        default = defaults.get(key) if in_defaults else None
+        if isinstance(value, Mapping):
+            if _is_free_form(default, sub_schema):
+                continue
+            if default is not None and not isinstance(default, Mapping):
+                errors.append(f"{where}: the chart expects a {type(default).__name__} here, not a mapping")
+                continue
+            _walk_values(chart, value, default or {}, sub_schema, schema_root, key_path, errors,
+                         istio_version, kubernetes_version)
+        elif isinstance(value, list):
+            _walk_list(chart, value, default, sub_schema, schema_root, key_path, errors,
+                       istio_version, kubernetes_version)
+
+
+def _is_free_form(default: Any, schema: Mapping[str, Any] | None) -> bool:
+    """Children of this key are the chart's business, not ours: it copies them verbatim.
+
+    True for an empty-map default (``podAnnotations: {}``) and for a schema object that lists no
+    properties (the gateway schema's ``labels``, ``affinity``, ...). A schema with properties is strict.
+    """
+    if schema is not None:
+        if schema.get("properties"):
+            return False
+        types = schema.get("type")
+        types = types if isinstance(types, list) else [types]
+        if "object" in types:
+            return True
+    return isinstance(default, Mapping) and len(default) == 0
+
+
+def _walk_list(chart, items, default, schema, schema_root, path, errors, istio_version, kubernetes_version):
+    item_defaults = [item for item in (default or []) if isinstance(item, Mapping)]
+    item_schema = _schema_node((schema or {}).get("items"), schema_root)
+    known = set().union(*(item.keys() for item in item_defaults)) | set((item_schema or {}).get("properties", {}))
+    if not known:
+        return  # an empty default list (tolerations, volumes, ...) is copied verbatim
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            continue
+        for key in item:
+            if key not in known:
+                errors.append(
+                    f"{chart} values: {'.'.join(path)}[{index}].{key} is not a field the chart defines; "
+                    f"known: {sorted(known)}"
+                )
+
+
+# --------------------------------------------------------------------------------------------------
+# MeshConfig (istiod's meshConfig value), checked against the vendored config.proto
+# --------------------------------------------------------------------------------------------------
+
+_PROTO_SCALARS = {
+    "string": str, "bool": bool, "int32": int, "int64": int, "uint32": int, "uint64": int,
+    "float": (int, float), "double": (int, float), "bytes": str,
+}
+# Well-known wrapper/struct types: their JSON form is the wrapped value or free-form JSON.
+_PROTO_WELL_KNOWN = {
+    "google.protobuf.Duration": str, "google.protobuf.BoolValue": bool, "google.protobuf.UInt32Value": int,
+    "google.protobuf.Int32Value": int, "google.protobuf.Int64Value": int, "google.protobuf.UInt64Value": int,
+    "google.protobuf.DoubleValue": (int, float), "google.protobuf.FloatValue": (int, float),
+    "google.protobuf.StringValue": str, "google.protobuf.Struct": dict, "google.protobuf.Value": object,
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+@functools.cache
+def mesh_config_messages(istio_version: str = DEFAULT_ISTIO_VERSION) -> dict[str, dict]:
+    """Messages and enums of mesh/v1alpha1/config.proto: fully qualified name -> description.
+
+    A deliberately small reader of the proto syntax that file uses (nested message/enum/oneof blocks,
+    ``[repeated] Type name = N [...];`` and ``map<K, V> name = N;`` fields).
+    """
+    text = (schema_dir(istio_version) / "mesh-config.proto").read_text()
+    text = re.sub(r"//[^\n]*", "", text)
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    tokens = re.findall(r"[A-Za-z_][\w.]*|\d+|<|>|,|\{|\}|;|=|\[|\]|\"[^\"]*\"|\S", text)
+    types: dict[str, dict] = {}
+    stack: list[tuple[str, str]] = []  # (kind, fully qualified name)
+    position = 0
+
+    def scope() -> str:
+        names = [name for kind, name in stack if kind in ("message", "enum")]
+        return names[-1] if names else ""
+
+    while position < len(tokens):
+        token = tokens[position]
+        if token in ("message", "enum") and position + 2 < len(tokens) and tokens[position + 2] == "{":
+            name = tokens[position + 1]
+            qualified = f"{scope()}.{name}" if scope() else name
+            types[qualified] = {"kind": token, "fields": {}, "values": set()}
+            stack.append((token, qualified))
+            position += 3
+        elif token == "oneof" and position + 2 < len(tokens) and tokens[position + 2] == "{":
+            stack.append(("oneof", ""))
+            position += 3
+        elif token == "{":
+            # option blocks and the like: skip to the matching brace
+            depth, position = 1, position + 1
+            while depth:
+                depth += {"{": 1, "}": -1}.get(tokens[position], 0)
+                position += 1
+        elif token == "}":
+            if stack:
+                stack.pop()
+            position += 1
+        elif stack and stack[-1][0] in ("message", "oneof") and token not in (
+            "option", "reserved", "syntax", "package", "import", ";"
+        ):
+            end = tokens.index(";", position)
+            statement = tokens[position:end]
+            position = end + 1
+            if "=" not in statement:
+                continue
+            head = statement[: statement.index("=")]
+            repeated = head[0] == "repeated"
+            if repeated:
+                head = head[1:]
+            if head[0] == "map":
+                field_type, name = "map", head[-1]
+            else:
+                field_type, name = head[0], head[1]
+            types[scope()]["fields"][_camel(name)] = {"type": field_type, "repeated": repeated, "scope": scope()}
+        elif stack and stack[-1][0] == "enum" and token not in ("option", "reserved", ";"):
+            end = tokens.index(";", position)
+            statement = tokens[position:end]
+            position = end + 1
+            if len(statement) >= 3 and statement[1] == "=":
+                types[stack[-1][1]]["values"].add(statement[0])
+        else:
+            end = tokens.index(";", position) if ";" in tokens[position:] else len(tokens)
+            position = end + 1
+    return types
+
+
+def _resolve_proto_type(name: str, scope: str, types: Mapping[str, dict]) -> str | None:
+    parts = scope.split(".") if scope else []
+    while True:
+        candidate = ".".join([*parts, name]) if parts else name
+        if candidate in types:
+            return candidate
+        if not parts:
+            return None
+        parts.pop()
+
+
+def mesh_config_errors(value: Any, where: str = "meshConfig", istio_version: str = DEFAULT_ISTIO_VERSION) -> list[str]:
+    """Errors of a meshConfig value against MeshConfig in config.proto.
+
+    Fields of messages defined in config.proto are checked strictly (unknown fields, enum values, scalar
+    types). Fields whose type is defined in another proto file (e.g. ``defaultConfig``: ProxyConfig in
+    proxy.proto) are accepted as given: only their name is checked.
+    """
+    return _check_message(value, "MeshConfig", mesh_config_messages(istio_version), where)
+
+
+def _check_message(value: Any, message: str, types: Mapping[str, dict], where: str) -> list[str]:
+    if not isinstance(value, Mapping):
+        return [f"{where}: expected a mapping ({message}), got {type(value).__name__}"]
+    errors: list[str] = []
+    fields = types[message]["fields"]
+    for key, sub_value in value.items():
+        field = fields.get(key)
+        if field is None:
+            errors.append(f"{where}.{key} is not a field of {message}; fields: {sorted(fields)}")
+            continue
+        items = sub_value if field["repeated"] else [sub_value]
+        if field["repeated"] and not isinstance(sub_value, list):
+            errors.append(f"{where}.{key}: expected a list")
+            continue
+        for item in items:
+            errors.extend(_check_field(item, field, types, f"{where}.{key}"))
+    return errors
+
+
+def _check_field(value: Any, field: Mapping[str, Any], types: Mapping[str, dict], where: str) -> list[str]:
+    field_type = field["type"]
+    if field_type == "map":
+        return [] if isinstance(value, Mapping) else [f"{where}: expected a mapping"]
+    python_type = _PROTO_SCALARS.get(field_type) or _PROTO_WELL_KNOWN.get(field_type)
+    if python_type is not None:
+        ok = python_type is object or (isinstance(value, python_type) and not (
+            python_type is not bool and isinstance(value, bool)))
+        if python_type in (int, (int, float)) and isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        return [] if ok else [f"{where}: expected {field_type}, got {value!r}"]
+    resolved = _resolve_proto_type(field_type, field["scope"], types)
+    if resolved is None:
+        return []  # defined in another proto file: only the field name was checked
+    if types[resolved]["kind"] == "enum":
+        allowed = types[resolved]["values"]
+        return [] if value in allowed else [f"{where}: {value!r} is not one of {sorted(allowed)}"]
+    return _check_message(value, resolved, types, where)
