@@ -1,0 +1,314 @@
+"""Istio from its official Helm charts: base (CRDs), istiod, an ingress and an egress gateway, mesh policy.
+
+Install order is base -> istiod -> gateways and mesh policy: base brings the CRDs and the validating
+webhook configuration; the gateway chart's `image: auto` and every Istio custom resource need a
+running istiod (its injector fills in the image, its webhook validates the resources).
+
+The ingress gateway is a NodePort Service with fixed node ports; the network load balancer in front
+of it belongs to `components/ingress.py`. TLS ends at that load balancer, so the gateway receives
+plain HTTP on two ports and tells the load balancer's two listeners apart by port:
+
+    NLB :443 TLS -> node port `https` -> gateway port INGRESS_SERVING_PORT  (serves the application)
+    NLB :80  TCP -> node port `http`  -> gateway port INGRESS_REDIRECT_PORT (answers 301 to https)
+
+Only the redirect port redirects, so a request that arrived over TLS is never redirected again.
+Without a domain there is no TLS listener: port 80 forwards to the serving port directly.
+The Istio `Gateway` resource that binds these ports belongs to the application; it uses the
+constants below.
+
+Sizing for 4 x t3.medium (about 1930m CPU, 3200 MiB allocatable, 17 pods each; see
+`tests/mesh/test_sizing.py`, which adds these requests to the application's and EKS's own pods and
+packs them onto the nodes, with one extra pod per Deployment for a rolling update, and again with one
+node drained):
+
+    pod                      replicas  cpu req  mem req   cpu+mem limit
+    istiod                   2         200m     512Mi     - / 1Gi     (chart default is 500m/2Gi)
+    ingress gateway          2         100m     128Mi     1 / 512Mi
+    egress gateway           2         100m     128Mi     1 / 512Mi
+    sidecar (per app pod)    -          50m      64Mi     1 / 512Mi   (chart default is 100m/128Mi)
+
+istiod serves xDS for a handful of workloads; 512Mi is several times what it uses at that size.
+Autoscaling is off everywhere: a bare EKS cluster has no metrics-server, so an HPA would never act,
+and a fixed replica count keeps the PodDisruptionBudgets meaningful (2 replicas, at most 1 down).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+
+ISTIO_NAMESPACE = "istio-system"
+INGRESS_NAMESPACE = "istio-ingress"
+EGRESS_NAMESPACE = "istio-egress"
+
+INGRESS_RELEASE = "istio-ingressgateway"
+EGRESS_RELEASE = "istio-egressgateway"
+
+# Pod labels the Istio Gateway resources select on. Set explicitly: the chart would otherwise derive
+# `istio: <release name without "istio-">`.
+INGRESS_GATEWAY_LABELS = {"istio": "ingressgateway"}
+EGRESS_GATEWAY_LABELS = {"istio": "egressgateway"}
+
+# Envoy's readiness endpoint on every gateway pod; the load balancer's health checks use it.
+GATEWAY_STATUS_PORT = 15021
+GATEWAY_READINESS_PATH = "/healthz/ready"
+
+# Helm waits for every object of a release to be ready. On a fresh cluster istiod and the gateways
+# pull their images first; 10 minutes covers that with room, 5 (the default) sometimes does not.
+RELEASE_TIMEOUT_SECONDS = 600
+
+ZONE_TOPOLOGY_KEY = "topology.kubernetes.io/zone"
+HOST_TOPOLOGY_KEY = "kubernetes.io/hostname"
+
+
+@dataclass(frozen=True)
+class GatewayPort:
+    """A port the ingress gateway listens on: Service port = target port = the Istio Gateway server port."""
+
+    name: str
+    number: int
+
+
+# Both carry plain HTTP (TLS ends at the load balancer). Unprivileged, so no extra capabilities.
+INGRESS_SERVING_PORT = GatewayPort(name="http", number=8080)
+INGRESS_REDIRECT_PORT = GatewayPort(name="http-redirect", number=8081)
+
+
+@dataclass(frozen=True)
+class IngressNodePorts:
+    """Node ports of the ingress gateway Service, shared with the load balancer's target groups."""
+
+    http: int  # behind the load balancer's port 80 listener: the redirect port (serving port without TLS)
+    https: int  # behind the TLS listener: the serving port
+    status: int  # the status port 15021, for health checks
+
+    def __post_init__(self) -> None:
+        ports = (self.http, self.https, self.status)
+        if len(set(ports)) != 3 or not all(30000 <= p <= 32767 for p in ports):
+            raise ValueError(f"ingress node ports must be three different ports in 30000-32767, got {ports}")
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str
+    memory_request: str
+    cpu_limit: Optional[str]
+    memory_limit: str
+
+    def as_values(self) -> dict[str, dict[str, str]]:
+        limits = {"memory": self.memory_limit}
+        if self.cpu_limit:
+            limits["cpu"] = self.cpu_limit
+        return {"requests": {"cpu": self.cpu_request, "memory": self.memory_request}, "limits": limits}
+
+
+ISTIOD_REPLICAS = 2
+# No CPU limit on istiod: throttling the control plane only delays config pushes.
+ISTIOD_RESOURCES = Resources(cpu_request="200m", memory_request="512Mi", cpu_limit=None, memory_limit="1Gi")
+SIDECAR_RESOURCES = Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="1000m", memory_limit="512Mi")
+INGRESS_GATEWAY_REPLICAS = 2
+EGRESS_GATEWAY_REPLICAS = 2
+GATEWAY_RESOURCES = Resources(cpu_request="100m", memory_request="128Mi", cpu_limit="1000m", memory_limit="512Mi")
+
+
+def namespace_labels(namespace: str) -> dict[str, str]:
+    """Gateway namespaces opt into injection: the gateway pods are an injected template (`image: auto`)."""
+    if namespace in (INGRESS_NAMESPACE, EGRESS_NAMESPACE):
+        return {"istio-injection": "enabled"}
+    return {}
+
+
+def base_values() -> dict[str, Any]:
+    """The base chart's defaults are what we want: all CRDs, the default revision's webhook."""
+    return {}
+
+
+def _spread(topology_key: str, labels: Mapping[str, str], hard: bool) -> dict[str, Any]:
+    return {
+        "maxSkew": 1,
+        "topologyKey": topology_key,
+        "whenUnsatisfiable": "DoNotSchedule" if hard else "ScheduleAnyway",
+        "labelSelector": {"matchLabels": dict(labels)},
+        # Spread each rollout's new pods on their own, not counted against the pods they replace.
+        "matchLabelKeys": ["pod-template-hash"],
+    }
+
+
+def mesh_config() -> dict[str, Any]:
+    """Mesh-wide settings (istio.mesh.v1alpha1.MeshConfig): access logs to stdout, registered egress only."""
+    return {
+        "accessLogFile": "/dev/stdout",
+        "accessLogEncoding": "JSON",
+        # Sidecars drop traffic to destinations not in the registry (Services, ServiceEntries).
+        "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
+    }
+
+
+def istiod_values() -> dict[str, Any]:
+    istiod_labels = {"app": "istiod"}
+    return {
+        "autoscaleEnabled": False,
+        "replicaCount": ISTIOD_REPLICAS,
+        "resources": ISTIOD_RESOURCES.as_values(),
+        "topologySpreadConstraints": [_spread(ZONE_TOPOLOGY_KEY, istiod_labels, hard=False)],
+        "pdb": {"minAvailable": 1},
+        "meshConfig": mesh_config(),
+        "global": {
+            "proxy": {"resources": SIDECAR_RESOURCES.as_values()},
+        },
+    }
+
+
+def ingress_gateway_service_ports(node_ports: IngressNodePorts) -> list[dict[str, Any]]:
+    return [
+        {"name": "status-port", "port": GATEWAY_STATUS_PORT, "targetPort": GATEWAY_STATUS_PORT,
+         "protocol": "TCP", "nodePort": node_ports.status},
+        {"name": INGRESS_REDIRECT_PORT.name, "port": INGRESS_REDIRECT_PORT.number,
+         "targetPort": INGRESS_REDIRECT_PORT.number, "protocol": "TCP", "nodePort": node_ports.http},
+        {"name": INGRESS_SERVING_PORT.name, "port": INGRESS_SERVING_PORT.number,
+         "targetPort": INGRESS_SERVING_PORT.number, "protocol": "TCP", "nodePort": node_ports.https},
+    ]
+
+
+def _gateway_values(labels: Mapping[str, str], replicas: int, zone_spread_hard: bool) -> dict[str, Any]:
+    return {
+        "labels": dict(labels),
+        "replicaCount": replicas,
+        "autoscaling": {"enabled": False},
+        "podDisruptionBudget": {"minAvailable": 1},
+        "resources": GATEWAY_RESOURCES.as_values(),
+        "topologySpreadConstraints": [
+            _spread(ZONE_TOPOLOGY_KEY, labels, hard=zone_spread_hard),
+            _spread(HOST_TOPOLOGY_KEY, labels, hard=False),
+        ],
+    }
+
+
+def ingress_gateway_values(node_ports: IngressNodePorts) -> dict[str, Any]:
+    values = _gateway_values(INGRESS_GATEWAY_LABELS, INGRESS_GATEWAY_REPLICAS, zone_spread_hard=True)
+    # NodePort, never LoadBalancer: the load balancer is an aws.lb resource in Pulumi's state, so
+    # nothing outside Pulumi creates AWS objects that `pulumi destroy` would not know about.
+    values["service"] = {"type": "NodePort", "ports": ingress_gateway_service_ports(node_ports)}
+    return values
+
+
+def egress_gateway_values() -> dict[str, Any]:
+    values = _gateway_values(EGRESS_GATEWAY_LABELS, EGRESS_GATEWAY_REPLICAS, zone_spread_hard=False)
+    values["service"] = {"type": "ClusterIP"}
+    return values
+
+
+def peer_authentication() -> dict[str, Any]:
+    """Mutual TLS required for every workload: a mesh-wide policy lives in istiod's root namespace."""
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "default", "namespace": ISTIO_NAMESPACE},
+        "spec": {"mtls": {"mode": "STRICT"}},
+    }
+
+
+def mesh_policy_objects() -> list[dict[str, Any]]:
+    return [peer_authentication()]
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    role: str  # also the child resource's name suffix
+    release: str
+    chart: str
+    namespace: str
+    values: Mapping[str, Any]
+
+
+def release_plans(node_ports: IngressNodePorts) -> list[ReleasePlan]:
+    """The four releases, in install order."""
+    return [
+        ReleasePlan("base", "istio-base", "base", ISTIO_NAMESPACE, base_values()),
+        ReleasePlan("istiod", "istiod", "istiod", ISTIO_NAMESPACE, istiod_values()),
+        ReleasePlan("ingress-gateway", INGRESS_RELEASE, "gateway", INGRESS_NAMESPACE,
+                    ingress_gateway_values(node_ports)),
+        ReleasePlan("egress-gateway", EGRESS_RELEASE, "gateway", EGRESS_NAMESPACE, egress_gateway_values()),
+    ]
+
+
+@dataclass(frozen=True)
+class MeshArgs:
+    istio_version: str
+    node_ports: IngressNodePorts
+    kubernetes_provider: k8s.Provider
+
+
+class Mesh(pulumi.ComponentResource):
+    """Istio control plane, gateways and mesh-wide policy."""
+
+    ingress_gateway_namespace: pulumi.Output[str]
+    egress_gateway_namespace: pulumi.Output[str]
+    istio_namespace: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MeshArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("eks-istio-shop:mesh:Mesh", name, None, opts)
+
+        def child(**kwargs: Any) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, **kwargs)
+
+        namespaces = {
+            namespace: k8s.core.v1.Namespace(
+                f"{name}-{namespace}",
+                metadata={"name": namespace, "labels": namespace_labels(namespace)},
+                opts=child(),
+            )
+            for namespace in (ISTIO_NAMESPACE, INGRESS_NAMESPACE, EGRESS_NAMESPACE)
+        }
+
+        plans = {plan.role: plan for plan in release_plans(args.node_ports)}
+
+        def release(plan: ReleasePlan, after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
+            return k8s.helm.v3.Release(
+                f"{name}-{plan.role}",
+                name=plan.release,
+                chart=plan.chart,
+                version=args.istio_version,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=ISTIO_CHART_REPOSITORY),
+                # The namespace's name is an output of the Namespace: the release waits for it.
+                namespace=namespaces[plan.namespace].metadata.name,
+                values=dict(plan.values),
+                timeout=RELEASE_TIMEOUT_SECONDS,
+                # A failed first install is uninstalled again, so that the next `pulumi up` can retry
+                # instead of failing on a release name that Helm still holds.
+                atomic=True,
+                opts=child(depends_on=after),
+            )
+
+        base = release(plans["base"], [])
+        # istiod reads none of base's outputs, but needs its CRDs and webhook configuration.
+        istiod = release(plans["istiod"], [base])
+        # The gateway pods' image is filled in by istiod's injector: istiod must be up first.
+        ingress_gateway = release(plans["ingress-gateway"], [istiod])
+        egress_gateway = release(plans["egress-gateway"], [istiod])
+
+        for policy in mesh_policy_objects():
+            k8s.apiextensions.CustomResource(
+                f"{name}-{policy['kind'].lower()}-{policy['metadata']['name']}",
+                api_version=policy["apiVersion"],
+                kind=policy["kind"],
+                metadata=policy["metadata"],
+                spec=policy["spec"],
+                # Its CRD comes with base and istiod's webhook validates it: both must be installed.
+                opts=child(depends_on=[istiod]),
+            )
+
+        # Read from the releases, so that whoever uses these waits for the gateways to be installed.
+        self.istio_namespace = istiod.namespace
+        self.ingress_gateway_namespace = ingress_gateway.namespace
+        self.egress_gateway_namespace = egress_gateway.namespace
+        self.register_outputs({
+            "istioNamespace": self.istio_namespace,
+            "ingressGatewayNamespace": self.ingress_gateway_namespace,
+            "egressGatewayNamespace": self.egress_gateway_namespace,
+        })
