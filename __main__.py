@@ -2,7 +2,11 @@
 
 import pulumi
 
+from components.certificate import Certificate, CertificateArgs
 from components.cluster import Cluster, ClusterArgs
+from components.dns import DnsRecord, DnsRecordArgs, hosted_zone_id
+from components.ingress import Ingress, IngressArgs
+from components.mesh import IngressNodePorts, Mesh, MeshArgs
 from components.network import Network, NetworkArgs
 from settings import load_settings
 
@@ -33,6 +37,53 @@ cluster = Cluster("shop-cluster", ClusterArgs(
     tags=settings.tags,
 ))
 
+node_ports = IngressNodePorts(
+    http=settings.mesh.ingress_http_node_port,
+    https=settings.mesh.ingress_https_node_port,
+    status=settings.mesh.ingress_status_node_port,
+)
+
+mesh = Mesh("shop-mesh", MeshArgs(
+    istio_version=settings.mesh.istio_version,
+    node_ports=node_ports,
+    kubernetes_provider=cluster.kubernetes_provider,
+))
+
+# With a domain: certificate first (the TLS listener needs it validated), the alias record last
+# (it needs the load balancer). Without one: plain HTTP on the load balancer's own name.
+zone_id = hosted_zone_id(settings.dns.domain, settings.dns.hosted_zone_id) if settings.dns.enabled else None
+certificate = Certificate("shop-certificate", CertificateArgs(
+    hostname=settings.dns.hostname,
+    hosted_zone_id=zone_id,
+    tags=settings.tags,
+)) if settings.dns.enabled else None
+
+ingress = Ingress("shop-ingress", IngressArgs(
+    vpc_id=network.vpc_id,
+    public_subnet_ids=network.public_subnet_ids,
+    node_security_group_id=cluster.node_security_group_id,
+    node_group_asg_names=cluster.node_group_asg_names,
+    node_ports=node_ports,
+    certificate_arn=certificate.certificate_arn if certificate else None,
+    tags=settings.tags,
+))
+
+if settings.dns.enabled:
+    record = DnsRecord("shop-dns", DnsRecordArgs(
+        hostname=settings.dns.hostname,
+        hosted_zone_id=zone_id,
+        load_balancer_dns_name=ingress.load_balancer_dns_name,
+        load_balancer_zone_id=ingress.load_balancer_zone_id,
+    ))
+    hostname = record.fqdn
+    url = record.fqdn.apply(lambda name: f"https://{name}")
+else:
+    hostname = ingress.load_balancer_dns_name
+    url = ingress.load_balancer_dns_name.apply(lambda name: f"http://{name}")
+
+pulumi.export("url", url)
+pulumi.export("hostname", hostname)
+pulumi.export("loadBalancerDnsName", ingress.load_balancer_dns_name)
 pulumi.export("clusterName", cluster.cluster_name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)

@@ -179,11 +179,16 @@ def _certificate(name: str, inputs: dict, region: str) -> dict:
         "resourceRecordType": "CNAME", "resourceRecordValue": "_mock.acm-validations.aws."}]}
 
 
+def _route53_record(name: str, inputs: dict, region: str) -> dict:
+    return {"fqdn": (inputs.get("name") or name).rstrip(".")}
+
+
 MOCK_OUTPUTS: dict[str, Callable[[str, dict, str], dict]] = {
     "eks:index:Cluster": _eks_cluster,
     "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:acm/certificate:Certificate": _certificate,
+    "aws:route53/record:Record": _route53_record,
 }
 
 
