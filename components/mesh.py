@@ -213,6 +213,20 @@ def peer_authentication() -> dict[str, Any]:
     }
 
 
+def ingress_gateway_servers(hosts: list[str]) -> list[dict[str, Any]]:
+    """The `servers` of an Istio Gateway on the ingress gateway, for the application's Gateway resource.
+
+    Both are plain HTTP (TLS ends at the load balancer). The redirect server answers every request
+    with a 301 to https; only the load balancer's port 80 listener reaches it.
+    """
+    return [
+        {"port": {"number": INGRESS_SERVING_PORT.number, "name": INGRESS_SERVING_PORT.name, "protocol": "HTTP"},
+         "hosts": list(hosts)},
+        {"port": {"number": INGRESS_REDIRECT_PORT.number, "name": INGRESS_REDIRECT_PORT.name, "protocol": "HTTP"},
+         "hosts": list(hosts), "tls": {"httpsRedirect": True}},
+    ]
+
+
 def mesh_policy_objects() -> list[dict[str, Any]]:
     return [peer_authentication()]
 

@@ -35,7 +35,7 @@ import yaml
 
 DEFAULT_ISTIO_VERSION = "1.30.3"
 # Kubernetes version whose OpenAPI schemas check values that Istio's charts copy into Kubernetes objects.
-DEFAULT_KUBERNETES_VERSION = "1.34"
+DEFAULT_KUBERNETES_VERSION = "1.35"
 SCHEMA_ROOT = Path(__file__).resolve().parent.parent / "schemas"
 
 CHARTS = ("base", "istiod", "gateway")

@@ -7,7 +7,7 @@ from components import ingress as ingress_module
 from components import mesh as mesh_module
 from tests.support import provider_urn
 from tools import istio_schema
-from tools.render import mock_state
+from tools.render import load_stack_config, mock_state
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
@@ -23,8 +23,7 @@ def releases(render) -> dict[str, dict]:
             for r in render.of_type(RELEASE)}
 
 
-def dev_config(render) -> dict:
-    from tools.render import load_stack_config
+def dev_config() -> dict:
     return load_stack_config("dev")
 
 
@@ -46,7 +45,7 @@ def test_releases_come_from_istio_at_the_configured_version(render, render_varia
     for release in render.of_type(RELEASE):
         inputs = release["inputs"]
         assert inputs["repositoryOpts"] == {"repo": mesh_module.ISTIO_CHART_REPOSITORY}
-        assert inputs["version"] == dev_config(render)["eks-istio-shop:istioVersion"]
+        assert inputs["version"] == dev_config()["eks-istio-shop:istioVersion"]
     other = render_variant(sets=("istioVersion=1.30.2",))
     assert {r["inputs"]["version"] for r in other.of_type(RELEASE)} == {"1.30.2"}
 
@@ -138,7 +137,7 @@ def gateway_node_ports(render) -> dict[int, int]:
 
 def test_node_ports_agree_across_service_target_groups_health_checks_and_security_groups(render):
     node_ports = gateway_node_ports(render)
-    config = dev_config(render)
+    config = dev_config()
     assert node_ports[mesh_module.INGRESS_SERVING_PORT.number] == int(config.get(
         "eks-istio-shop:ingressHttpsNodePort", 30443))
     status_node_port = node_ports[mesh_module.GATEWAY_STATUS_PORT]
@@ -229,7 +228,7 @@ def test_alias_record_targets_the_load_balancer(render):
 
 
 def test_dev_serves_the_domain_itself_over_https(render):
-    domain = dev_config(render)["eks-istio-shop:domain"]
+    domain = dev_config()["eks-istio-shop:domain"]
     assert render.outputs["hostname"] == domain
     assert render.outputs["url"] == f"https://{domain}"
     assert render.outputs["loadBalancerDnsName"].endswith(".elb.us-east-1.amazonaws.com")

@@ -90,3 +90,19 @@ def test_gateway_namespaces_opt_into_injection_and_istio_system_does_not():
     assert mesh.namespace_labels(mesh.INGRESS_NAMESPACE) == {"istio-injection": "enabled"}
     assert mesh.namespace_labels(mesh.EGRESS_NAMESPACE) == {"istio-injection": "enabled"}
     assert mesh.namespace_labels(mesh.ISTIO_NAMESPACE) == {}
+
+
+def test_gateway_servers_for_the_application_are_valid_and_redirect_only_on_the_redirect_port():
+    servers = mesh.ingress_gateway_servers(["shop.example.com"])
+    gateway = {
+        "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+        "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {"selector": dict(mesh.INGRESS_GATEWAY_LABELS), "servers": servers},
+    }
+    assert istio_schema.validate_istio_object(gateway) == []
+    redirecting = {s["port"]["number"] for s in servers if s.get("tls", {}).get("httpsRedirect")}
+    assert redirecting == {mesh.INGRESS_REDIRECT_PORT.number}
+    assert {s["port"]["number"] for s in servers} == {mesh.INGRESS_SERVING_PORT.number,
+                                                      mesh.INGRESS_REDIRECT_PORT.number}
+    service_ports = {p["port"] for p in mesh.ingress_gateway_service_ports(NODE_PORTS)}
+    assert {s["port"]["number"] for s in servers} <= service_ports
