@@ -24,6 +24,7 @@ import functools
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -340,17 +341,25 @@ CEL_RULES: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def cel_rules_in_crds(istio_version: str = DEFAULT_ISTIO_VERSION) -> set[str]:
-    """Every CEL rule text in the vendored CRDs (to prove each one has a translation)."""
-    found: set[str] = set()
+def cel_rules_in_crds(istio_version: str = DEFAULT_ISTIO_VERSION, structural_only: bool = False) -> Counter:
+    """How often each CEL rule text occurs in the vendored CRDs.
+
+    With ``structural_only``, only rules on nodes the validator walks (properties, items,
+    additionalProperties) count; comparing both proves no rule hides where it would not be evaluated.
+    """
+    found: Counter = Counter()
 
     def walk(node: Any) -> None:
         if isinstance(node, Mapping):
             for validation in node.get("x-kubernetes-validations", ()):
-                found.add(validation["rule"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
+                found[validation["rule"]] += 1
+            if structural_only:
+                children = [*node.get("properties", {}).values(), node.get("items"), node.get("additionalProperties")]
+            else:
+                children = list(node.values())
+            for child in children:
+                walk(child)
+        elif isinstance(node, list) and not structural_only:
             for value in node:
                 walk(value)
 

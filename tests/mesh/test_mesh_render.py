@@ -61,7 +61,9 @@ def test_releases_wait_long_enough_and_clean_up_failed_installs(render):
 def test_release_values_use_only_keys_the_charts_define(render):
     for name, document in render.manifests.items():
         if name.endswith(".release.yaml"):
-            errors = istio_schema.check_helm_values(document["chart"], document["values"])
+            errors = istio_schema.check_helm_values(
+                document["chart"], document["values"],
+                kubernetes_version=str(dev_config().get("eks-istio-shop:kubernetesVersion", "1.35")))
             assert errors == [], (name, errors)
 
 
@@ -118,12 +120,14 @@ def test_namespaces_are_explicit_valid_objects_and_releases_use_them(render):
 def test_kubernetes_objects_use_the_cluster_provider_and_go_before_the_node_group(render):
     [provider] = render.of_type("pulumi:providers:kubernetes")
     [node_group] = render.of_type(NODE_GROUP)
+    [eks] = render.of_type(EKS_CLUSTER)
     kubernetes_objects = [r for r in render.resources if r["type"].startswith("kubernetes:") and r["custom"]]
     assert kubernetes_objects
     for resource in kubernetes_objects:
         assert resource["provider"] and provider_urn(resource["provider"]) == provider["urn"], resource["name"]
         # Destroy runs dependencies in reverse: these go while the nodes still run their finalizers.
         assert render.depends_on(resource, node_group["urn"]), resource["name"]
+        assert render.depends_on(resource, eks["urn"]), resource["name"]
 
 
 # ---- Load balancer ---------------------------------------------------------------------------------------
