@@ -487,7 +487,8 @@ def _walk_values(chart, values, defaults, schema, schema_root, path, errors, ist
         in_defaults = isinstance(defaults, Mapping) and key in defaults
         sub_schema = _schema_node(properties.get(key), schema_root)
         if not in_defaults and sub_schema is None:
-            known = sorted(set(defaults if isinstance(defaults, Mapping) else ()) | set(properties))
+            known = sorted((set(defaults if isinstance(defaults, Mapping) else ()) | set(properties))
+                           - {_INTERNAL_DEFAULTS})
             errors.append(f"{where} is not a value the chart defines; known keys here: {known}")
             continue
         default = defaults.get(key) if in_defaults else None
