@@ -1,0 +1,195 @@
+"""The reaper's decisions, against a fake workspace (no Pulumi CLI, no backend)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tools import reap
+
+NOW = datetime(2026, 11, 25, 20, 0, tzinfo=timezone.utc)
+
+
+class FakeWorkspace:
+    def __init__(self, stacks: dict[str, dict[str, str]], failing: frozenset[str] = frozenset(),
+                 broken_tags: frozenset[str] = frozenset()):
+        self.stacks = {name: dict(tags) for name, tags in stacks.items()}
+        self.failing = failing
+        self.broken_tags = broken_tags
+        self.destroy_calls: list[str] = []
+
+    def stack_names(self) -> list[str]:
+        return list(self.stacks)
+
+    def tags(self, stack_name: str) -> dict[str, str]:
+        if stack_name in self.broken_tags:
+            raise RuntimeError("error: could not read tags: backend unreachable")
+        return self.stacks[stack_name]
+
+    def destroy_and_remove(self, stack_name: str) -> None:
+        self.destroy_calls.append(stack_name)
+        if stack_name in self.failing:
+            raise RuntimeError("code: 255\nstderr: error: DependencyViolation: vpc has dependencies")
+        del self.stacks[stack_name]
+
+
+def run(workspace: FakeWorkspace, dry_run: bool = False, now: datetime = NOW) -> tuple[int, list[str]]:
+    lines: list[str] = []
+    code = reap.reap(workspace, now, dry_run, out=lines.append)
+    return code, lines
+
+
+def line_for(lines: list[str], stack: str) -> str:
+    """The final decision printed for a stack."""
+    matching = [line for line in lines if line.startswith(f"{stack}: ")]
+    assert matching, f"no decision printed for {stack}: {lines}"
+    return matching[-1]
+
+
+def expiry(delta: timedelta) -> str:
+    return (NOW + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_expired_stack_is_destroyed_and_removed():
+    workspace = FakeWorkspace({"pr-7": {reap.EXPIRY_TAG: expiry(-timedelta(minutes=1))}})
+    code, lines = run(workspace)
+    assert code == 0
+    assert workspace.destroy_calls == ["pr-7"]
+    assert "pr-7" not in workspace.stacks
+    assert "destroyed" in line_for(lines, "pr-7")
+
+
+def test_stack_not_yet_expired_is_kept():
+    workspace = FakeWorkspace({"pr-8": {reap.EXPIRY_TAG: expiry(timedelta(minutes=1))}})
+    code, lines = run(workspace)
+    assert code == 0
+    assert workspace.destroy_calls == []
+    assert line_for(lines, "pr-8").startswith("pr-8: keep")
+
+
+def test_expiry_exactly_now_counts_as_expired():
+    workspace = FakeWorkspace({"pr-9": {reap.EXPIRY_TAG: expiry(timedelta(0))}})
+    run(workspace)
+    assert workspace.destroy_calls == ["pr-9"]
+
+
+def test_stack_without_the_tag_is_never_touched():
+    workspace = FakeWorkspace({"dev": {"owner": "platform-team"}, "scratch": {}})
+    code, lines = run(workspace)
+    assert code == 0
+    assert workspace.destroy_calls == []
+    assert line_for(lines, "dev").startswith("dev: skip")
+    assert line_for(lines, "scratch").startswith("scratch: skip")
+
+
+@pytest.mark.parametrize("value", ["tomorrow", "", "2026-11-25T19:00:00", "2026-11-25", "2026-13-01T00:00:00Z"])
+def test_malformed_tag_is_left_alone_and_reported(value):
+    workspace = FakeWorkspace({"pr-10": {reap.EXPIRY_TAG: value},
+                               "pr-11": {reap.EXPIRY_TAG: expiry(-timedelta(hours=1))}})
+    code, lines = run(workspace)
+    assert workspace.destroy_calls == ["pr-11"], "a malformed tag must not stop the others"
+    assert "pr-10" in workspace.stacks
+    assert line_for(lines, "pr-10").startswith("pr-10: malformed")
+    assert code == 1
+
+
+def test_failing_destroy_does_not_stop_the_others_and_ends_non_zero():
+    workspace = FakeWorkspace(
+        {"pr-1": {reap.EXPIRY_TAG: expiry(-timedelta(hours=2))},
+         "pr-2": {reap.EXPIRY_TAG: expiry(-timedelta(hours=1))},
+         "pr-3": {reap.EXPIRY_TAG: expiry(timedelta(hours=1))}},
+        failing=frozenset({"pr-1"}))
+    code, lines = run(workspace)
+    assert workspace.destroy_calls == ["pr-1", "pr-2"]
+    assert "pr-1" in workspace.stacks and "pr-2" not in workspace.stacks
+    failed = line_for(lines, "pr-1")
+    assert failed.startswith("pr-1: failed") and "DependencyViolation" in failed
+    assert code == 1
+
+
+def test_unreadable_tags_count_as_a_failure_and_the_run_goes_on():
+    workspace = FakeWorkspace({"pr-4": {}, "pr-5": {reap.EXPIRY_TAG: expiry(-timedelta(hours=1))}},
+                              broken_tags=frozenset({"pr-4"}))
+    code, lines = run(workspace)
+    assert workspace.destroy_calls == ["pr-5"]
+    assert line_for(lines, "pr-4").startswith("pr-4: failed")
+    assert code == 1
+
+
+def test_dry_run_destroys_nothing_but_says_what_it_would_do():
+    workspace = FakeWorkspace({"pr-6": {reap.EXPIRY_TAG: expiry(-timedelta(days=1))},
+                               "pr-12": {reap.EXPIRY_TAG: expiry(timedelta(days=1))}})
+    code, lines = run(workspace, dry_run=True)
+    assert code == 0
+    assert workspace.destroy_calls == []
+    assert line_for(lines, "pr-6").startswith("pr-6: would destroy")
+    assert line_for(lines, "pr-12").startswith("pr-12: keep")
+
+
+@pytest.mark.parametrize("value, expired", [
+    # 21:30 at +02:00 is 19:30 UTC: already past at 20:00 UTC, although "21:30" reads as later.
+    ("2026-11-25T21:30:00+02:00", True),
+    # 15:30 at -05:00 is 20:30 UTC: still in the future, although "15:30" reads as earlier.
+    ("2026-11-25T15:30:00-05:00", False),
+    ("2026-11-25T19:59:59Z", True),
+    ("2026-11-25T20:00:01+00:00", False),
+    ("2026-11-25T20:00:00.500Z", False),
+])
+def test_offsets_are_honoured(value, expired):
+    decision = reap.decide("pr-1", {reap.EXPIRY_TAG: value}, NOW)
+    assert decision.action == (reap.DESTROY if expired else reap.KEEP)
+
+
+def test_parse_expiry_refuses_naive_times_and_returns_aware_ones():
+    with pytest.raises(ValueError, match="timezone"):
+        reap.parse_expiry("2026-11-25T20:00:00")
+    parsed = reap.parse_expiry("2026-11-25T22:00:00+02:00")
+    assert parsed.utcoffset() == timedelta(hours=2)
+    assert parsed == NOW
+
+
+def test_decide_refuses_a_naive_clock():
+    with pytest.raises(ValueError):
+        reap.decide("pr-1", {}, datetime(2026, 11, 25, 20, 0))
+
+
+def test_main_exit_codes_and_messages(tmp_path: Path, capsys):
+    (tmp_path / "Pulumi.yaml").write_text("name: eks-istio-shop\n")
+    workspace = FakeWorkspace({"pr-1": {reap.EXPIRY_TAG: "2026-11-25T19:00:00Z"}}, failing=frozenset({"pr-1"}))
+    code = reap.main(["--work-dir", str(tmp_path), "--now", "2026-11-25T20:00:00Z"],
+                     workspace_factory=lambda _: workspace)
+    assert code == 1
+    assert "pr-1: failed" in capsys.readouterr().out
+
+    def no_cli(_: Path):
+        raise reap.ReapError("could not start the Pulumi CLI (is `pulumi` on PATH?): not found")
+
+    assert reap.main(["--work-dir", str(tmp_path)], workspace_factory=no_cli) == 2
+    err = capsys.readouterr().err
+    assert "pulumi" in err and "Traceback" not in err
+
+
+def test_main_lists_failure_is_a_clear_error(tmp_path: Path, capsys):
+    (tmp_path / "Pulumi.yaml").write_text("name: eks-istio-shop\n")
+
+    class Unlisted(FakeWorkspace):
+        def stack_names(self):
+            raise RuntimeError("stderr: error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions")
+
+    code = reap.main(["--work-dir", str(tmp_path)], workspace_factory=lambda _: Unlisted({}))
+    assert code == 2
+    assert "PULUMI_ACCESS_TOKEN" in capsys.readouterr().err
+
+
+def test_main_rejects_bad_arguments(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        reap.main(["--work-dir", str(tmp_path)], workspace_factory=lambda _: FakeWorkspace({}))
+    assert exit_info.value.code == 2
+    assert "no Pulumi.yaml" in capsys.readouterr().err
+    (tmp_path / "Pulumi.yaml").write_text("name: eks-istio-shop\n")
+    with pytest.raises(SystemExit):
+        reap.main(["--work-dir", str(tmp_path), "--now", "2026-11-25 20:00"],
+                  workspace_factory=lambda _: FakeWorkspace({}))
+    assert "timezone" in capsys.readouterr().err
