@@ -1,0 +1,189 @@
+"""The teardown check against moto's mocked AWS APIs (no network, no credentials)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tools import leftovers
+
+REGION = "us-east-1"
+STACK = "pr-12"
+
+
+def tags(stack: str = STACK, project: str = leftovers.PROJECT) -> list[dict[str, str]]:
+    return [{"Key": "project", "Value": project}, {"Key": "stack", "Value": stack},
+            {"Key": "owner", "Value": "platform-team"}]
+
+
+def spec(resource_type: str, stack: str = STACK) -> list[dict]:
+    return [{"ResourceType": resource_type, "Tags": tags(stack)}]
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    # Fake credentials so that nothing can reach a real account even if moto were bypassed.
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION,
+                       "AWS_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield boto3.Session(region_name=REGION)
+
+
+def run(capsys, *argv: str, session=None) -> tuple[int, str]:
+    code = leftovers.main([*argv], session=session)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def make_network(session, stack: str = STACK) -> tuple[str, list[str]]:
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=spec("vpc", stack))["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{zone}",
+                                 TagSpecifications=spec("subnet", stack))["Subnet"]["SubnetId"]
+               for i, zone in enumerate("ab")]
+    return vpc, subnets
+
+
+def test_nothing_left_exits_zero(aws, capsys):
+    # Another stack's resources in the same account are not this stack's leftovers.
+    vpc, subnets = make_network(aws, stack="dev")
+    aws.client("elbv2").create_load_balancer(Name="dev-nlb", Subnets=subnets, Type="network",
+                                             Tags=tags(stack="dev"))
+    code, out = run(capsys, STACK, session=aws)
+    assert code == 0
+    assert "Nothing left" in out
+    assert "dev-nlb" not in out
+
+
+def test_one_load_balancer_left_is_billable_and_exits_non_zero(aws, capsys):
+    vpc, subnets = make_network(aws, stack="dev")  # the subnets belong to another stack
+    arn = aws.client("elbv2").create_load_balancer(Name="pr-12-nlb", Subnets=subnets, Type="network",
+                                                   Tags=tags())["LoadBalancers"][0]["LoadBalancerArn"]
+    code, out = run(capsys, STACK, session=aws)
+    assert code == 1
+    billable = [line for line in out.splitlines() if line.startswith(leftovers.BILLABLE)]
+    assert len(billable) == 1 and arn in billable[0]
+    assert "1 billable" in out
+
+
+def test_pending_deletion_kms_key_is_fine_and_exits_zero(aws, capsys):
+    kms = aws.client("kms")
+    key_id = kms.create_key(Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in tags()])["KeyMetadata"]["KeyId"]
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    code, out = run(capsys, STACK, session=aws)
+    assert code == 0
+    fine = [line for line in out.splitlines() if line.startswith(leftovers.FINE)]
+    assert len(fine) == 1 and key_id in fine[0] and "pending deletion" in fine[0]
+
+
+def test_enabled_kms_key_is_billable(aws, capsys):
+    kms = aws.client("kms")
+    key_id = kms.create_key(Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in tags()])["KeyMetadata"]["KeyId"]
+    code, out = run(capsys, STACK, session=aws)
+    assert code == 1
+    assert any(line.startswith(leftovers.BILLABLE) and key_id in line for line in out.splitlines())
+
+
+def test_untagged_load_balancer_inside_a_leftover_vpc_is_found(aws, capsys):
+    """What a failed destroy really leaves: a VPC held by a load balancer Kubernetes made, without our tags."""
+    vpc, subnets = make_network(aws)
+    ec2 = aws.client("ec2")
+    k8s_group = ec2.create_security_group(GroupName="k8s-elb-a1b2", Description="made by a controller",
+                                          VpcId=vpc)["GroupId"]
+    arn = aws.client("elbv2").create_load_balancer(Name="k8s-istio-ingress", Subnets=subnets, Type="network",
+                                                   SecurityGroups=[k8s_group])["LoadBalancers"][0]["LoadBalancerArn"]
+    code, out = run(capsys, STACK, session=aws)
+    assert code == 1
+    lines = out.splitlines()
+    assert any(line.startswith(leftovers.BILLABLE) and arn in line and "inside leftover" in line for line in lines)
+    assert any(line.startswith(leftovers.NOT_BILLABLE) and k8s_group in line for line in lines)
+    assert any(line.startswith(leftovers.NOT_BILLABLE) and vpc in line for line in lines)
+
+
+def test_free_leftovers_pass_unless_strict(aws, capsys):
+    make_network(aws)
+    code, out = run(capsys, STACK, session=aws)
+    assert code == 0 and "2 billable" not in out and leftovers.NOT_BILLABLE in out
+    code, _ = run(capsys, STACK, "--strict", session=aws)
+    assert code == 1
+
+
+def test_nat_gateway_and_elastic_ip_are_billable_until_deleted(aws, capsys):
+    vpc, subnets = make_network(aws)
+    ec2 = aws.client("ec2")
+    allocation = ec2.allocate_address(Domain="vpc", TagSpecifications=spec("elastic-ip"))["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=subnets[0], AllocationId=allocation,
+                                 TagSpecifications=spec("natgateway"))["NatGateway"]["NatGatewayId"]
+    code, out = run(capsys, STACK, session=aws)
+    billable = "\n".join(line for line in out.splitlines() if line.startswith(leftovers.BILLABLE))
+    assert code == 1 and nat in billable and allocation in billable
+
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    ec2.release_address(AllocationId=allocation)
+    code, out = run(capsys, STACK, session=aws)
+    assert code == 0
+    assert any(line.startswith(leftovers.FINE) and nat in line for line in out.splitlines())
+
+
+def test_cluster_tagged_volume_is_found_with_cluster_name(aws, capsys):
+    ec2 = aws.client("ec2")
+    volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8, TagSpecifications=[{
+        "ResourceType": "volume", "Tags": [{"Key": "kubernetes.io/cluster/alpha-pr-12", "Value": "owned"}]}])["VolumeId"]
+    code, _ = run(capsys, STACK, session=aws)
+    assert code == 0, "without --cluster-name only the project's tags are asked for"
+    code, out = run(capsys, STACK, "--cluster-name", "alpha-pr-12", session=aws)
+    assert code == 1
+    assert any(line.startswith(leftovers.BILLABLE) and volume in line for line in out.splitlines())
+
+
+@pytest.mark.parametrize("state, verdict", [
+    ("PendingDeletion", leftovers.FINE), ("Enabled", leftovers.BILLABLE), ("Disabled", leftovers.BILLABLE)])
+def test_kms_verdicts(state, verdict):
+    assert leftovers.judge("kms", "key", state)[0] == verdict
+
+
+def test_unknown_kinds_count_as_billable():
+    assert leftovers.judge("logs", "log-group", None)[0] == leftovers.BILLABLE
+    assert leftovers.judge("ec2", "vpc-endpoint", "available")[0] == leftovers.BILLABLE
+    assert leftovers.judge("elasticloadbalancing", "targetgroup", None)[0] == leftovers.NOT_BILLABLE
+
+
+def test_parse_arn_keeps_load_balancer_ids():
+    assert leftovers.parse_arn(
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/pr-12-nlb/50dc6c495c0c9188"
+    ) == ("elasticloadbalancing", "loadbalancer", "net/pr-12-nlb/50dc6c495c0c9188")
+    assert leftovers.parse_arn("arn:aws:ec2:us-east-1:123456789012:natgateway/nat-0abc") == (
+        "ec2", "natgateway", "nat-0abc")
+
+
+def test_no_credentials_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code, out = run(capsys, STACK, "--region", REGION)
+    assert code == 2
+    assert "no AWS credentials" in out and "Traceback" not in out
+
+
+def test_no_region_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    for key in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    code, out = run(capsys, STACK)
+    assert code == 2
+    assert "region" in out
+
+
+def test_bad_stack_name_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        leftovers.main(["pr 12; rm -rf /"])
+    assert exit_info.value.code == 2
+    assert "not a stack name" in capsys.readouterr().err
