@@ -1,6 +1,6 @@
 """Reaper: destroy and remove the project's stacks whose expiry has passed.
 
-    python -m tools.reap [--dry-run] [--work-dir DIR] [--now RFC3339]
+    python -m tools.reap [--dry-run] [--check-leftovers] [--work-dir DIR] [--now RFC3339]
 
 A stack is a candidate only if it carries the stack tag `expires-at` (see EXPIRY_TAG) holding an
 RFC 3339 timestamp with a timezone, e.g. `2026-11-25T20:00:00Z`; the demo workflow sets it. Stacks
@@ -92,8 +92,13 @@ def decide(stack: str, tags: Mapping[str, str], now: datetime) -> Decision:
 
 
 def reap(workspace: StackWorkspace, now: datetime, dry_run: bool,
-         out: Callable[[str], None] = print) -> int:
-    """Decide for every stack, carry out the destroys, print each decision; return the exit code."""
+         out: Callable[[str], None] = print,
+         after_destroy: Optional[Callable[[str], int]] = None) -> int:
+    """Decide for every stack, carry out the destroys, print each decision; return the exit code.
+
+    after_destroy(stack) runs after each successful destroy (the leftovers check); a non-zero
+    result counts as a problem.
+    """
     try:
         names = workspace.stack_names()
     except Exception as exc:  # the workspace wraps the CLI; any failure here means nothing can be judged
@@ -122,6 +127,10 @@ def reap(workspace: StackWorkspace, now: datetime, dry_run: bool,
                     problems += 1
                 else:
                     decision = Decision(name, "destroyed", "stack and its resources removed")
+                    if after_destroy is not None and after_destroy(name) != 0:
+                        decision = Decision(name, FAILED, "destroyed, but the leftovers check found "
+                                                          "resources still in AWS (listed above)")
+                        problems += 1
         out(decision.line())
     summary = f"{len(names)} stack(s) checked, {problems} problem(s)"
     out(summary + (" (dry run: nothing destroyed)" if dry_run else ""))
@@ -163,6 +172,12 @@ class AutomationWorkspace:
         stack.destroy(remove=True, on_output=lambda line: self._out(f"  | {line.rstrip()}"))
 
 
+def _leftovers_check(stack_name: str) -> int:
+    from tools import leftovers
+
+    return leftovers.main([stack_name])
+
+
 def _parse_now(value: str) -> datetime:
     try:
         return parse_expiry(value)
@@ -179,6 +194,8 @@ def main(argv: Optional[Sequence[str]] = None,
     parser.add_argument("--dry-run", action="store_true", help="print the decisions, destroy nothing")
     parser.add_argument("--work-dir", type=Path, default=ROOT,
                         help="the directory holding Pulumi.yaml (default: the repository root)")
+    parser.add_argument("--check-leftovers", action="store_true",
+                        help="after each destroy, run `python -m tools.leftovers <stack>` (needs AWS credentials)")
     parser.add_argument("--now", type=_parse_now, default=None,
                         help="judge expiry as of this RFC 3339 time instead of the clock (for rehearsals)")
     args = parser.parse_args(argv)
@@ -188,7 +205,7 @@ def main(argv: Optional[Sequence[str]] = None,
     now = args.now or datetime.now(timezone.utc)
     try:
         workspace = workspace_factory(args.work_dir)
-        return reap(workspace, now, args.dry_run)
+        return reap(workspace, now, args.dry_run, after_destroy=_leftovers_check if args.check_leftovers else None)
     except ReapError as exc:
         print(f"reap: error: {exc}", file=sys.stderr)
         return 2

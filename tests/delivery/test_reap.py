@@ -193,3 +193,29 @@ def test_main_rejects_bad_arguments(tmp_path: Path, capsys):
         reap.main(["--work-dir", str(tmp_path), "--now", "2026-11-25 20:00"],
                   workspace_factory=lambda _: FakeWorkspace({}))
     assert "timezone" in capsys.readouterr().err
+
+
+def test_leftovers_check_runs_after_each_destroy_and_counts_when_it_fails():
+    workspace = FakeWorkspace({"pr-1": {reap.EXPIRY_TAG: expiry(-timedelta(hours=1))},
+                               "pr-2": {reap.EXPIRY_TAG: expiry(-timedelta(hours=1))},
+                               "pr-3": {reap.EXPIRY_TAG: expiry(-timedelta(hours=1))}},
+                              failing=frozenset({"pr-3"}))
+    checked: list[str] = []
+
+    def leftovers_check(stack: str) -> int:
+        checked.append(stack)
+        return 1 if stack == "pr-2" else 0
+
+    lines: list[str] = []
+    code = reap.reap(workspace, NOW, False, out=lines.append, after_destroy=leftovers_check)
+    assert checked == ["pr-1", "pr-2"], "only stacks whose destroy succeeded are checked"
+    assert "destroyed" in line_for(lines, "pr-1")
+    assert line_for(lines, "pr-2").startswith("pr-2: failed") and "leftovers" in line_for(lines, "pr-2")
+    assert code == 1
+
+
+def test_dry_run_runs_no_leftovers_check():
+    workspace = FakeWorkspace({"pr-1": {reap.EXPIRY_TAG: expiry(-timedelta(hours=1))}})
+    checked: list[str] = []
+    reap.reap(workspace, NOW, True, out=lambda _: None, after_destroy=lambda s: checked.append(s) or 0)
+    assert checked == []
