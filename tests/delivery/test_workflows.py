@@ -1,0 +1,292 @@
+"""The GitHub workflows: linted (actionlint, zizmor offline), pinned, least-privileged, wired as documented."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
+NAMES = {path.stem for path in WORKFLOW_FILES}
+
+SHA_PIN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@\s]+)?@[0-9a-f]{40}$")
+VERSION_COMMENT = re.compile(r"uses:\s*\S+@[0-9a-f]{40}\s+#\s*v\d+(\.\d+){0,2}\s*$")
+
+BAD_WORKFLOW = """\
+name: bad
+on: pull_request_target
+jobs:
+  build:
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          ref: ${{ github.event.pull_request.head.sha }}
+      - run: echo "${{ github.event.pull_request.title }}"
+        unknown-key: true
+"""
+
+
+def tool(name: str) -> str:
+    """A linter installed beside the interpreter running the tests (the project's .venv)."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed; `make test` installs it from requirements-dev.txt")
+    return found
+
+
+def offline_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN")}
+    env["ZIZMOR_OFFLINE"] = "true"
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text())
+    # YAML 1.1 reads the bare key `on` as True.
+    if True in document:
+        document["on"] = document.pop(True)
+    return document
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return job.get("steps", [])
+
+
+def uses_of(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for job_name, job in document["jobs"].items():
+        if "uses" in job:
+            yield job_name, job["uses"]
+        for step in steps(job):
+            if "uses" in step:
+                yield job_name, step["uses"]
+
+
+def step_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [step for step in steps(job) if step.get("uses", "").split("@")[0] == action]
+
+
+def job_text(job: dict[str, Any]) -> str:
+    return json.dumps(job)
+
+
+def test_the_four_workflows_exist():
+    assert {"preview", "deploy", "demo", "reap"} <= NAMES
+
+
+# -- linters ------------------------------------------------------------------------------------
+
+def run_actionlint(*paths: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([tool("actionlint"), "-no-color", *map(str, paths)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def run_zizmor(*paths: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([tool("zizmor"), "--offline", "--format", "json", *map(str, paths)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=offline_env())
+
+
+def test_actionlint_finds_nothing():
+    result = run_actionlint(*WORKFLOW_FILES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_offline_finds_nothing():
+    result = run_zizmor(*WORKFLOW_FILES)
+    findings = json.loads(result.stdout or "[]")
+    assert findings == [], json.dumps(findings, indent=1)[:4000]
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_linters_do_catch_a_bad_workflow(tmp_path: Path):
+    """Guards against a linter that silently checks nothing (wrong path, empty config)."""
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(BAD_WORKFLOW)
+    assert run_actionlint(bad).returncode != 0
+    idents = {finding["ident"] for finding in json.loads(run_zizmor(bad).stdout or "[]")}
+    assert {"template-injection", "unpinned-uses"} <= idents, idents
+
+
+# -- pinning ------------------------------------------------------------------------------------
+
+def pin_problems(document: dict[str, Any], text: str) -> list[str]:
+    problems = []
+    for job_name, uses in uses_of(document):
+        if uses.startswith("./"):
+            continue
+        if uses.startswith("docker://"):
+            if "@sha256:" not in uses:
+                problems.append(f"{job_name}: {uses} is not pinned to a digest")
+            continue
+        if not SHA_PIN.match(uses):
+            problems.append(f"{job_name}: {uses} is not pinned to a full commit SHA")
+    for line in text.splitlines():
+        if re.search(r"uses:\s*[^.\s][^@\s]*@[0-9a-f]{40}", line) and not VERSION_COMMENT.search(line):
+            problems.append(f"no `# vX.Y.Z` comment naming the pinned release: {line.strip()}")
+    return problems
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_third_party_actions_are_pinned_to_a_commit_sha(path: Path):
+    assert pin_problems(load(path), path.read_text()) == []
+
+
+def test_pin_check_rejects_tags_and_short_shas():
+    text = ("jobs:\n  a:\n    steps:\n"
+            "      - uses: actions/checkout@v7\n"
+            "      - uses: pulumi/actions@8e5e406\n"
+            "      - uses: actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97\n")
+    problems = pin_problems(yaml.safe_load(text), text)
+    assert len(problems) == 3, problems
+
+
+def test_every_action_is_pinned_to_the_same_commit_everywhere():
+    pins: dict[str, set[str]] = {}
+    for path in WORKFLOW_FILES:
+        for _, uses in uses_of(load(path)):
+            name, _, ref = uses.partition("@")
+            pins.setdefault(name, set()).add(ref)
+    assert {name: refs for name, refs in pins.items() if len(refs) > 1} == {}
+
+
+# -- permissions --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_permissions_are_granted_per_job_and_only_where_needed(path: Path):
+    document = load(path)
+    assert document.get("permissions") == {}, "the workflow's default token must have no permissions"
+    for job_name, job in document["jobs"].items():
+        granted = job.get("permissions")
+        assert isinstance(granted, dict), f"{job_name}: states its permissions"
+        assumes_role = bool(step_using(job, "aws-actions/configure-aws-credentials"))
+        assert (granted.get("id-token") == "write") == assumes_role, \
+            f"{job_name}: id-token: write exactly when it assumes an AWS role"
+        comments = any(str(step.get("with", {}).get("comment-on-pr", "false")).lower() != "false"
+                       for step in step_using(job, "pulumi/actions"))
+        assert (granted.get("pull-requests") == "write") == comments, \
+            f"{job_name}: pull-requests: write exactly when it comments on the pull request"
+        assert set(granted) <= {"contents", "id-token", "pull-requests"}, f"{job_name}: {granted}"
+        assert granted.get("contents") in (None, "read")
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_aws_credentials_come_from_oidc_never_from_stored_keys(path: Path):
+    text = path.read_text()
+    assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+    for job in load(path)["jobs"].values():
+        for step in step_using(job, "aws-actions/configure-aws-credentials"):
+            assert step["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_jobs_with_secrets_never_run_for_fork_pull_requests(path: Path):
+    document = load(path)
+    if "pull_request" not in document["on"] and "pull_request_target" not in document["on"]:
+        return
+    assert "pull_request_target" not in document["on"], "pull_request_target hands secrets to fork code"
+    for job_name, job in document["jobs"].items():
+        text = job_text(job)
+        if "secrets." in text or job.get("permissions", {}).get("id-token") == "write":
+            condition = job.get("if", "")
+            assert "github.event.pull_request.head.repo.full_name == github.repository" in condition, \
+                f"{job_name} uses secrets or OIDC and must not run for forks"
+
+
+def test_checkouts_do_not_keep_the_token():
+    for path in WORKFLOW_FILES:
+        for job_name, job in load(path)["jobs"].items():
+            for step in step_using(job, "actions/checkout"):
+                assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}:{job_name}"
+
+
+# -- what each workflow does --------------------------------------------------------------------
+
+def test_preview_runs_offline_checks_then_previews_dev():
+    document = load(WORKFLOWS / "preview.yml")
+    assert "pull_request" in document["on"]
+    offline = document["jobs"]["offline"]
+    commands = [step.get("run", "") for step in steps(offline)]
+    assert any("make test" in command for command in commands)
+    assert any("python -m tools.render dev --out build/render" in command for command in commands)
+    fork_note = [step for step in steps(offline) if "GITHUB_STEP_SUMMARY" in step.get("run", "")]
+    assert fork_note and "!=" in fork_note[0]["if"], "forks are told in the job summary why there is no preview"
+
+    preview = document["jobs"]["preview"]
+    assert preview["needs"] == "offline"
+    (action,) = step_using(preview, "pulumi/actions")
+    settings = action["with"]
+    assert settings["command"] == "preview" and settings["stack-name"] == "dev"
+    assert settings["comment-on-pr"] is True and settings["diff"] is True and settings["refresh"] is True
+    assert "policyPacks" in settings, "the policy pack input of pulumi/actions v7 is camelCase"
+    installs = [step.get("run", "") for step in steps(preview)]
+    assert any("-m venv .venv" in run and "-r requirements.txt" in run for run in installs), \
+        "the program's virtualenv (Pulumi.yaml: virtualenv .venv) is built from the pinned requirements"
+
+
+def test_deploy_updates_dev_from_main_one_at_a_time():
+    document = load(WORKFLOWS / "deploy.yml")
+    assert document["on"] == {"push": {"branches": ["main"]}}
+    concurrency = document["concurrency"]
+    assert concurrency["cancel-in-progress"] is False
+    assert "${{" not in concurrency["group"], "one group for every run, so updates queue"
+    (action,) = step_using(document["jobs"]["up"], "pulumi/actions")
+    assert action["with"]["command"] == "up" and action["with"]["stack-name"] == "dev"
+
+
+def test_demo_stack_lifecycle():
+    document = load(WORKFLOWS / "demo.yml")
+    on = document["on"]
+    assert {"labeled", "synchronize", "closed"} <= set(on["pull_request"]["types"])
+    assert "workflow_dispatch" in on
+    assert document["concurrency"]["cancel-in-progress"] is False
+    assert document["env"]["STACK"].startswith("pr-${{ github.event.pull_request.number")
+
+    up = document["jobs"]["up"]
+    assert "'demo'" in up["if"]
+    script = "\n".join(step.get("run", "") for step in steps(up))
+    assert "--copy-config-from dev" in script
+    assert "pulumi config rm hostname" in script, "dev's hostname must not follow the demo stack"
+    assert 'pulumi stack tag set expires-at "$EXPIRES_AT"' in script
+    ttl_step = next(step for step in steps(up) if step.get("id") == "expiry")
+    assert ttl_step["env"]["TTL_VARIABLE"] == "${{ vars.DEMO_TTL_HOURS }}"
+    assert "date -u" in ttl_step["run"] and "${TTL_VARIABLE:-8}" in ttl_step["run"]
+    (action,) = step_using(up, "pulumi/actions")[-1:]
+    assert action["with"]["command"] == "up" and action["with"]["stack-name"] == "${{ env.STACK }}"
+
+    destroy = document["jobs"]["destroy"]
+    assert "closed" in destroy["if"]
+    (action,) = [step for step in step_using(destroy, "pulumi/actions") if "command" in step.get("with", {})]
+    assert action["with"]["command"] == "destroy" and action["with"]["remove"] is True
+    check = steps(destroy)[-1]
+    assert "python -m tools.leftovers" in check["run"] and "!cancelled()" in check["if"], \
+        "the leftovers check runs after every destroy, failed ones included"
+
+
+def test_reaper_is_scheduled_and_checks_leftovers():
+    document = load(WORKFLOWS / "reap.yml")
+    assert document["on"]["schedule"]
+    script = "\n".join(step.get("run", "") for step in steps(document["jobs"]["reap"]))
+    assert "python -m tools.reap --check-leftovers" in script
+    assert "python -m tools.reap --dry-run" in script
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_pulumi_cli_is_the_pinned_sdk_version(path: Path):
+    requirements = (ROOT / "requirements.txt").read_text()
+    sdk = re.search(r"^pulumi==(\S+)$", requirements, re.MULTILINE).group(1)
+    for job in load(path)["jobs"].values():
+        for step in step_using(job, "pulumi/actions"):
+            assert step["with"]["pulumi-version"] == sdk
