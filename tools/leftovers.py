@@ -11,7 +11,8 @@ Looks in one region, three ways, and reports every finding once:
    non-default security groups whatever their tags. This is what a real leftover looks like: a load
    balancer that a Kubernetes controller made holds untagged interfaces and security groups in the
    VPC and so keeps the VPC from being deleted. With --cluster-name, resources tagged
-   `kubernetes.io/cluster/<name>` (how EKS and its controllers mark what they create) are added too.
+   `kubernetes.io/cluster/<name>` (how EKS and its controllers mark what they create) are added too,
+   and the control plane log group EKS keeps after the cluster (/aws/eks/<name>/...).
 
 Each finding is judged: BILLABLE (costs money while it exists; unknown kinds count as billable),
 NOT BILLABLE (free, but left behind), or FINE (on its way out: a KMS key pending deletion, a NAT
@@ -121,6 +122,16 @@ def judge(service: str, kind: str, state: Optional[str]) -> tuple[str, str]:
     return BILLABLE, f"state {state}" if state else ""
 
 
+# EC2 kinds whose existence the tagging API may report after the fact, and how to confirm it.
+_EC2_DESCRIBE = {
+    "vpc": ("describe_vpcs", "VpcIds", "Vpcs"),
+    "subnet": ("describe_subnets", "SubnetIds", "Subnets"),
+    "security-group": ("describe_security_groups", "GroupIds", "SecurityGroups"),
+    "network-interface": ("describe_network_interfaces", "NetworkInterfaceIds", "NetworkInterfaces"),
+    "elastic-ip": ("describe_addresses", "AllocationIds", "Addresses"),
+}
+
+
 def _tag_filters(project: str, stack: str) -> list[dict[str, Any]]:
     return [{"Name": f"tag:{PROJECT_TAG}", "Values": [project]}, {"Name": f"tag:{STACK_TAG}", "Values": [stack]}]
 
@@ -137,6 +148,7 @@ class Inspector:
         self.elb = session.client("elb")
         self.kms = session.client("kms")
         self.tagging = session.client("resourcegroupstaggingapi")
+        self.logs = session.client("logs")
         self.findings: dict[str, Finding] = {}
         self.vpc_ids: set[str] = set()
 
@@ -150,6 +162,7 @@ class Inspector:
             cluster_key = f"kubernetes.io/cluster/{self.cluster_name}"
             self._from_tagging_api([{"Key": cluster_key}], f"tag {cluster_key}")
             self._from_ec2([{"Name": "tag-key", "Values": [cluster_key]}], f"tag {cluster_key}")
+            self._eks_log_groups(self.cluster_name)
         for vpc_id in sorted(self.vpc_ids):
             self._inside_vpc(vpc_id)
         return sorted(self.findings.values(), key=lambda f: (f.verdict != BILLABLE, f.service, f.kind, f.resource_id))
@@ -199,6 +212,10 @@ class Inspector:
             if service == "ec2" and kind == "volume":
                 volumes = self.ec2.describe_volumes(VolumeIds=[resource_id])["Volumes"]
                 return (volumes[0]["State"], True) if volumes else (None, False)
+            if service == "ec2" and kind in _EC2_DESCRIBE:
+                call, id_argument, result_key = _EC2_DESCRIBE[kind]
+                found = getattr(self.ec2, call)(**{id_argument: [resource_id]})[result_key]
+                return None, bool(found)
             if service == "ec2" and kind == "instance":
                 reservations = self.ec2.describe_instances(InstanceIds=[resource_id])["Reservations"]
                 instances = [i for r in reservations for i in r["Instances"]]
@@ -234,6 +251,15 @@ class Inspector:
         for page in self.ec2.get_paginator("describe_vpcs").paginate(Filters=filters):
             for vpc in page["Vpcs"]:
                 self._add("ec2", "vpc", vpc["VpcId"], vpc.get("State"), how_found)
+
+    def _eks_log_groups(self, cluster_name: str) -> None:
+        # EKS writes control plane logs to a log group of its own, tagged with nothing of ours, and
+        # keeps it (and bills its storage) after the cluster is gone.
+        prefix = f"/aws/eks/{cluster_name}/"
+        for page in self.logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
+            for group in page["logGroups"]:
+                self._add("logs", "log-group", group["logGroupName"], None, f"name {prefix}*",
+                          f"{group.get('storedBytes', 0)} bytes stored")
 
     def _add_interface(self, interface: dict[str, Any], how_found: str) -> None:
         note = interface.get("Description") or ""

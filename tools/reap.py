@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 EXPIRY_TAG = "expires-at"
+# Long-lived stacks the reaper refuses to destroy even if someone tags them by mistake.
+PROTECTED_STACKS = frozenset({"dev"})
 ROOT = Path(__file__).resolve().parent.parent
 
 # The decisions the reaper can take, as printed.
@@ -80,6 +82,8 @@ def decide(stack: str, tags: Mapping[str, str], now: datetime) -> Decision:
         raise ValueError("now must be timezone-aware")
     if EXPIRY_TAG not in tags:
         return Decision(stack, SKIP_NO_TAG, f"no {EXPIRY_TAG} tag; never reaped")
+    if stack.rsplit("/", 1)[-1] in PROTECTED_STACKS:
+        return Decision(stack, SKIP_NO_TAG, f"protected stack; remove its {EXPIRY_TAG} tag")
     raw = tags[EXPIRY_TAG]
     try:
         expires = parse_expiry(raw)

@@ -187,3 +187,32 @@ def test_bad_stack_name_is_refused(capsys):
         leftovers.main(["pr 12; rm -rf /"])
     assert exit_info.value.code == 2
     assert "not a stack name" in capsys.readouterr().err
+
+
+def test_eks_control_plane_log_group_is_found_with_cluster_name(aws, capsys):
+    aws.client("logs").create_log_group(logGroupName="/aws/eks/alpha-pr-12/cluster")
+    aws.client("logs").create_log_group(logGroupName="/aws/eks/alpha-dev/cluster")
+    code, out = run(capsys, STACK, "--cluster-name", "alpha-pr-12", session=aws)
+    assert code == 1
+    assert "/aws/eks/alpha-pr-12/cluster" in out and "alpha-dev" not in out
+
+
+def test_stale_tagging_api_entries_are_confirmed_with_describe_calls(aws, capsys):
+    """The tagging API lists resources for a while after deletion; they must not be reported."""
+    ec2 = aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16", TagSpecifications=spec("vpc"))["Vpc"]["VpcId"]
+    group = ec2.create_security_group(GroupName="gone", Description="gone", VpcId=vpc,
+                                      TagSpecifications=spec("security-group"))["GroupId"]
+    stale = {"ResourceTagMappingList": [
+        {"ResourceARN": f"arn:aws:ec2:{REGION}:123456789012:security-group/{group}", "Tags": tags()},
+        {"ResourceARN": f"arn:aws:ec2:{REGION}:123456789012:vpc/{vpc}", "Tags": tags()}]}
+    ec2.delete_security_group(GroupId=group)
+    ec2.delete_vpc(VpcId=vpc)
+
+    class StaleTagging:
+        def get_paginator(self, _name):
+            return type("Pages", (), {"paginate": staticmethod(lambda **_: [stale])})()
+
+    inspector = leftovers.Inspector(aws, leftovers.PROJECT, STACK)
+    inspector.tagging = StaleTagging()
+    assert inspector.run() == []

@@ -219,3 +219,11 @@ def test_dry_run_runs_no_leftovers_check():
     checked: list[str] = []
     reap.reap(workspace, NOW, True, out=lambda _: None, after_destroy=lambda s: checked.append(s) or 0)
     assert checked == []
+
+
+@pytest.mark.parametrize("name", ["dev", "organization/eks-istio-shop/dev"])
+def test_dev_is_never_reaped_even_if_tagged_by_mistake(name):
+    workspace = FakeWorkspace({name: {reap.EXPIRY_TAG: expiry(-timedelta(days=3))}})
+    code, lines = run(workspace)
+    assert workspace.destroy_calls == []
+    assert "protected" in line_for(lines, name)
