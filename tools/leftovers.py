@@ -6,7 +6,8 @@ Looks in one region, three ways, and reports every finding once:
 1. the Resource Groups Tagging API, for anything tagged `project=<project>` and `stack=<stack>`
    (every resource the program creates carries both tags);
 2. EC2's own describe calls with the same tag filters, for instances, volumes, network interfaces,
-   NAT gateways, elastic IPs and security groups (they also show state, which the tagging API does not);
+   NAT gateways, elastic IPs and security groups (they also show state, which the tagging API does
+   not), and EKS's, for clusters carrying both tags;
 3. inside every VPC still found by (1) or (2): load balancers, network interfaces, NAT gateways and
    non-default security groups whatever their tags. This is what a real leftover looks like: a load
    balancer that a Kubernetes controller made holds untagged interfaces and security groups in the
@@ -149,6 +150,7 @@ class Inspector:
         self.kms = session.client("kms")
         self.tagging = session.client("resourcegroupstaggingapi")
         self.logs = session.client("logs")
+        self.eks = session.client("eks")
         self.findings: dict[str, Finding] = {}
         self.vpc_ids: set[str] = set()
 
@@ -158,6 +160,7 @@ class Inspector:
         self._from_tagging_api([{"Key": PROJECT_TAG, "Values": [self.project]},
                                 {"Key": STACK_TAG, "Values": [self.stack]}], "project+stack tags")
         self._from_ec2(_tag_filters(self.project, self.stack), "project+stack tags")
+        self._eks_clusters()
         if self.cluster_name:
             cluster_key = f"kubernetes.io/cluster/{self.cluster_name}"
             self._from_tagging_api([{"Key": cluster_key}], f"tag {cluster_key}")
@@ -187,46 +190,49 @@ class Inspector:
                 # The tagging API can list a resource for a while after it is gone: confirm where a
                 # describe call tells the state.
                 state, exists = self._state_of(service, kind, resource_id, arn)
-                if not exists:
+                if exists is False:
                     continue
-                self._add(service, kind, finding_id(service, kind, resource_id, arn), state, how_found)
+                unconfirmed = "" if exists else "seen only by the tagging API; if just deleted, check again in a few minutes"
+                self._add(service, kind, finding_id(service, kind, resource_id, arn), state, how_found, unconfirmed)
 
-    def _state_of(self, service: str, kind: str, resource_id: str, arn: str) -> tuple[Optional[str], bool]:
+    def _state_of(self, service: str, kind: str, resource_id: str, arn: str) -> tuple[Optional[str], Optional[bool]]:
+        """(state, exists): exists is None when no describe call is known for the kind."""
         from botocore.exceptions import ClientError
 
         try:
             if service == "kms" and kind == "key":
-                metadata = self.kms.describe_key(KeyId=arn)["KeyMetadata"]
-                return metadata.get("KeyState"), True
+                return self.kms.describe_key(KeyId=arn)["KeyMetadata"].get("KeyState"), True
             if service == "elasticloadbalancing" and kind == "loadbalancer" and "/" in resource_id:
                 balancers = self.elbv2.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
-                if not balancers:
-                    return None, False
-                return balancers[0].get("State", {}).get("Code"), True
+                return (balancers[0].get("State", {}).get("Code"), True) if balancers else (None, False)
+            if service == "elasticloadbalancing" and kind == "loadbalancer":
+                balancers = self.elb.describe_load_balancers(LoadBalancerNames=[resource_id])
+                return None, bool(balancers["LoadBalancerDescriptions"])
             if service == "elasticloadbalancing" and kind == "targetgroup":
-                self.elbv2.describe_target_groups(TargetGroupArns=[arn])
-                return None, True
+                return None, bool(self.elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"])
+            if service == "eks" and kind == "cluster":
+                return self.eks.describe_cluster(name=resource_id)["cluster"].get("status"), True
             if service == "ec2" and kind == "natgateway":
                 gateways = self.ec2.describe_nat_gateways(NatGatewayIds=[resource_id])["NatGateways"]
                 return (gateways[0]["State"], True) if gateways else (None, False)
             if service == "ec2" and kind == "volume":
                 volumes = self.ec2.describe_volumes(VolumeIds=[resource_id])["Volumes"]
                 return (volumes[0]["State"], True) if volumes else (None, False)
-            if service == "ec2" and kind in _EC2_DESCRIBE:
-                call, id_argument, result_key = _EC2_DESCRIBE[kind]
-                found = getattr(self.ec2, call)(**{id_argument: [resource_id]})[result_key]
-                return None, bool(found)
             if service == "ec2" and kind == "instance":
                 reservations = self.ec2.describe_instances(InstanceIds=[resource_id])["Reservations"]
                 instances = [i for r in reservations for i in r["Instances"]]
                 return (instances[0]["State"]["Name"], True) if instances else (None, False)
+            if service == "ec2" and kind in _EC2_DESCRIBE:
+                call, id_argument, result_key = _EC2_DESCRIBE[kind]
+                return None, bool(getattr(self.ec2, call)(**{id_argument: [resource_id]})[result_key])
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code.endswith("NotFound") or code.startswith("InvalidParameter") or code in (
-                    "LoadBalancerNotFound", "TargetGroupNotFound", "NotFoundException"):
+            # EC2: InvalidVpcID.NotFound, NatGatewayNotFound, ...; ELB: LoadBalancerNotFound,
+            # TargetGroupNotFound, AccessPointNotFound; KMS: NotFoundException; EKS: ResourceNotFoundException.
+            if code.endswith("NotFound") or code.endswith("NotFoundException"):
                 return None, False
             raise
-        return None, True
+        return None, None
 
     def _from_ec2(self, filters: list[dict[str, Any]], how_found: str) -> None:
         for page in self.ec2.get_paginator("describe_instances").paginate(Filters=filters):
@@ -251,6 +257,15 @@ class Inspector:
         for page in self.ec2.get_paginator("describe_vpcs").paginate(Filters=filters):
             for vpc in page["Vpcs"]:
                 self._add("ec2", "vpc", vpc["VpcId"], vpc.get("State"), how_found)
+
+    def _eks_clusters(self) -> None:
+        # The costliest leftover; asked for directly too, since it must not depend on one API alone.
+        for page in self.eks.get_paginator("list_clusters").paginate():
+            for name in page["clusters"]:
+                cluster = self.eks.describe_cluster(name=name)["cluster"]
+                cluster_tags = cluster.get("tags", {})
+                if cluster_tags.get(PROJECT_TAG) == self.project and cluster_tags.get(STACK_TAG) == self.stack:
+                    self._add("eks", "cluster", cluster["arn"], cluster.get("status"), "project+stack tags")
 
     def _eks_log_groups(self, cluster_name: str) -> None:
         # EKS writes control plane logs to a log group of its own, tagged with nothing of ours, and

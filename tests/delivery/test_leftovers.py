@@ -216,3 +216,14 @@ def test_stale_tagging_api_entries_are_confirmed_with_describe_calls(aws, capsys
     inspector = leftovers.Inspector(aws, leftovers.PROJECT, STACK)
     inspector.tagging = StaleTagging()
     assert inspector.run() == []
+
+
+def test_eks_cluster_left_is_billable(aws, capsys):
+    ec2 = aws.client("ec2")
+    vpc, subnets = make_network(aws)
+    role = "arn:aws:iam::123456789012:role/eks"
+    aws.client("eks").create_cluster(name="alpha-pr-12", roleArn=role, resourcesVpcConfig={"subnetIds": subnets},
+                                     tags={t["Key"]: t["Value"] for t in tags()})
+    code, out = run(capsys, STACK, session=aws)
+    assert code == 1
+    assert any(line.startswith(leftovers.BILLABLE) and "cluster/alpha-pr-12" in line for line in out.splitlines())
