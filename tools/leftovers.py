@@ -363,8 +363,13 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
         parser.error(f"stack: {args.stack!r} is not a stack name (letters, digits, _ . - /)")
 
     try:
+        import boto3
+        import botocore.exceptions  # noqa: F401  (used when explaining errors)
+    except ImportError:
+        print("leftovers: error: boto3 is not installed; `pip install -r requirements-dev.txt`", file=sys.stderr)
+        return 2
+    try:
         if session is None:
-            import boto3
 
             region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
             session = boto3.Session(region_name=region)
