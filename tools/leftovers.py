@@ -2,7 +2,7 @@
 
     python -m tools.leftovers <stack> [--region R] [--project P] [--cluster-name NAME] [--strict]
 
-Looks in one region, three ways, and reports every finding once:
+Looks in one region, in these ways, and reports every finding once:
 1. the Resource Groups Tagging API, for anything tagged `project=<project>` and `stack=<stack>`
    (every resource the program creates carries both tags);
 2. EC2's own describe calls with the same tag filters, for instances, volumes, network interfaces,
@@ -364,13 +364,12 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
 
     try:
         import boto3
-        import botocore.exceptions  # noqa: F401  (used when explaining errors)
+        from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
         print("leftovers: error: boto3 is not installed; `pip install -r requirements-dev.txt`", file=sys.stderr)
         return 2
     try:
         if session is None:
-
             region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
             session = boto3.Session(region_name=region)
             if not session.region_name:
@@ -379,7 +378,7 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
     except LeftoversError as exc:
         print(f"leftovers: error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # botocore's errors: credentials, region, access, network
+    except (BotoCoreError, ClientError) as exc:  # credentials, region, access, network
         print(f"leftovers: error: {_explain_aws_error(exc)}", file=sys.stderr)
         return 2
 
