@@ -1,0 +1,3 @@
+from service_kit.server import run
+
+run("app.main:app", "products")
