@@ -1,0 +1,1 @@
+"""The GraphQL gateway: one schema over the products and orders REST services."""

@@ -1,0 +1,110 @@
+"""Limits on what a GraphQL document may ask for, checked before anything executes.
+
+Strawberry's QueryDepthLimiter, MaxAliasesLimiter and MaxTokensLimiter (>= 0.315.7, which
+follows fragments and survives fragment cycles) do the main work. Their walk follows every
+fragment spread on every path, though, so a short document whose fragments each spread the
+next one twice makes them (and graphql-core's rules) do 2**n steps: 40 fragments, well
+under the token limit, would stall the event loop for hours. BoundedValidation first counts
+the selections the document expands to, in linear time with memoised fragments, and rejects
+oversized documents before any validation rule walks them; otherwise it runs the normal
+validation, cached per document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+
+MAX_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
+MAX_EXPANDED_SELECTIONS = 3000
+MAX_BODY_BYTES = 64 * 1024
+
+
+def expanded_selection_count(document: DocumentNode, cap: int) -> int:
+    """Fields in all operations once every fragment spread is inlined, stopping early above cap.
+
+    A fragment on a cycle counts as empty here; graphql-core's NoFragmentCycles rule
+    rejects such documents during the validation that follows.
+    """
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    sizes: dict[str, int] = {}
+    in_progress: set[str] = set()
+
+    def size_of_fragment(name: str) -> int:
+        if name in sizes:
+            return sizes[name]
+        fragment = fragments.get(name)
+        if fragment is None or name in in_progress:
+            return 0
+        in_progress.add(name)
+        size = size_of(fragment.selection_set)
+        in_progress.discard(name)
+        sizes[name] = size
+        return size
+
+    def size_of(selection_set: SelectionSetNode | None) -> int:
+        if selection_set is None:
+            return 0
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += 1 + size_of(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                total += size_of(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += size_of_fragment(selection.name.value)
+            if total > cap:
+                # Keeps the numbers small: a fragment bomb's true size has hundreds of digits.
+                return cap + 1
+        return total
+
+    total = 0
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            total += size_of(definition.selection_set)
+            if total > cap:
+                return cap + 1
+    return total
+
+
+_cached_validate = lru_cache(maxsize=256)(validate_document)
+
+
+class BoundedValidation(SchemaExtension):
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            size = expanded_selection_count(document, MAX_EXPANDED_SELECTIONS)
+            if size > MAX_EXPANDED_SELECTIONS:
+                context.pre_execution_errors = [GraphQLError(
+                    f"document too large: more than {MAX_EXPANDED_SELECTIONS} fields once fragments "
+                    f"are expanded (allowed: {MAX_EXPANDED_SELECTIONS})",
+                    extensions={"code": "QUERY_TOO_COMPLEX"},
+                )]
+            else:
+                # Parsed documents come from the parser cache, so a repeated query is the same
+                # object and its validation result is reused.
+                context.pre_execution_errors = _cached_validate(
+                    context.schema._schema, document, context.validation_rules
+                )
+        yield

@@ -1,0 +1,136 @@
+"""GraphQL service: POST/GET /graphql, GraphiQL at /playground, /healthz, /readyz."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from starlette.responses import HTMLResponse, Response
+from strawberry.fastapi import GraphQLRouter
+from strawberry.http.ides import get_graphql_ide_html
+
+from app.backends import Backend, make_client
+from app.guards import MAX_BODY_BYTES
+from app.schema import ShopContext, schema
+from app.settings import load_settings
+from service_kit.access_log import AccessLogMiddleware
+from service_kit.errors import install_error_handlers, json_error
+from service_kit.tracing import trace_headers_from_asgi
+
+logger = logging.getLogger("graphql")
+JSON = "application/json"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = load_settings()
+    client = make_client(settings.backend_timeout_seconds)
+    app.state.products = Backend("products", settings.products_url, client, settings.backend_timeout_seconds)
+    app.state.orders = Backend("orders", settings.orders_url, client, settings.backend_timeout_seconds)
+    logger.info("backends configured", extra={"products_url": settings.products_url,
+                                               "orders_url": settings.orders_url,
+                                               "backend_timeout_seconds": settings.backend_timeout_seconds})
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+async def get_context(request: Request) -> ShopContext:
+    state = request.app.state
+    return ShopContext(state.products, state.orders, trace_headers_from_asgi(request.scope["headers"]))
+
+
+class ShopGraphQLRouter(GraphQLRouter):
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
+
+def playground_html() -> str:
+    """Strawberry's GraphiQL page, pointed at ./graphql instead of its own URL.
+
+    Relative, so it still works when the service is published under a path prefix.
+    """
+    html = get_graphql_ide_html("graphiql")
+    original = 'const fetchURL = window.location.href.split("?")[0];'
+    if original not in html:
+        raise RuntimeError("strawberry's GraphiQL template changed; update playground_html()")
+    return html.replace(original, 'const fetchURL = new URL("graphql", window.location.href).toString();')
+
+
+class BodyLimitMiddleware:
+    """Rejects request bodies above MAX_BODY_BYTES before they are read into memory."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
+                await self._reject(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._reject(scope, receive, send)
+
+    @staticmethod
+    async def _reject(scope: dict, receive: Any, send: Any) -> None:
+        response = json_error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+app = FastAPI(title="graphql", version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+install_error_handlers(app)
+app.include_router(
+    ShopGraphQLRouter(schema, context_getter=get_context, graphql_ide=None, allow_queries_via_get=True),
+    prefix="/graphql",
+)
+app.add_middleware(BodyLimitMiddleware)
+app.add_middleware(AccessLogMiddleware)
+_PLAYGROUND = playground_html()
+
+
+@app.get("/playground", include_in_schema=False)
+async def playground() -> HTMLResponse:
+    return HTMLResponse(_PLAYGROUND)
+
+
+@app.get("/healthz")
+async def healthz() -> Response:
+    return Response(b'{"status":"ok"}', media_type=JSON)
+
+
+@app.get("/readyz")
+async def readyz() -> Response:
+    # Ready once the backend client exists. Backends being down is not a reason to stop
+    # serving: the gateway still answers (with partial data and errors), and making its
+    # readiness depend on them would turn one backend outage into a full outage.
+    if getattr(app.state, "products", None) is None:
+        return json_error(503, "starting")
+    return Response(b'{"status":"ready"}', media_type=JSON)

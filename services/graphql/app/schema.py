@@ -1,0 +1,209 @@
+"""The GraphQL schema: products and orders, with order items resolved to products.
+
+Order.items[].product goes through a per-request DataLoader, so all products of all
+orders in one query are fetched with one call to the products service. Backend failures
+surface as errors on the fields that needed them (the fields are nullable), never as an
+HTTP error for the whole query.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.dataloader import DataLoader
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter
+from strawberry.fastapi import BaseContext
+from strawberry.types import ExecutionContext
+
+from app.backends import Backend, BadArgument, ShopError
+from app.guards import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, BoundedValidation
+from service_kit.collection import ID_PATTERN, MAX_IDS
+
+logger = logging.getLogger("graphql")
+MAX_PAGE_SIZE = 100
+MAX_CURSOR_LENGTH = 200
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Product:
+    id: strawberry.ID
+    name: str
+    description: str
+    price: Decimal = strawberry.field(description="Decimal amount as a string, e.g. \"19.99\"")
+    currency: str = strawberry.field(description="ISO 4217 code")
+    stock: int
+
+
+@strawberry.type
+class ProductConnection:
+    nodes: list[Product]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class OrderItem:
+    product_id: strawberry.ID
+    quantity: int
+    unit_price: Decimal
+
+    @strawberry.field(description="null if the product no longer exists or the products service failed")
+    def product(self, info: strawberry.Info) -> Product | None:
+        # Returning the loader's future (not awaiting it in a coroutine) keeps every
+        # product lookup of a query in the same DataLoader batch, and is cheaper.
+        return info.context.product_loader.load(self.product_id)  # type: ignore[return-value]
+
+
+@strawberry.type
+class Order:
+    id: strawberry.ID
+    customer_id: strawberry.ID
+    status: str
+    created_at: datetime
+    currency: str
+    total: Decimal
+    items: list[OrderItem]
+
+
+@strawberry.type
+class OrderConnection:
+    nodes: list[Order]
+    page_info: PageInfo
+    total_count: int
+
+
+def product_from(record: dict) -> Product:
+    return Product(id=record["id"], name=record["name"], description=record["description"],
+                   price=record["price"], currency=record["currency"], stock=record["stock"])
+
+
+def order_from(record: dict) -> Order:
+    return Order(
+        id=record["id"],
+        customer_id=record["customer_id"],
+        status=record["status"],
+        created_at=datetime.fromisoformat(record["created_at"]),
+        currency=record["currency"],
+        total=record["total"],
+        items=[OrderItem(product_id=item["product_id"], quantity=item["quantity"], unit_price=item["unit_price"])
+               for item in record["items"]],
+    )
+
+
+def page_info(page: dict) -> PageInfo:
+    return PageInfo(has_next_page=page["next_cursor"] is not None, end_cursor=page["next_cursor"])
+
+
+class ShopContext(BaseContext):
+    """Per request: the caller's trace headers and fresh DataLoaders (a per-process
+    loader would leak one caller's cached results into another's)."""
+
+    def __init__(self, products: Backend, orders: Backend, trace_headers: dict[str, str]) -> None:
+        super().__init__()
+        self.products = products
+        self.orders = orders
+        self.trace_headers = trace_headers
+        self.product_loader: DataLoader[str, Product | None] = DataLoader(self._load_products, max_batch_size=MAX_IDS)
+        self.order_loader: DataLoader[str, Order | None] = DataLoader(self._load_orders, max_batch_size=MAX_IDS)
+
+    async def _load_products(self, keys: list[str]) -> list[Product | None]:
+        found = await self._load_by_ids(self.products, "/products", keys)
+        return [None if record is None else product_from(record) for record in found]
+
+    async def _load_orders(self, keys: list[str]) -> list[Order | None]:
+        found = await self._load_by_ids(self.orders, "/orders", keys)
+        return [None if record is None else order_from(record) for record in found]
+
+    async def _load_by_ids(self, backend: Backend, path: str, keys: list[str]) -> list[dict | None]:
+        # An id that cannot exist must not turn the whole batch into a 422.
+        valid = [key for key in keys if ID_PATTERN.match(key)]
+        if not valid:
+            return [None] * len(keys)
+        page = await backend.get(path, {"ids": ",".join(valid), "limit": len(valid)}, self.trace_headers)
+        by_id = {record["id"]: record for record in page["items"]}
+        return [by_id.get(key) for key in keys]
+
+
+def _check_page_arguments(first: int, after: str | None) -> dict[str, str | int]:
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise BadArgument("first", f"must be between 1 and {MAX_PAGE_SIZE}, got {first}")
+    params: dict[str, str | int] = {"limit": first}
+    if after is not None:
+        if not after or len(after) > MAX_CURSOR_LENGTH:
+            raise BadArgument("after", "not a cursor returned by this API")
+        params["cursor"] = after
+    return params
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="All products, a page at a time; pass pageInfo.endCursor as `after`.")
+    async def products(self, info: strawberry.Info, first: int = 20, after: str | None = None) -> ProductConnection | None:
+        context: ShopContext = info.context
+        page = await context.products.get("/products", _check_page_arguments(first, after), context.trace_headers)
+        nodes = [product_from(record) for record in page["items"]]
+        for node in nodes:
+            context.product_loader.prime(node.id, node)
+        return ProductConnection(nodes=nodes, page_info=page_info(page), total_count=page["total"])
+
+    @strawberry.field(description="One product, or null if there is no product with that id.")
+    def product(self, info: strawberry.Info, id: strawberry.ID) -> Product | None:
+        return info.context.product_loader.load(id)  # type: ignore[return-value]
+
+    @strawberry.field(description="Orders, optionally of one customer, a page at a time.")
+    async def orders(
+        self, info: strawberry.Info, customer_id: strawberry.ID | None = None, first: int = 20, after: str | None = None
+    ) -> OrderConnection | None:
+        context: ShopContext = info.context
+        params = _check_page_arguments(first, after)
+        if customer_id is not None:
+            if not ID_PATTERN.match(customer_id):
+                raise BadArgument("customerId", "letters, digits, '-' or '_', at most 64")
+            params["customer_id"] = customer_id
+        page = await context.orders.get("/orders", params, context.trace_headers)
+        nodes = [order_from(record) for record in page["items"]]
+        return OrderConnection(nodes=nodes, page_info=page_info(page), total_count=page["total"])
+
+    @strawberry.field(description="One order, or null if there is no order with that id.")
+    def order(self, info: strawberry.Info, id: strawberry.ID) -> Order | None:
+        return info.context.order_loader.load(id)  # type: ignore[return-value]
+
+
+def _is_unexpected(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and not isinstance(original, ShopError) and not isinstance(original, GraphQLError)
+
+
+class ShopSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            if _is_unexpected(error):
+                logger.error("resolver failed", exc_info=error.original_error,
+                             extra={"path": error.path})
+            else:
+                logger.info("graphql error", extra={"error": error.message, "path": error.path})
+
+
+schema = ShopSchema(
+    query=Query,
+    extensions=[
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: ParserCache(maxsize=256),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        BoundedValidation,
+        # Unexpected exceptions may carry internals (URLs, library messages): clients get a
+        # generic message, the log gets the details.
+        lambda: MaskErrors(should_mask_error=_is_unexpected, error_message="internal error"),
+    ],
+)
