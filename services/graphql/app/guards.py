@@ -1,7 +1,7 @@
 """Limits on what a GraphQL document may ask for, checked before anything executes.
 
-Strawberry's QueryDepthLimiter, MaxAliasesLimiter and MaxTokensLimiter (>= 0.315.7, which
-follows fragments and survives fragment cycles) do the main work. Their walk follows every
+Strawberry's depth and alias rules and its MaxTokensLimiter (>= 0.315.7, which follows
+fragments and survives fragment cycles) do the main work. Their walk follows every
 fragment spread on every path, though, so a short document whose fragments each spread the
 next one twice makes them (and graphql-core's rules) do 2**n steps: 40 fragments, well
 under the token limit, would stall the event loop for hours. BoundedValidation first counts
@@ -26,6 +26,8 @@ from graphql import (
     SelectionSetNode,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.extensions.max_aliases import create_validator as create_alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as create_depth_rule
 from strawberry.schema.schema import validate_document
 
 MAX_DEPTH = 10
@@ -88,8 +90,17 @@ def expanded_selection_count(document: DocumentNode, cap: int) -> int:
 
 _cached_validate = lru_cache(maxsize=256)(validate_document)
 
+# Strawberry's QueryDepthLimiter and MaxAliasesLimiter extensions build new rule classes
+# per instance, i.e. per request, which defeats any validation cache keyed by the rules.
+# The same rules, built once:
+LIMIT_RULES = (create_depth_rule(MAX_DEPTH, None), create_alias_rule(MAX_ALIASES))
+
 
 class BoundedValidation(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        self.execution_context.validation_rules = self.execution_context.validation_rules + LIMIT_RULES
+        yield
+
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document

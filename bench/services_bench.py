@@ -1,0 +1,200 @@
+"""Benchmark of the GraphQL service against calling the REST backends directly.
+
+    python bench/services_bench.py [--seconds 8] [--clients 1,32]
+
+Starts the three services on free loopback ports (real processes, as deployed), then
+for each client count runs a closed loop for a fixed time:
+  graphql  one POST /graphql: 20 orders with items and each item's product
+  direct   the same data the way a client without the gateway gets it:
+           GET /orders?limit=20, then GET /products?ids=<distinct ids>, joined client-side
+It prints throughput, p50/p99 latency and backend requests per query (counted from the
+backends' access logs). The load generator is a minimal keep-alive HTTP/1.1 client on
+uvloop, so that as little CPU as possible is taken from the services on a small machine.
+Everything stops by itself: the phases are time-bounded and the services are stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
+from run_local import LOOPBACK, free_port, start_stack, stop_service  # noqa: E402
+
+QUERY = """
+query Recent {
+  orders(first: 20) {
+    nodes {
+      id customerId status createdAt total currency
+      items { quantity unitPrice product { id name price currency stock } }
+    }
+  }
+}
+"""
+
+
+class HttpConnection:
+    """Keep-alive HTTP/1.1; enough for uvicorn's responses (Content-Length or chunked)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(LOOPBACK, self.port)
+        head = (f"{method} {target} HTTP/1.1\r\nHost: {LOOPBACK}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        self.writer.write(head + body)
+        raw_head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw_head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            if b":" in line:
+                name, value = line.split(b":", 1)
+                headers[name.strip().lower()] = value.strip()
+        if b"content-length" in headers:
+            payload = await self.reader.readexactly(int(headers[b"content-length"]))
+        else:
+            chunks = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                chunks.append(chunk[:-2])
+            payload = b"".join(chunks)
+        return status, payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def graphql_query(conns: dict[str, HttpConnection]) -> None:
+    status, payload = await conns["graphql"].request("POST", "/graphql", orjson.dumps({"query": QUERY}))
+    result = orjson.loads(payload)
+    if status != 200 or result.get("errors") or len(result["data"]["orders"]["nodes"]) != 20:
+        raise RuntimeError(f"graphql query failed: HTTP {status} {payload[:200]!r}")
+
+
+async def direct_query(conns: dict[str, HttpConnection]) -> None:
+    status, payload = await conns["orders"].request("GET", "/orders?limit=20")
+    orders = orjson.loads(payload)["items"]
+    product_ids = list(dict.fromkeys(item["product_id"] for order in orders for item in order["items"]))
+    status2, payload2 = await conns["products"].request(
+        "GET", f"/products?ids={','.join(product_ids)}&limit={len(product_ids)}")
+    products = {product["id"]: product for product in orjson.loads(payload2)["items"]}
+    joined = [{**order, "items": [{**item, "product": products.get(item["product_id"])} for item in order["items"]]}
+              for order in orders]
+    if status != 200 or status2 != 200 or len(joined) != 20:
+        raise RuntimeError("direct calls failed")
+
+
+async def run_phase(kind: str, clients: int, seconds: float, ports: dict[str, int]) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    operation = graphql_query if kind == "graphql" else direct_query
+
+    async def client() -> None:
+        conns = {name: HttpConnection(port) for name, port in ports.items()}
+        try:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                await operation(conns)
+                latencies.append(time.perf_counter() - started)
+        finally:
+            for conn in conns.values():
+                conn.close()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies
+
+
+def count_backend_requests(log_path: Path) -> int:
+    count = 0
+    with log_path.open("rb") as log:
+        for line in log:
+            if b'"logger":"access"' in line and b'"path":"/healthz"' not in line and b'"path":"/readyz"' not in line:
+                count += 1
+    return count
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each measured phase (default 8)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured warm-up per phase (default 2)")
+    parser.add_argument("--clients", default="1,32", help="comma-separated concurrent client counts (default 1,32)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    client_counts = [int(value) for value in args.clients.split(",")]
+    if not 0 < args.seconds <= 120 or any(not 0 < count <= 256 for count in client_counts):
+        parser.error("--seconds must be in (0, 120] and each client count in 1..256")
+
+    ports = {name: free_port() for name in ("graphql", "products", "orders")}
+    workdir = Path(tempfile.mkdtemp(prefix="services-bench-"))
+    logs = {name: (workdir / f"{name}.log").open("wb") for name in ports}
+    services = start_stack(ports, stdout_for=logs)
+    results = []
+    try:
+        for kind in ("graphql", "direct"):
+            for clients in client_counts:
+                uvloop.run(run_phase(kind, clients, args.warmup, ports))
+                before = {name: count_backend_requests(workdir / f"{name}.log") for name in ("products", "orders")}
+                started = time.perf_counter()
+                latencies = uvloop.run(run_phase(kind, clients, args.seconds, ports))
+                elapsed = time.perf_counter() - started
+                time.sleep(0.3)  # let the last access lines reach the log files
+                after = {name: count_backend_requests(workdir / f"{name}.log") for name in ("products", "orders")}
+                latencies.sort()
+                backend_calls = sum(after[name] - before[name] for name in after)
+                results.append({
+                    "kind": kind,
+                    "clients": clients,
+                    "queries": len(latencies),
+                    "throughput_qps": round(len(latencies) / elapsed, 1),
+                    "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+                    "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+                    "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
+                    "backend_requests_per_query": round(backend_calls / len(latencies), 3),
+                })
+                print(json.dumps(results[-1]), flush=True)
+    finally:
+        for name in ("graphql", "products", "orders"):
+            stop_service(services[name])
+        for log in logs.values():
+            log.close()
+
+    print(f"\n{'path':8} {'clients':>7} {'queries':>8} {'q/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'backend req/q':>14}")
+    for row in results:
+        print(f"{row['kind']:8} {row['clients']:>7} {row['queries']:>8} {row['throughput_qps']:>8} "
+              f"{row['p50_ms']:>8} {row['p99_ms']:>8} {row['backend_requests_per_query']:>14}")
+    by_key = {(row["kind"], row["clients"]): row for row in results}
+    print()
+    for clients in client_counts:
+        graphql, direct = by_key[("graphql", clients)], by_key[("direct", clients)]
+        print(f"{clients:>3} clients: graphql/direct latency ratio p50 {graphql['p50_ms'] / direct['p50_ms']:.2f}, "
+              f"p99 {graphql['p99_ms'] / direct['p99_ms']:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
