@@ -36,6 +36,7 @@ class RunningService:
     port: int
     process: subprocess.Popen
     extra_env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
 
     @property
     def url(self) -> str:
@@ -78,14 +79,18 @@ def start_service(
         # stops the services in order instead of all of them racing.
         start_new_session=True,
     )
-    return RunningService(name, port, process, extra_env or {})
+    log_path = Path(stdout.name) if hasattr(stdout, "name") and isinstance(stdout.name, str) else None
+    return RunningService(name, port, process, extra_env or {}, log_path)
 
 
 def wait_ready(service: RunningService, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
-            raise RuntimeError(f"{service.name} exited with code {service.process.returncode} before it was ready")
+            tail = ""
+            if service.log_path is not None and service.log_path.exists():
+                tail = "; last output:\n" + "\n".join(service.log_path.read_text(errors="replace").splitlines()[-15:])
+            raise RuntimeError(f"{service.name} exited with code {service.process.returncode} before it was ready{tail}")
         try:
             with urllib.request.urlopen(f"{service.url}/readyz", timeout=1) as response:
                 if response.status == 200:

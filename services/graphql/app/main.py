@@ -11,6 +11,7 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.fastapi import GraphQLRouter
+from cross_web import HTTPException as StrawberryHTTPException
 from strawberry.http.ides import get_graphql_ide_html
 
 from app.backends import Backend, make_client
@@ -51,6 +52,15 @@ class ShopGraphQLRouter(GraphQLRouter):
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
+
+    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+        # Strawberry answers malformed requests (no query, bad JSON) in plain text; clients
+        # parse GraphQL responses as JSON, so give them the GraphQL error shape.
+        try:
+            return await super().run(request, context=context, root_value=root_value)
+        except StrawberryHTTPException as error:
+            return Response(orjson.dumps({"errors": [{"message": error.reason}]}),
+                            status_code=error.status_code, media_type=JSON)
 
 
 def playground_html() -> str:
