@@ -12,6 +12,7 @@ bench/services_bench.py, so all three start the services exactly the same way.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -137,8 +138,13 @@ def start_stack(
     return started
 
 
-def main() -> int:
-    busy = [f"{name} ({port})" for name, port in LOCAL_PORTS.items() if port_in_use(port)]
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the three shop services on loopback.")
+    for name, port in LOCAL_PORTS.items():
+        parser.add_argument(f"--{name}-port", type=int, default=port, metavar="PORT", help=f"default {port}")
+    args = parser.parse_args(argv)
+    ports = {name: getattr(args, f"{name}_port") for name in LOCAL_PORTS}
+    busy = [f"{name} ({port})" for name, port in ports.items() if port_in_use(port)]
     if busy:
         print(f"ports already in use on {LOOPBACK}: {', '.join(busy)}; stop whatever holds them", file=sys.stderr)
         return 1
@@ -151,12 +157,12 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        services = start_stack(LOCAL_PORTS)
+        services = start_stack(ports)
     except RuntimeError as error:
         print(f"could not start the services: {error}", file=sys.stderr)
         return 1
-    print(f"\nGraphQL playground: http://{LOOPBACK}:{LOCAL_PORTS['graphql']}/playground", flush=True)
-    print(f"GraphQL endpoint:   http://{LOOPBACK}:{LOCAL_PORTS['graphql']}/graphql", flush=True)
+    print(f"\nGraphQL playground: {services['graphql'].url}/playground", flush=True)
+    print(f"GraphQL endpoint:   {services['graphql'].url}/graphql", flush=True)
     print(f"products: {services['products'].url}/products   orders: {services['orders'].url}/orders", flush=True)
     print("Ctrl-C stops all three.\n", flush=True)
     exit_code = 0

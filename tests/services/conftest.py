@@ -96,8 +96,8 @@ class StubBackend:
     """A products/orders look-alike in this process whose behaviour each test can set.
 
     Paths are served under a mode prefix, so one server can act as several backends:
-    /slow/...  answers after `delay` seconds;  /record/...  answers at once and records
-    the request's headers.
+    /slow/...  answers after `delay` seconds;  /delay-<seconds>/...  after that many seconds;
+    /record/...  answers at once and records the request's headers.
     """
 
     def __init__(self) -> None:
@@ -116,6 +116,8 @@ class StubBackend:
                 mode, _, resource = parts.path.lstrip("/").partition("/")
                 if mode == "slow":
                     time.sleep(stub.delay)
+                elif mode.startswith("delay-"):
+                    time.sleep(float(mode.removeprefix("delay-")))
                 if mode == "record":
                     stub.recorded.append((resource, {k.lower(): v for k, v in self.headers.items()}))
                 body = json.dumps(stub.answer(resource, parse_qs(parts.query))).encode()

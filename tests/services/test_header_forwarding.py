@@ -40,6 +40,13 @@ def test_trace_headers_are_forwarded_to_both_backends(http, recording_gateway, s
             assert name not in headers, (resource, name)
 
 
+def test_forwarded_secrets_are_not_logged(http, recording_gateway, stack):
+    graphql(http, recording_gateway, "{ orders(first: 1) { nodes { id } } }", headers=NOT_FORWARDED)
+    logs = [path for path in (stack.logs["graphql"],)]
+    for path in logs:
+        assert "Bearer secret" not in path.read_text() and "session=abc" not in path.read_text()
+
+
 def test_requests_without_trace_headers_send_none(http, recording_gateway, stub_backend):
     stub_backend.recorded.clear()
     graphql(http, recording_gateway, "{ orders(first: 1) { nodes { id } } }")
