@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -40,6 +41,10 @@ query Recent {
   }
 }
 """
+
+
+class QueryFailed(Exception):
+    pass
 
 
 class HttpConnection:
@@ -86,7 +91,7 @@ async def graphql_query(conns: dict[str, HttpConnection]) -> None:
     status, payload = await conns["graphql"].request("POST", "/graphql", orjson.dumps({"query": QUERY}))
     result = orjson.loads(payload)
     if status != 200 or result.get("errors") or len(result["data"]["orders"]["nodes"]) != 20:
-        raise RuntimeError(f"graphql query failed: HTTP {status} {payload[:200]!r}")
+        raise QueryFailed(f"HTTP {status} {result.get('errors', [])[:1]}")
 
 
 async def direct_query(conns: dict[str, HttpConnection]) -> None:
@@ -99,11 +104,12 @@ async def direct_query(conns: dict[str, HttpConnection]) -> None:
     joined = [{**order, "items": [{**item, "product": products.get(item["product_id"])} for item in order["items"]]}
               for order in orders]
     if status != 200 or status2 != 200 or len(joined) != 20:
-        raise RuntimeError("direct calls failed")
+        raise QueryFailed(f"HTTP {status}/{status2}")
 
 
-async def run_phase(kind: str, clients: int, seconds: float, ports: dict[str, int]) -> list[float]:
+async def run_phase(kind: str, clients: int, seconds: float, ports: dict[str, int]) -> tuple[list[float], list[str]]:
     latencies: list[float] = []
+    failures: list[str] = []
     deadline = time.perf_counter() + seconds
     operation = graphql_query if kind == "graphql" else direct_query
 
@@ -112,14 +118,18 @@ async def run_phase(kind: str, clients: int, seconds: float, ports: dict[str, in
         try:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                await operation(conns)
+                try:
+                    await operation(conns)
+                except QueryFailed as failure:
+                    failures.append(str(failure))
+                    continue
                 latencies.append(time.perf_counter() - started)
         finally:
             for conn in conns.values():
                 conn.close()
 
     await asyncio.gather(*(client() for _ in range(clients)))
-    return latencies
+    return latencies, failures
 
 
 def count_backend_requests(log_path: Path) -> int:
@@ -141,6 +151,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="duration of each measured phase (default 8)")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured warm-up per phase (default 2)")
     parser.add_argument("--clients", default="1,32", help="comma-separated concurrent client counts (default 1,32)")
+    parser.add_argument("--graphql-workers", type=int, default=1,
+                        help="GraphQL server processes (WORKERS; default 1, as deployed)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     client_counts = [int(value) for value in args.clients.split(",")]
@@ -150,15 +162,16 @@ def main() -> int:
     ports = {name: free_port() for name in ("graphql", "products", "orders")}
     workdir = Path(tempfile.mkdtemp(prefix="services-bench-"))
     logs = {name: (workdir / f"{name}.log").open("wb") for name in ports}
-    services = start_stack(ports, stdout_for=logs)
+    services = start_stack(ports, stdout_for=logs, graphql_env={"WORKERS": str(args.graphql_workers)})
     results = []
+    load_before = os.getloadavg()
     try:
         for kind in ("graphql", "direct"):
             for clients in client_counts:
                 uvloop.run(run_phase(kind, clients, args.warmup, ports))
                 before = {name: count_backend_requests(workdir / f"{name}.log") for name in ("products", "orders")}
                 started = time.perf_counter()
-                latencies = uvloop.run(run_phase(kind, clients, args.seconds, ports))
+                latencies, failures = uvloop.run(run_phase(kind, clients, args.seconds, ports))
                 elapsed = time.perf_counter() - started
                 time.sleep(0.3)  # let the last access lines reach the log files
                 after = {name: count_backend_requests(workdir / f"{name}.log") for name in ("products", "orders")}
@@ -168,11 +181,13 @@ def main() -> int:
                     "kind": kind,
                     "clients": clients,
                     "queries": len(latencies),
+                    "failed": len(failures),
+                    "first_failure": failures[0] if failures else None,
                     "throughput_qps": round(len(latencies) / elapsed, 1),
                     "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
                     "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
                     "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
-                    "backend_requests_per_query": round(backend_calls / len(latencies), 3),
+                    "backend_requests_per_query": round(backend_calls / (len(latencies) + len(failures)), 3),
                 })
                 print(json.dumps(results[-1]), flush=True)
     finally:
@@ -181,10 +196,14 @@ def main() -> int:
         for log in logs.values():
             log.close()
 
-    print(f"\n{'path':8} {'clients':>7} {'queries':>8} {'q/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'backend req/q':>14}")
+    print(f"\n{'path':8} {'clients':>7} {'queries':>8} {'failed':>6} {'q/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'backend req/q':>14}")
     for row in results:
-        print(f"{row['kind']:8} {row['clients']:>7} {row['queries']:>8} {row['throughput_qps']:>8} "
+        print(f"{row['kind']:8} {row['clients']:>7} {row['queries']:>8} {row['failed']:>6} {row['throughput_qps']:>8} "
               f"{row['p50_ms']:>8} {row['p99_ms']:>8} {row['backend_requests_per_query']:>14}")
+    load_after = os.getloadavg()
+    print(f"\nmachine: {os.cpu_count()} CPUs; 1-minute load average {load_before[0]:.2f} before, "
+          f"{load_after[0]:.2f} after (the services and this load generator account for most of it "
+          f"only if nothing else runs)")
     by_key = {(row["kind"], row["clients"]): row for row in results}
     print()
     for clients in client_counts:

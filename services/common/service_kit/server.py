@@ -8,10 +8,13 @@ and in the cluster:
   GRACEFUL_SHUTDOWN_SECONDS  how long in-flight requests may run after SIGTERM (default 20)
   KEEPALIVE_SECONDS          idle keep-alive timeout (default 75; keep it above the mesh's
                              upstream idle timeout so Envoy never reuses a closing connection)
+  WORKERS                    server processes (default 1: in the cluster, scale with replicas;
+                             more than 1 only helps where one process cannot use the CPUs)
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -37,6 +40,16 @@ def _env_number(name: str, default: float, low: float, high: float, integer: boo
     return value
 
 
+def freeze_startup_objects() -> None:
+    """Moves everything allocated so far (modules, schema, data) out of the collector's reach.
+
+    These objects live as long as the process; without this every full collection walks
+    them again, a pause of 10-20 ms in the GraphQL service that lands in the p99 latency.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run(app: str, service: str) -> None:
     port = int(_env_number("PORT", 8080, 1, 65535, integer=True))
     level = os.environ.get("LOG_LEVEL", "info").lower()
@@ -55,5 +68,6 @@ def run(app: str, service: str) -> None:
         server_header=False,
         proxy_headers=False,
         timeout_keep_alive=int(_env_number("KEEPALIVE_SECONDS", 75, 1, 3600, integer=True)),
+        workers=int(_env_number("WORKERS", 1, 1, 16, integer=True)),
         timeout_graceful_shutdown=int(_env_number("GRACEFUL_SHUTDOWN_SECONDS", 20, 1, 600, integer=True)),
     )

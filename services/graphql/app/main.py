@@ -19,6 +19,7 @@ from app.guards import MAX_BODY_BYTES
 from app.schema import ShopContext, schema
 from app.settings import load_settings
 from service_kit.access_log import AccessLogMiddleware
+from service_kit.server import freeze_startup_objects
 from service_kit.errors import install_error_handlers, json_error
 from service_kit.tracing import trace_headers_from_asgi
 
@@ -35,6 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     logger.info("backends configured", extra={"products_url": settings.products_url,
                                                "orders_url": settings.orders_url,
                                                "backend_timeout_seconds": settings.backend_timeout_seconds})
+    freeze_startup_objects()
     try:
         yield
     finally:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from app.store import load_orders
 from service_kit.access_log import AccessLogMiddleware
+from service_kit.server import freeze_startup_objects
 from service_kit.collection import ID_PATTERN, MAX_LIMIT, parse_ids
 from service_kit.errors import install_error_handlers, json_error
 
@@ -29,6 +30,7 @@ JSON = "application/json"
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.store = load_orders()
     logger.info("orders loaded", extra={"orders": len(app.state.store.orders)})
+    freeze_startup_objects()
     yield
 
 

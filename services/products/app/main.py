@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from app.catalog import load_catalog
 from service_kit.access_log import AccessLogMiddleware
+from service_kit.server import freeze_startup_objects
 from service_kit.collection import MAX_LIMIT, parse_ids
 from service_kit.errors import install_error_handlers, json_error
 
@@ -28,6 +29,7 @@ JSON = "application/json"
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.catalog = load_catalog()
     logger.info("catalog loaded", extra={"products": len(app.state.catalog)})
+    freeze_startup_objects()
     yield
 
 
