@@ -1,8 +1,9 @@
 """Calls to the products and orders services.
 
-One httpx.AsyncClient per process (connection pooling and keep-alive); every call
-is bounded by a total deadline, because httpx's own timeouts are per phase and a
-backend dribbling bytes could otherwise hold a request open indefinitely.
+One aiohttp ClientSession per process (connection pooling and keep-alive). aiohttp
+rather than httpx because a backend call costs about 0.2 ms of CPU with it against about
+1 ms with httpx 0.28 (measured here), and the GraphQL service is CPU-bound. Every call
+is bounded by a total deadline covering connect, headers and body.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import logging
 from urllib.parse import urlencode
 
-import httpx
+import aiohttp
 import orjson
 from graphql import GraphQLError
 
@@ -38,7 +39,7 @@ class BadArgument(ShopError):
 
 
 class Backend:
-    def __init__(self, name: str, base_url: str, client: httpx.AsyncClient, timeout: float) -> None:
+    def __init__(self, name: str, base_url: str, client: aiohttp.ClientSession, timeout: float) -> None:
         self.name = name
         self.base_url = base_url
         self.client = client
@@ -48,34 +49,41 @@ class Backend:
         url = f"{self.base_url}{path}?{urlencode(params)}" if params else self.base_url + path
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self.client.get(url, headers=headers)
+                async with self.client.get(url, headers=headers) as response:
+                    status = response.status
+                    content = await response.read()
         except TimeoutError:
             raise BackendUnavailable(self.name, f"no answer within {self.timeout:g}s") from None
-        except httpx.HTTPError as error:
+        except aiohttp.ClientError as error:
             logger.warning("backend call failed", extra={"backend": self.name, "error": type(error).__name__})
             raise BackendUnavailable(self.name, "connection failed") from None
-        if response.status_code == 422:
-            raise self._bad_argument(response)
-        if response.status_code != 200:
-            raise BackendUnavailable(self.name, f"answered HTTP {response.status_code}")
+        if status == 422:
+            raise self._bad_argument(content)
+        if status != 200:
+            raise BackendUnavailable(self.name, f"answered HTTP {status}")
         try:
-            return orjson.loads(response.content)
+            return orjson.loads(content)
         except orjson.JSONDecodeError:
             raise BackendUnavailable(self.name, "answered with invalid JSON") from None
 
-    def _bad_argument(self, response: httpx.Response) -> ShopError:
+    def _bad_argument(self, content: bytes) -> ShopError:
         try:
-            field = orjson.loads(response.content)["fields"][0]
+            field = orjson.loads(content)["fields"][0]
             return BadArgument(_ARGUMENT_NAMES.get(field["field"], field["field"]), field["message"])
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
             return BackendUnavailable(self.name, "rejected the request")
 
 
-def make_client(timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=30.0),
+def make_client(timeout: float) -> aiohttp.ClientSession:
+    """Must be called with the event loop running (in the app's lifespan)."""
+    return aiohttp.ClientSession(
+        # Keep-alive below the backends' 75 s, so the backend never closes a connection
+        # this side is about to reuse.
+        connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30.0),
+        timeout=aiohttp.ClientTimeout(total=timeout),
         # Backends are addressed by in-cluster names or loopback; proxies from the
         # environment must not capture these calls.
         trust_env=False,
+        skip_auto_headers=("User-Agent",),
+        raise_for_status=False,
     )

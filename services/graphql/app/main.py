@@ -40,7 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await client.aclose()
+        await client.close()
 
 
 async def get_context(request: Request) -> ShopContext:
