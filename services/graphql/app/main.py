@@ -8,23 +8,22 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.fastapi import GraphQLRouter
-from cross_web import HTTPException as StrawberryHTTPException
 from strawberry.http.ides import get_graphql_ide_html
 
 from app.backends import Backend, make_client
 from app.guards import MAX_BODY_BYTES
 from app.schema import ShopContext, schema
 from app.settings import load_settings
-from service_kit.access_log import AccessLogMiddleware
+from service_kit.app import JSON, create_service_app
+from service_kit.errors import json_error
 from service_kit.server import freeze_startup_objects
-from service_kit.errors import install_error_handlers, json_error
 from service_kit.tracing import trace_headers_from_asgi
 
 logger = logging.getLogger("graphql")
-JSON = "application/json"
 
 
 @asynccontextmanager
@@ -117,14 +116,15 @@ class _BodyTooLarge(Exception):
     pass
 
 
-app = FastAPI(title="graphql", version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-install_error_handlers(app)
+# Ready once the backend client exists. Backends being down is not a reason to stop
+# serving: the gateway still answers (with partial data and errors), and making its
+# readiness depend on them would turn one backend outage into a full outage.
+app = create_service_app("graphql", lifespan, is_ready=lambda app: getattr(app.state, "products", None) is not None,
+                         inner_middleware=[BodyLimitMiddleware])
 app.include_router(
     ShopGraphQLRouter(schema, context_getter=get_context, graphql_ide=None, allow_queries_via_get=True),
     prefix="/graphql",
 )
-app.add_middleware(BodyLimitMiddleware)
-app.add_middleware(AccessLogMiddleware)
 _PLAYGROUND = playground_html()
 
 
@@ -132,17 +132,3 @@ _PLAYGROUND = playground_html()
 async def playground() -> HTMLResponse:
     return HTMLResponse(_PLAYGROUND)
 
-
-@app.get("/healthz")
-async def healthz() -> Response:
-    return Response(b'{"status":"ok"}', media_type=JSON)
-
-
-@app.get("/readyz")
-async def readyz() -> Response:
-    # Ready once the backend client exists. Backends being down is not a reason to stop
-    # serving: the gateway still answers (with partial data and errors), and making its
-    # readiness depend on them would turn one backend outage into a full outage.
-    if getattr(app.state, "products", None) is None:
-        return json_error(503, "starting")
-    return Response(b'{"status":"ready"}', media_type=JSON)

@@ -16,13 +16,12 @@ from fastapi import FastAPI, Query
 from starlette.responses import Response
 
 from app.catalog import load_catalog
-from service_kit.access_log import AccessLogMiddleware
-from service_kit.server import freeze_startup_objects
+from service_kit.app import JSON, create_service_app
 from service_kit.collection import MAX_LIMIT, parse_ids
-from service_kit.errors import install_error_handlers, json_error
+from service_kit.errors import json_error
+from service_kit.server import freeze_startup_objects
 
 logger = logging.getLogger("products")
-JSON = "application/json"
 
 
 @asynccontextmanager
@@ -33,21 +32,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-app = FastAPI(title="products", version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None)
-install_error_handlers(app)
-app.add_middleware(AccessLogMiddleware)
-
-
-@app.get("/healthz")
-async def healthz() -> Response:
-    return Response(b'{"status":"ok"}', media_type=JSON)
-
-
-@app.get("/readyz")
-async def readyz() -> Response:
-    if getattr(app.state, "catalog", None) is None:
-        return json_error(503, "catalog not loaded")
-    return Response(b'{"status":"ready"}', media_type=JSON)
+app = create_service_app("products", lifespan, is_ready=lambda app: getattr(app.state, "catalog", None) is not None)
 
 
 @app.get("/products")
