@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import graphql
+from services_testkit import graphql
 
 TRACE = {
     "x-request-id": "req-123",
@@ -57,7 +57,7 @@ def test_requests_without_trace_headers_send_none(http, recording_gateway, stub_
 def test_real_backends_log_the_forwarded_request_and_trace_ids(http, stack, graphql_url):
     graphql(http, graphql_url, "{ orders(first: 1) { nodes { items { product { id } } } } }",
             headers={"x-request-id": "trace-log-check", "traceparent": TRACE["traceparent"]})
-    from conftest import wait_for
+    from services_testkit import wait_for
 
     def logged(name):
         return [e for e in stack.access_entries(name) if e.get("request_id") == "trace-log-check"]
