@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from services_testkit import Stack, StubBackend
+from tests.services.services_testkit import Stack, StubBackend
 from run_local import LOOPBACK, RunningService, free_port, start_service, start_stack, stop_service, wait_ready
 
 

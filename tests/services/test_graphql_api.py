@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services_testkit import assert_no_traceback, graphql
+from tests.services.services_testkit import assert_no_traceback, graphql
 
 ORDER_FIELDS = "id customerId status createdAt total currency items { productId quantity unitPrice product { id name price } }"
 

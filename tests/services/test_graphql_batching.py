@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from services_testkit import graphql, wait_for
+from tests.services.services_testkit import graphql, wait_for
 
 
 def backend_requests(stack, request_id: str) -> dict[str, int]:

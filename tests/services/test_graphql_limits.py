@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from services_testkit import assert_no_traceback, graphql
+from tests.services.services_testkit import assert_no_traceback, graphql
 
 
 def rejected(http, graphql_url, query, within: float = 2.0) -> list[dict]:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from services_testkit import assert_no_traceback, graphql
+from tests.services.services_testkit import assert_no_traceback, graphql
 
 QUERY = """{
   orders(first: 5) { nodes { id items { quantity product { id name } } } }

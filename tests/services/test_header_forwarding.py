@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services_testkit import graphql
+from tests.services.services_testkit import graphql, wait_for
 
 TRACE = {
     "x-request-id": "req-123",
@@ -57,12 +57,10 @@ def test_requests_without_trace_headers_send_none(http, recording_gateway, stub_
 def test_real_backends_log_the_forwarded_request_and_trace_ids(http, stack, graphql_url):
     graphql(http, graphql_url, "{ orders(first: 1) { nodes { items { product { id } } } } }",
             headers={"x-request-id": "trace-log-check", "traceparent": TRACE["traceparent"]})
-    from services_testkit import wait_for
 
     def logged(name):
         return [e for e in stack.access_entries(name) if e.get("request_id") == "trace-log-check"]
 
-    assert wait_for(lambda: logged("orders") and logged("products"))
+    assert wait_for(lambda: all(logged(name) for name in ("orders", "products", "graphql")))
     for name in ("orders", "products", "graphql"):
-        for entry in logged(name) if name != "graphql" else []:
-            assert entry["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+        assert [entry["trace_id"] for entry in logged(name)] == ["0af7651916cd43dd8448eb211c80319c"]

@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from services_testkit import SERVICES, assert_no_traceback, read_log
+from tests.services.services_testkit import SERVICES, assert_no_traceback, read_log
 from run_local import free_port, start_service, stop_service, wait_ready
 
 

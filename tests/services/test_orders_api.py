@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from services_testkit import assert_no_traceback
+from tests.services.services_testkit import assert_no_traceback
 
 
 def all_orders(http, orders_url, **params):

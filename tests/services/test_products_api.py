@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from services_testkit import assert_no_traceback
+from tests.services.services_testkit import assert_no_traceback
 
 
 def test_catalog_has_at_least_50_products_with_money_as_decimal_strings(http, products_url):
