@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: test render up destroy bench-render clean
+.PHONY: test render up destroy dev bench-render bench-services clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ up:
 ## Tear the stack down again.
 destroy:
 	STACK=$(STACK) bash scripts/destroy.sh
+
+## Run the three services on loopback (GraphQL on 127.0.0.1:8080, playground at /playground).
+dev: $(VENV)/.installed
+	$(PY) services/run_local.py
+
+## Benchmark the GraphQL service against calling the backends directly (about 45 s).
+bench-services: $(VENV)/.installed
+	$(PY) bench/services_bench.py
 
 ## Print the render's wall time and peak memory (median of 5 runs).
 bench-render: $(VENV)/.installed
