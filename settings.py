@@ -38,6 +38,17 @@ _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _OWNER = re.compile(r"^[\w .:/=+@-]{1,256}$")
 _ADMIN_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 
+# The application's services, each built from services/<name> unless `images` names a prebuilt image.
+APP_SERVICES = ("products", "orders", "graphql")
+# A container image reference as Docker's distribution grammar has it: [registry[:port]/]path[:tag][@digest].
+_IMAGE_REFERENCE = re.compile(
+    r"^(?:(?P<registry>[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(?::\d+)?)/)?"
+    r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>\w[\w.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+
 
 class SettingsError(pulumi.RunError):
     """Invalid stack settings. A RunError, so Pulumi prints the message without a traceback."""
@@ -107,6 +118,8 @@ class Settings:
     node_group: NodeGroupSettings = field(default_factory=NodeGroupSettings)
     mesh: MeshSettings = field(default_factory=MeshSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
+    # Service name -> prebuilt image reference; services not named here are built and pushed to ECR.
+    images: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def eks_cluster_name(self) -> str:
@@ -195,6 +208,18 @@ class _Reader:
             self.problem(_qualified(self.config, key), value, accepted)
             return None
         return value
+
+
+def pinned_image_reference(reference: str) -> bool:
+    """True for a reference that names one image: it carries a tag other than `latest`, or a digest.
+
+    A moving tag would let the running pods and a new node's pull disagree about what runs.
+    """
+    match = _IMAGE_REFERENCE.match(reference)
+    if not match:
+        return False
+    tag, digest = match.group("tag"), match.group("digest")
+    return bool(digest or tag) and tag != "latest"
 
 
 def _qualified(config: pulumi.Config, key: str) -> str:
@@ -320,6 +345,20 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
     dns = DnsSettings(domain=domain, hosted_zone_id=zone_id,
                       hostname=resolve_hostname(stack, domain, hostname_override))
 
+    images_raw = r.json_value("images", dict, "a map of service name to image reference, such as "
+                              "{\"orders\": \"<registry>/orders@sha256:<digest>\"}")
+    images: dict[str, str] = {}
+    for service, reference in (images_raw or {}).items():
+        if service not in APP_SERVICES:
+            r.problem(f"{PROJECT}:images.{service}", reference,
+                      "a key naming one of the services " + ", ".join(APP_SERVICES))
+        elif not isinstance(reference, str) or not pinned_image_reference(reference):
+            r.problem(f"{PROJECT}:images.{service}", reference,
+                      "an image reference with a tag other than latest or a digest, such as "
+                      "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/orders@sha256:<64 hex digits>")
+        else:
+            images[service] = reference
+
     if r.problems:
         raise SettingsError(r.problems, stack)
     return Settings(
@@ -336,4 +375,5 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
         node_group=node_group,
         mesh=mesh,
         dns=dns,
+        images=images,
     )

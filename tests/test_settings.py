@@ -169,3 +169,41 @@ def test_cluster_admins():
     arn = "arn:aws:iam::123456789012:role/github-deployer"
     assert load(clusterAdminArns=f'["{arn}"]').cluster_admin_arns == (arn,)
     assert "each ARN once" in problems(clusterAdminArns=f'["{arn}", "{arn}"]')[0]
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_images_default_to_building_every_service():
+    assert load().images == {}
+
+
+def test_prebuilt_images_are_taken_per_service():
+    reference = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/orders@{DIGEST}"
+    s = load(images=f'{{"orders": "{reference}", "products": "ghcr.io/acme/products:1.4.2"}}')
+    assert s.images == {"orders": reference, "products": "ghcr.io/acme/products:1.4.2"}
+
+
+@pytest.mark.parametrize("images, key, accepted", [
+    ('{"payments": "ghcr.io/acme/payments:1.0"}', "images.payments", "one of the services products, orders, graphql"),
+    ('{"orders": "ghcr.io/acme/orders:latest"}', "images.orders", "tag other than latest"),
+    ('{"orders": "ghcr.io/acme/orders"}', "images.orders", "tag other than latest or a digest"),
+    ('{"orders": "ghcr.io/acme/orders@sha256:abc"}', "images.orders", "or a digest"),
+    ('{"orders": "Not An Image:1"}', "images.orders", "image reference"),
+    ('{"orders": 5}', "images.orders", "image reference"),
+    ('["ghcr.io/acme/orders:1"]', "images", "map of service name to image reference"),
+])
+def test_bad_images_name_the_service_and_what_is_accepted(images, key, accepted):
+    found = problems(images=images)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{PROJECT}:{key}:"), found[0]
+    assert accepted in found[0], found[0]
+
+
+@pytest.mark.parametrize("reference, pinned", [
+    ("orders:1.0", True), (f"orders@{DIGEST}", True), (f"localhost:5000/shop/orders:v2@{DIGEST}", True),
+    ("orders", False), ("orders:latest", False), (f"orders:latest@{DIGEST}", False), ("Orders:1", False),
+])
+def test_pinned_image_reference(reference, pinned):
+    from settings import pinned_image_reference
+    assert pinned_image_reference(reference) is pinned
