@@ -16,6 +16,7 @@ data source cannot pass unnoticed. The program itself does not know it runs unde
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -121,10 +122,18 @@ def _caller_identity(args: dict, region: str) -> dict:
             "id": "123456789012", "userId": "AROAMOCK"}
 
 
+def _ecr_authorization_token(args: dict, region: str) -> dict:
+    registry = args.get("registryId") or "123456789012"
+    return {"id": region, "registryId": registry, "userName": "AWS", "password": "mock-ecr-password",
+            "authorizationToken": "QVdTOm1vY2stZWNyLXBhc3N3b3Jk", "expiresAt": "2026-01-01T12:00:00Z",
+            "proxyEndpoint": f"https://{registry}.dkr.ecr.{region}.amazonaws.com"}
+
+
 KNOWN_INVOKES: dict[str, Callable[[dict, str], dict]] = {
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
     "aws:route53/getZone:getZone": _route53_zone,
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": _ecr_authorization_token,
 }
 
 
@@ -183,12 +192,28 @@ def _route53_record(name: str, inputs: dict, region: str) -> dict:
     return {"fqdn": (inputs.get("name") or name).rstrip(".")}
 
 
+def _ecr_repository(name: str, inputs: dict, region: str) -> dict:
+    repository = inputs.get("name") or name
+    return {"registryId": "123456789012",
+            "repositoryUrl": f"123456789012.dkr.ecr.{region}.amazonaws.com/{repository}"}
+
+
+def _docker_build_image(name: str, inputs: dict, region: str) -> dict:
+    """A pushed build: its digest follows what was built, as a registry's would."""
+    built = json.dumps({k: inputs.get(k) for k in ("context", "dockerfile", "platforms", "tags")}, sort_keys=True)
+    digest = "sha256:" + hashlib.sha256(built.encode()).hexdigest()
+    tags = inputs.get("tags") or []
+    return {"digest": digest, "ref": f"{tags[0]}@{digest}" if tags else ""}
+
+
 MOCK_OUTPUTS: dict[str, Callable[[str, dict, str], dict]] = {
     "eks:index:Cluster": _eks_cluster,
     "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:acm/certificate:Certificate": _certificate,
     "aws:route53/record:Record": _route53_record,
+    "aws:ecr/repository:Repository": _ecr_repository,
+    "docker-build:index:Image": _docker_build_image,
 }
 
 

@@ -1,0 +1,426 @@
+"""One HTTP service of the application in the mesh: its workload, its Service and its Istio policy.
+
+Every object's spec is built by a plain function below, so tests check the specs directly; the
+component only declares them. Specs are Kubernetes/Istio JSON (camelCase), exactly as sent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+HTTP_PORT_NAME = "http"
+LIVENESS_PATH = "/healthz"
+READINESS_PATH = "/readyz"
+# Kubernetes' recommended label; the Service, PDB, spread constraints and Istio selectors use it.
+APP_LABEL = "app"
+
+# Methods that a retry cannot turn into a second effect (RFC 9110 safe methods).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Envoy retry conditions under which the upstream application never saw the request: the connection
+# failed, the HTTP/2 stream was refused (the peer guarantees it did no work), or the stream was reset
+# before any request byte was sent. Retrying these is safe for every method.
+RETRY_BEFORE_REQUEST = ("connect-failure", "refused-stream", "reset-before-request")
+# Conditions where the upstream may already have acted on the request: a reset after the request was
+# sent, or an error response. Only idempotent requests may be retried on these.
+RETRY_AFTER_REQUEST = ("5xx", "gateway-error", "reset")
+# What the idempotent routes retry on. Not plain "5xx": a 500 is the application's own answer, and
+# repeating the request would only multiply the load that caused it.
+IDEMPOTENT_RETRY_ON = ("gateway-error", "reset", *RETRY_BEFORE_REQUEST)
+
+# The shutdown sequence: the pod leaves the endpoints first (preStop sleep while Envoy and kube-proxy
+# catch up), then the service finishes in-flight requests (GRACEFUL_SHUTDOWN_SECONDS), then SIGKILL.
+PRE_STOP_SLEEP_SECONDS = 5
+GRACEFUL_SHUTDOWN_SECONDS = 20
+TERMINATION_GRACE_SECONDS = 35
+# The services keep idle connections for KEEPALIVE_SECONDS (default 75); the sidecar drops idle
+# upstream connections sooner, so it never sends a request down a connection the service is closing.
+UPSTREAM_IDLE_TIMEOUT = "60s"
+
+# The services' images run as this user; set here too, so that non-root holds whatever the image says.
+RUN_AS_USER = 10001
+
+
+# -------------------------------------------------------------------------------------------------
+# Durations (Istio's protobuf duration strings) and retry safety
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in an Istio duration such as "1.5s", "250ms", "1m"."""
+    match = _DURATION.match(text or "")
+    if not match:
+        raise ValueError(f"not a duration: {text!r}; expected a number with ms, s, m or h, such as 1.5s")
+    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def seconds(value: float) -> str:
+    """An Istio duration for `value` seconds."""
+    return f"{value:g}s"
+
+
+def match_methods(match: Mapping[str, Any]) -> Optional[frozenset[str]]:
+    """The HTTP methods an Istio HTTPMatchRequest admits, or None when it admits any method."""
+    method = match.get("method")
+    if not method:
+        return None
+    if "exact" in method:
+        return frozenset({method["exact"]})
+    regex = method.get("regex")
+    alternatives = re.fullmatch(r"\^?\(?([A-Z|]+)\)?\$?", regex or "")
+    if alternatives:
+        return frozenset(alternatives.group(1).split("|"))
+    return None  # a prefix or an unusual regex: assume it may admit anything
+
+
+def route_is_idempotent(route: Mapping[str, Any]) -> bool:
+    """True when every request the route can carry has an idempotent method: each of its matches
+    admits idempotent methods only. A route without matches carries any method."""
+    matches = route.get("match") or []
+    if not matches:
+        return False
+    return all((methods := match_methods(m)) is not None and methods <= IDEMPOTENT_METHODS for m in matches)
+
+
+def retry_problems(route: Mapping[str, Any], idempotent: bool) -> list[str]:
+    """What is unsafe about a route's retries; empty when they are safe for its requests.
+
+    The rule: retries need a per-try timeout within the route's timeout; every route may retry on
+    conditions where the request never reached the upstream; only idempotent routes may retry on
+    conditions after the request was sent (errors and resets).
+    """
+    retries = route.get("retries")
+    name = route.get("name", "?")
+    if not retries or not retries.get("attempts"):
+        return []
+    problems = []
+    allowed = set(RETRY_BEFORE_REQUEST) | (set(RETRY_AFTER_REQUEST) if idempotent else set())
+    conditions = [c.strip() for c in (retries.get("retryOn") or "").split(",") if c.strip()]
+    if not conditions:
+        problems.append(f"route {name}: retries without retryOn fall back to Istio's defaults, "
+                        f"which include retrying 503 responses")
+    unsafe = [c for c in conditions if c not in allowed]
+    if unsafe:
+        kind = "idempotent" if idempotent else "non-idempotent"
+        problems.append(f"route {name}: retryOn {unsafe} not safe for a {kind} route; allowed: {sorted(allowed)}")
+    per_try = retries.get("perTryTimeout")
+    if not per_try:
+        problems.append(f"route {name}: retries without perTryTimeout")
+    elif route.get("timeout") and duration_seconds(per_try) > duration_seconds(route["timeout"]):
+        problems.append(f"route {name}: perTryTimeout {per_try} exceeds the route timeout {route['timeout']}")
+    return problems
+
+
+def retry_conditions_are_safe(route: Mapping[str, Any], idempotent: bool) -> bool:
+    return not retry_problems(route, idempotent)
+
+
+# -------------------------------------------------------------------------------------------------
+# Specs
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+
+    def spec(self) -> dict:
+        return {"requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+                "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit}}
+
+
+# Sized for t3.medium nodes (about 1930m CPU and 3.2 GiB allocatable): three services with two
+# replicas and one rollout surge pod each, every pod with its sidecar, next to Istio (see tests/app).
+DEFAULT_RESOURCES = Resources(cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi")
+
+
+@dataclass(frozen=True)
+class MeshRoute:
+    """Timeout and retries of the mesh route to a service (its VirtualService)."""
+    timeout: str = "5s"
+    attempts: int = 2
+    per_try_timeout: str = "1.5s"
+
+
+def labels(name: str) -> dict[str, str]:
+    return {APP_LABEL: name, "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "e-commerce"}
+
+
+def selector(name: str) -> dict[str, str]:
+    return {APP_LABEL: name}
+
+
+def service_host(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.svc.cluster.local"
+
+
+def principal(namespace: str, service_account: str, trust_domain: str = "cluster.local") -> str:
+    """The SPIFFE-derived principal Istio gives a workload running as `service_account`."""
+    return f"{trust_domain}/ns/{namespace}/sa/{service_account}"
+
+
+def pod_annotations(name: str) -> dict[str, str]:
+    """The sidecar's resources are the mesh's defaults (istiod values, components/mesh.py), sized with it."""
+    return {
+        # The services call their backends from their first request on; those calls would fail
+        # while the sidecar is still starting.
+        "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}',
+        "kubectl.kubernetes.io/default-container": name,
+    }
+
+
+def container_security_context() -> dict:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def deployment_spec(name: str, image: pulumi.Input[str], port: int, env: Mapping[str, str], replicas: int,
+                    resources: Resources, service_account: pulumi.Input[str]) -> dict:
+    probe_port = HTTP_PORT_NAME
+    return {
+        "replicas": replicas,
+        "selector": {"matchLabels": selector(name)},
+        # A new pod must be ready before an old one goes: capacity never drops during a rollout.
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "minReadySeconds": 5,
+        "revisionHistoryLimit": 5,
+        "template": {
+            "metadata": {"labels": labels(name), "annotations": pod_annotations(name)},
+            "spec": {
+                "serviceAccountName": service_account,
+                # The services call no Kubernetes API. The sidecar gets its own projected token
+                # (istio-token), injected by Istio, so the mesh identity does not need this one.
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+                "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER,
+                                    "fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
+                "topologySpreadConstraints": [
+                    {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+                     "labelSelector": {"matchLabels": selector(name)},
+                     # Spread each rollout's pods on their own, not counting the old ones leaving.
+                     "matchLabelKeys": ["pod-template-hash"]}
+                    for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+                ],
+                "containers": [{
+                    "name": name,
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "ports": [{"name": HTTP_PORT_NAME, "containerPort": port, "protocol": "TCP"}],
+                    "env": [{"name": k, "value": v} for k, v in
+                            {"PORT": str(port), "GRACEFUL_SHUTDOWN_SECONDS": str(GRACEFUL_SHUTDOWN_SECONDS),
+                             **env}.items()],
+                    "startupProbe": {"httpGet": {"path": LIVENESS_PATH, "port": probe_port},
+                                     "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 30},
+                    "livenessProbe": {"httpGet": {"path": LIVENESS_PATH, "port": probe_port},
+                                      "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3},
+                    "readinessProbe": {"httpGet": {"path": READINESS_PATH, "port": probe_port},
+                                       "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 2},
+                    "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
+                    "resources": resources.spec(),
+                    "securityContext": container_security_context(),
+                    # The root filesystem is read-only; Python and uvicorn may still want a scratch dir.
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }],
+                "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+            },
+        },
+    }
+
+
+def service_spec(name: str, port: int) -> dict:
+    return {
+        "type": "ClusterIP",
+        "selector": selector(name),
+        "ports": [{"name": HTTP_PORT_NAME, "port": port, "targetPort": HTTP_PORT_NAME, "protocol": "TCP",
+                   "appProtocol": "http"}],
+    }
+
+
+def pod_disruption_budget_spec(name: str) -> dict:
+    return {
+        "minAvailable": 1,
+        "selector": {"matchLabels": selector(name)},
+        # A pod that is not ready serves nothing; it must not block a node drain.
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
+    }
+
+
+def autoscaler_spec(deployment: pulumi.Input[str], container: str, min_replicas: int, max_replicas: int,
+                    cpu_utilization: int) -> dict:
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+        "minReplicas": min_replicas,
+        "maxReplicas": max_replicas,
+        # The service's own container: the sidecar's CPU would blur the signal.
+        "metrics": [{"type": "ContainerResource", "containerResource": {
+            "name": "cpu", "container": container,
+            "target": {"type": "Utilization", "averageUtilization": cpu_utilization}}}],
+    }
+
+
+def destination_rule_spec(host: str) -> dict:
+    return {
+        "host": host,
+        "trafficPolicy": {
+            "tls": {"mode": "ISTIO_MUTUAL"},
+            "connectionPool": {
+                "tcp": {"maxConnections": 100, "connectTimeout": "1s"},
+                "http": {"http1MaxPendingRequests": 100, "http2MaxRequests": 200,
+                         # A cap on concurrent retries to the service, so retries cannot snowball.
+                         "maxRetries": 10,
+                         "idleTimeout": UPSTREAM_IDLE_TIMEOUT},
+            },
+            # With two replicas, ejecting at most half keeps one serving.
+            "outlierDetection": {"consecutive5xxErrors": 5, "consecutiveGatewayErrors": 3,
+                                 "interval": "10s", "baseEjectionTime": "30s", "maxEjectionPercent": 50},
+        },
+    }
+
+
+def method_regex(methods: Sequence[str]) -> dict:
+    return {"regex": f"^({'|'.join(sorted(methods))})$"}
+
+
+def retries(attempts: int, per_try_timeout: str, idempotent: bool) -> dict:
+    retry_on = IDEMPOTENT_RETRY_ON if idempotent else RETRY_BEFORE_REQUEST
+    return {"attempts": attempts, "perTryTimeout": per_try_timeout, "retryOn": ",".join(retry_on)}
+
+
+def destination(host: str, port: int) -> list[dict]:
+    return [{"destination": {"host": host, "port": {"number": port}}}]
+
+
+def virtual_service_spec(host: str, port: int, route: MeshRoute) -> dict:
+    """Mesh-internal routes to the service: reads retried on gateway errors and resets, every other
+    method only where the request cannot have reached the service."""
+    reads = {"name": "reads", "match": [{"method": method_regex(("GET", "HEAD"))}],
+             "route": destination(host, port), "timeout": route.timeout,
+             "retries": retries(route.attempts, route.per_try_timeout, idempotent=True)}
+    others = {"name": "other-methods", "route": destination(host, port), "timeout": route.timeout,
+              "retries": retries(route.attempts, route.per_try_timeout, idempotent=False)}
+    for http_route in (reads, others):
+        problems = retry_problems(http_route, route_is_idempotent(http_route))
+        if problems:
+            raise ValueError("; ".join(problems))
+    return {"hosts": [host], "http": [reads, others]}
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call the service, and how: principals, methods and (optionally) paths."""
+    principals: tuple[str, ...]
+    methods: tuple[str, ...] = ("GET", "HEAD")
+    paths: tuple[str, ...] = ()
+
+
+def authorization_policy_spec(name: str, port: int, access: Access) -> dict:
+    """ALLOW only the named callers, methods, port and paths; the namespace denies everything else."""
+    if not access.principals:
+        raise ValueError(f"{name}: an AuthorizationPolicy needs at least one caller principal")
+    operation: dict[str, Any] = {"ports": [str(port)], "methods": list(access.methods)}
+    if access.paths:
+        operation["paths"] = list(access.paths)
+    return {
+        "selector": {"matchLabels": selector(name)},
+        "action": "ALLOW",
+        "rules": [{"from": [{"source": {"principals": list(access.principals)}}],
+                   "to": [{"operation": operation}]}],
+    }
+
+
+# -------------------------------------------------------------------------------------------------
+# The component
+
+
+@dataclass(frozen=True)
+class MicroserviceArgs:
+    name: str
+    namespace: pulumi.Input[str]
+    image: pulumi.Input[str]
+    provider: k8s.Provider
+    access: Access
+    port: int = 8080
+    env: Mapping[str, str] = field(default_factory=dict)
+    replicas: int = 2
+    max_replicas: int = 4
+    cpu_utilization: int = 70
+    resources: Resources = DEFAULT_RESOURCES
+    route: MeshRoute = MeshRoute()
+    # Istio objects wait for these (istiod: its webhook validates them, and base installs their CRDs).
+    istio_dependencies: Sequence[pulumi.Resource] = ()
+
+
+class Microservice(pulumi.ComponentResource):
+    host: pulumi.Output[str]
+    service_account: pulumi.Output[str]
+    port: int
+
+    def __init__(self, name: str, args: MicroserviceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("eks-istio-shop:microservice:Microservice", name, None, opts)
+        if args.replicas < 2:
+            raise ValueError(f"{args.name}: replicas must be at least 2 to survive a node or zone loss")
+        service_name = args.name
+        child = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        # No data links an Istio object to istiod; only this option orders them.
+        istio_child = pulumi.ResourceOptions(parent=self, provider=args.provider,
+                                             depends_on=list(args.istio_dependencies))
+        namespace = pulumi.Output.from_input(args.namespace)
+
+        def metadata(extra_labels: Optional[dict] = None) -> dict:
+            return {"name": service_name, "namespace": namespace, "labels": {**labels(service_name),
+                                                                            **(extra_labels or {})}}
+
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata=metadata(), automount_service_account_token=False, opts=child)
+
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment", metadata=metadata(),
+            spec=deployment_spec(service_name, args.image, args.port, args.env, args.replicas,
+                                 args.resources, account.metadata.name),
+            # The autoscaler owns the replica count once the Deployment exists.
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])))
+
+        service = k8s.core.v1.Service(f"{name}-service", metadata=metadata(),
+                                      spec=service_spec(service_name, args.port), opts=child)
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=metadata(),
+                                          spec=pod_disruption_budget_spec(service_name), opts=child)
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa", metadata=metadata(),
+            spec=autoscaler_spec(deployment.metadata.name, service_name, args.replicas, args.max_replicas,
+                                 args.cpu_utilization),
+            opts=child)
+
+        host = pulumi.Output.all(service.metadata.name, namespace).apply(lambda v: service_host(v[0], v[1]))
+        k8s.apiextensions.CustomResource(
+            f"{name}-destination-rule", api_version="networking.istio.io/v1", kind="DestinationRule",
+            metadata=metadata(), spec=host.apply(destination_rule_spec), opts=istio_child)
+        k8s.apiextensions.CustomResource(
+            f"{name}-virtual-service", api_version="networking.istio.io/v1", kind="VirtualService",
+            metadata=metadata(), spec=host.apply(lambda h: virtual_service_spec(h, args.port, args.route)),
+            opts=istio_child)
+        k8s.apiextensions.CustomResource(
+            f"{name}-authorization-policy", api_version="security.istio.io/v1", kind="AuthorizationPolicy",
+            metadata=metadata(), spec=authorization_policy_spec(service_name, args.port, args.access),
+            opts=istio_child)
+
+        self.host = host
+        self.service_account = account.metadata.name
+        self.port = args.port
+        self.register_outputs({"host": self.host, "serviceAccount": self.service_account})

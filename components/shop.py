@@ -1,0 +1,193 @@
+"""The e-commerce application in the mesh: its namespace, the three services, the Istio Gateway and the
+public routes, and a namespace that denies every call no policy names.
+
+Who calls whom: the ingress gateway calls graphql; graphql calls orders and products; nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.microservice import (Access, MeshRoute, Microservice, MicroserviceArgs, destination, method_regex,
+                                     principal, retries, retry_problems, route_is_idempotent, seconds,
+                                     service_host)
+
+NAMESPACE = "e-commerce"
+GATEWAY_NAME = "shop"
+PUBLIC_ROUTES_NAME = "shop-public"
+DEFAULT_DENY_NAME = "allow-nothing"
+SERVICE_PORT = 8080
+GRAPHQL_PATH = "/graphql"
+PLAYGROUND_PATH = "/playground"
+
+# GraphQL gives up on a backend call after this long (BACKEND_TIMEOUT_SECONDS); the mesh route to the
+# backend allows longer, so the caller's own timeout is the one that fires and it can answer with a
+# partial result and an error, instead of a bare 504 from the sidecar.
+GRAPHQL_BACKEND_TIMEOUT_SECONDS = 2.0
+BACKEND_ROUTE = MeshRoute(timeout="5s", attempts=2, per_try_timeout="1s")
+# From the gateway: a GraphQL request may call both backends one after the other.
+GRAPHQL_ROUTE_TIMEOUT = "10s"
+GRAPHQL_PER_TRY_TIMEOUT = "8s"
+PLAYGROUND_ROUTE_TIMEOUT = "5s"
+PLAYGROUND_PER_TRY_TIMEOUT = "2s"
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    name: str
+    access: Access
+    env: Mapping[str, str] = field(default_factory=dict)
+    route: MeshRoute = MeshRoute()
+
+
+def service_plans(namespace: str, gateway_principal: str) -> list[ServicePlan]:
+    """The three services, who may call each, and GraphQL's view of its backends."""
+    graphql = principal(namespace, "graphql")
+    backend_url = {name: f"http://{service_host(name, namespace)}:{SERVICE_PORT}" for name in ("products", "orders")}
+    return [
+        # Read-only REST services: GraphQL reads them, nothing else calls them at all.
+        ServicePlan("products", Access(principals=(graphql,), methods=("GET", "HEAD")), route=BACKEND_ROUTE),
+        ServicePlan("orders", Access(principals=(graphql,), methods=("GET", "HEAD")), route=BACKEND_ROUTE),
+        ServicePlan(
+            "graphql",
+            # GraphiQL loads with GET; queries come as POST (or GET for plain queries).
+            Access(principals=(gateway_principal,), methods=("GET", "HEAD", "POST"),
+                   paths=(GRAPHQL_PATH, PLAYGROUND_PATH, f"{PLAYGROUND_PATH}/*")),
+            env={"PRODUCTS_URL": backend_url["products"], "ORDERS_URL": backend_url["orders"],
+                 "BACKEND_TIMEOUT_SECONDS": f"{GRAPHQL_BACKEND_TIMEOUT_SECONDS:g}"},
+        ),
+    ]
+
+
+def gateway_spec(selector: Mapping[str, str], hostname: Optional[str], serving_port: int, serving_port_name: str,
+                 redirect_port: int, redirect_port_name: str) -> dict:
+    """Servers matching the ingress design (components/mesh.py): the load balancer ends TLS and sends its
+    443 traffic as plain HTTP to the serving port, its port 80 traffic to the redirect port, which
+    answers with a redirect to HTTPS. Without a hostname there is no TLS and no redirect: port 80
+    reaches the serving port, which serves the application for any host."""
+    serving = {"name": "serving", "port": {"number": serving_port, "name": serving_port_name, "protocol": "HTTP"},
+               "hosts": [hostname or "*"]}
+    if hostname is None:
+        return {"selector": dict(selector), "servers": [serving]}
+    redirect = {"name": "redirect", "port": {"number": redirect_port, "name": redirect_port_name, "protocol": "HTTP"},
+                "hosts": [hostname], "tls": {"httpsRedirect": True}}
+    return {"selector": dict(selector), "servers": [serving, redirect]}
+
+
+def public_virtual_service_spec(hostname: Optional[str], gateway: str, graphql_host: str, port: int) -> dict:
+    """Routes from the ingress gateway: `/` redirects to the playground, the playground and the GraphQL
+    endpoint go to the GraphQL service; anything else gets a 404 from the gateway."""
+    root_redirect: dict = {"uri": PLAYGROUND_PATH, "redirectCode": 302}
+    if hostname is not None:
+        # TLS ends at the load balancer, so the gateway sees plain HTTP; without this the redirect
+        # would point at http:// and take a second redirect to come back to https://.
+        root_redirect["scheme"] = "https"
+    reads = method_regex(("GET", "HEAD"))
+    http = [
+        {"name": "root", "match": [{"uri": {"exact": "/"}}], "redirect": root_redirect},
+        {"name": "playground",
+         "match": [{"uri": {"exact": PLAYGROUND_PATH}, "method": reads},
+                   {"uri": {"prefix": f"{PLAYGROUND_PATH}/"}, "method": reads}],
+         "route": destination(graphql_host, port), "timeout": PLAYGROUND_ROUTE_TIMEOUT,
+         "retries": retries(2, PLAYGROUND_PER_TRY_TIMEOUT, idempotent=True)},
+        # Queries and mutations share the endpoint and its POSTs; a mutation must not run twice, so
+        # the whole route retries only where the request never reached GraphQL.
+        {"name": "graphql", "match": [{"uri": {"exact": GRAPHQL_PATH}}],
+         "route": destination(graphql_host, port), "timeout": GRAPHQL_ROUTE_TIMEOUT,
+         "retries": retries(2, GRAPHQL_PER_TRY_TIMEOUT, idempotent=False)},
+    ]
+    for route in http:
+        problems = retry_problems(route, route_is_idempotent(route))
+        if problems:
+            raise ValueError("; ".join(problems))
+    return {"hosts": [hostname or "*"], "gateways": [gateway], "http": http}
+
+
+def urls(base_url: str) -> dict[str, str]:
+    base = base_url.rstrip("/")
+    return {"graphqlUrl": base + GRAPHQL_PATH, "playgroundUrl": base + PLAYGROUND_PATH}
+
+
+@dataclass(frozen=True)
+class ShopArgs:
+    provider: k8s.Provider
+    # Service name -> image reference (pinned by digest or tag).
+    images: Mapping[str, pulumi.Input[str]]
+    # The environment's hostname; None serves any host over plain HTTP.
+    hostname: Optional[str]
+    # Where the application is reached, e.g. https://shop.example.com (from the ingress).
+    base_url: pulumi.Input[str]
+    # The ingress gateway: its pods' labels, its service account's principal and its two HTTP ports.
+    gateway_selector: Mapping[str, str]
+    gateway_principal: str
+    serving_port: int
+    serving_port_name: str
+    redirect_port: int
+    redirect_port_name: str
+    # istiod: its injector must exist before pods are created, its webhook validates Istio objects.
+    istio_dependencies: Sequence[pulumi.Resource] = ()
+    namespace: str = NAMESPACE
+
+
+class Shop(pulumi.ComponentResource):
+    graphql_url: pulumi.Output[str]
+    playground_url: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ShopArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("eks-istio-shop:shop:Shop", name, None, opts)
+        plans = service_plans(args.namespace, args.gateway_principal)
+        missing = sorted({p.name for p in plans} - set(args.images))
+        if missing:
+            raise ValueError(f"no image for services {missing}")
+        child = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        # Nothing in the data orders these after istiod; without it pods could start without sidecars
+        # and Istio objects would meet a missing CRD or webhook.
+        after_istiod = pulumi.ResourceOptions(parent=self, provider=args.provider,
+                                              depends_on=list(args.istio_dependencies))
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": args.namespace, "labels": {"istio-injection": "enabled"}},
+            opts=after_istiod)
+        namespace_name = namespace.metadata.name
+
+        k8s.apiextensions.CustomResource(
+            f"{name}-default-deny", api_version="security.istio.io/v1", kind="AuthorizationPolicy",
+            # An ALLOW policy that matches nothing: a workload with any ALLOW policy admits only what
+            # one of them names, so this leaves every workload closed until its own policy opens it.
+            metadata={"name": DEFAULT_DENY_NAME, "namespace": namespace_name}, spec={}, opts=after_istiod)
+
+        k8s.apiextensions.CustomResource(
+            f"{name}-gateway", api_version="networking.istio.io/v1", kind="Gateway",
+            metadata={"name": GATEWAY_NAME, "namespace": namespace_name},
+            spec=gateway_spec(args.gateway_selector, args.hostname, args.serving_port, args.serving_port_name,
+                              args.redirect_port, args.redirect_port_name),
+            opts=after_istiod)
+
+        services = {
+            plan.name: Microservice(f"{name}-{plan.name}", MicroserviceArgs(
+                name=plan.name, namespace=namespace_name, image=args.images[plan.name], provider=args.provider,
+                access=plan.access, port=SERVICE_PORT, env=plan.env, route=plan.route,
+                istio_dependencies=tuple(args.istio_dependencies)), opts=pulumi.ResourceOptions(parent=self))
+            for plan in plans
+        }
+
+        graphql = services["graphql"]
+        k8s.apiextensions.CustomResource(
+            f"{name}-public-routes", api_version="networking.istio.io/v1", kind="VirtualService",
+            metadata={"name": PUBLIC_ROUTES_NAME, "namespace": namespace_name},
+            spec=pulumi.Output.all(namespace_name, graphql.host).apply(
+                lambda v: public_virtual_service_spec(args.hostname, f"{v[0]}/{GATEWAY_NAME}", v[1], graphql.port)),
+            opts=after_istiod)
+
+        shop_urls = pulumi.Output.from_input(args.base_url).apply(urls)
+        self.graphql_url = shop_urls["graphqlUrl"]
+        self.playground_url = shop_urls["playgroundUrl"]
+        self.namespace = namespace_name
+        self.register_outputs({"graphqlUrl": self.graphql_url, "playgroundUrl": self.playground_url,
+                               "namespace": self.namespace})
