@@ -60,11 +60,6 @@ def duration_seconds(text: str) -> float:
     return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
-def seconds(value: float) -> str:
-    """An Istio duration for `value` seconds."""
-    return f"{value:g}s"
-
-
 def match_methods(match: Mapping[str, Any]) -> Optional[frozenset[str]]:
     """The HTTP methods an Istio HTTPMatchRequest admits, or None when it admits any method."""
     method = match.get("method")

@@ -13,8 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.microservice import (Access, MeshRoute, Microservice, MicroserviceArgs, destination, method_regex,
-                                     principal, retries, retry_problems, route_is_idempotent, seconds,
-                                     service_host)
+                                     principal, retries, retry_problems, route_is_idempotent, service_host)
 
 NAMESPACE = "e-commerce"
 GATEWAY_NAME = "shop"

@@ -1,0 +1,196 @@
+"""The Microservice's object specs and the retry rule, checked as plain data."""
+
+import kubernetes_validate
+import pytest
+
+from components import microservice as ms
+from settings import DEFAULT_KUBERNETES_VERSION
+
+HOST = "orders.e-commerce.svc.cluster.local"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/alpha-dev/orders@sha256:" + "0" * 64
+
+
+def deployment(**overrides) -> dict:
+    values = dict(name="orders", image=IMAGE, port=8080, env={"LOG_LEVEL": "info"}, replicas=2,
+                  resources=ms.DEFAULT_RESOURCES, service_account="orders")
+    values.update(overrides)
+    return ms.deployment_spec(**values)
+
+
+def wrapped(kind: str, api_version: str, spec: dict) -> dict:
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": "orders", "namespace": "e-commerce"},
+            "spec": spec}
+
+
+@pytest.mark.parametrize("kind, api_version, spec", [
+    ("Deployment", "apps/v1", deployment()),
+    ("Service", "v1", ms.service_spec("orders", 8080)),
+    ("PodDisruptionBudget", "policy/v1", ms.pod_disruption_budget_spec("orders")),
+    ("HorizontalPodAutoscaler", "autoscaling/v2", ms.autoscaler_spec("orders", "orders", 2, 4, 70)),
+])
+def test_kubernetes_specs_are_valid_strictly(kind, api_version, spec):
+    kubernetes_validate.validate(wrapped(kind, api_version, spec), f"{DEFAULT_KUBERNETES_VERSION}.0", strict=True)
+
+
+def test_deployment_is_highly_available_and_rolls_without_downtime():
+    spec = deployment(replicas=3)
+    assert spec["replicas"] == 3
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    constraints = {c["topologyKey"]: c for c in spec["template"]["spec"]["topologySpreadConstraints"]}
+    assert set(constraints) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    for constraint in constraints.values():
+        assert constraint["maxSkew"] == 1 and constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert constraint["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+
+
+def test_probes_use_the_health_endpoints_on_the_named_port():
+    container = deployment()["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+
+
+def test_container_and_pod_are_locked_down():
+    pod = deployment()["template"]["spec"]
+    container = pod["containers"][0]
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] > 0
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == "orders"
+    # The read-only root filesystem leaves /tmp writable through an emptyDir.
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
+
+
+def test_resources_have_requests_and_limits_within_them():
+    resources = deployment()["template"]["spec"]["containers"][0]["resources"]
+    assert set(resources) == {"requests", "limits"}
+    for kind in ("cpu", "memory"):
+        assert kind in resources["requests"] and kind in resources["limits"]
+    assert ms.DEFAULT_RESOURCES.cpu_request == "100m" and ms.DEFAULT_RESOURCES.memory_request == "128Mi"
+
+
+def test_environment_sets_the_port_and_a_shutdown_within_the_grace_period():
+    pod = deployment(port=9090, env={"X": "1"})["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["PORT"] == "9090" and env["X"] == "1"
+    pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pre_stop + int(env["GRACEFUL_SHUTDOWN_SECONDS"]) < pod["terminationGracePeriodSeconds"]
+
+
+def test_service_exposes_a_named_http_port():
+    spec = ms.service_spec("orders", 8080)
+    assert spec["type"] == "ClusterIP"
+    assert spec["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP",
+                              "appProtocol": "http"}]
+
+
+def test_autoscaler_targets_the_service_container_cpu():
+    spec = ms.autoscaler_spec("orders", "orders", 2, 5, 60)
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "orders"}
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 5)
+    metric = spec["metrics"][0]["containerResource"]
+    assert metric["name"] == "cpu" and metric["container"] == "orders"
+    assert metric["target"] == {"type": "Utilization", "averageUtilization": 60}
+
+
+def test_destination_rule_requires_mesh_tls_and_limits_connections():
+    policy = ms.destination_rule_spec(HOST)["trafficPolicy"]
+    assert policy["tls"] == {"mode": "ISTIO_MUTUAL"}
+    assert policy["connectionPool"]["tcp"]["maxConnections"] > 0
+    assert policy["connectionPool"]["http"]["http1MaxPendingRequests"] > 0
+    assert policy["outlierDetection"]["maxEjectionPercent"] <= 50
+    # The sidecar closes idle upstream connections before the service's keep-alive (75 s) does.
+    assert ms.duration_seconds(policy["connectionPool"]["http"]["idleTimeout"]) < 75
+
+
+def test_authorization_policy_names_callers_port_and_methods():
+    access = ms.Access(principals=("cluster.local/ns/e-commerce/sa/graphql",), methods=("GET",), paths=("/a",))
+    spec = ms.authorization_policy_spec("orders", 8080, access)
+    assert spec["action"] == "ALLOW"
+    assert spec["selector"] == {"matchLabels": {"app": "orders"}}
+    assert spec["rules"] == [{"from": [{"source": {"principals": ["cluster.local/ns/e-commerce/sa/graphql"]}}],
+                              "to": [{"operation": {"ports": ["8080"], "methods": ["GET"], "paths": ["/a"]}}]}]
+    with pytest.raises(ValueError, match="at least one caller"):
+        ms.authorization_policy_spec("orders", 8080, ms.Access(principals=()))
+
+
+def test_mesh_routes_all_have_timeouts_and_safe_retries():
+    spec = ms.virtual_service_spec(HOST, 8080, ms.MeshRoute(timeout="4s", attempts=3, per_try_timeout="1s"))
+    assert spec["hosts"] == [HOST]
+    reads, others = spec["http"]
+    assert ms.route_is_idempotent(reads) and not ms.route_is_idempotent(others)
+    for route in spec["http"]:
+        assert route["timeout"] == "4s"
+        assert route["route"] == [{"destination": {"host": HOST, "port": {"number": 8080}}}]
+        assert route["retries"]["attempts"] == 3
+        assert ms.retry_conditions_are_safe(route, ms.route_is_idempotent(route))
+    assert "gateway-error" in reads["retries"]["retryOn"]
+    assert set(others["retries"]["retryOn"].split(",")) == set(ms.RETRY_BEFORE_REQUEST)
+
+
+def test_mesh_route_refuses_a_per_try_timeout_beyond_the_route_timeout():
+    with pytest.raises(ValueError, match="exceeds the route timeout"):
+        ms.virtual_service_spec(HOST, 8080, ms.MeshRoute(timeout="1s", attempts=2, per_try_timeout="2s"))
+
+
+def route(retry_on: str, per_try: str = "1s", timeout: str = "5s", method: str | None = None) -> dict:
+    match = [{"method": {"exact": method}}] if method else []
+    return {"name": "r", "match": match, "timeout": timeout,
+            "retries": {"attempts": 2, "perTryTimeout": per_try, "retryOn": retry_on}}
+
+
+@pytest.mark.parametrize("retry_on, idempotent, safe", [
+    ("connect-failure,refused-stream,reset-before-request", False, True),
+    ("connect-failure,refused-stream,reset-before-request", True, True),
+    ("gateway-error,reset,connect-failure", True, True),
+    ("5xx", True, True),
+    ("5xx", False, False),
+    ("gateway-error", False, False),
+    ("reset", False, False),
+    ("connect-failure,503", True, False),
+    ("retriable-status-codes", True, False),
+    ("", True, False),
+])
+def test_retry_rule(retry_on, idempotent, safe):
+    assert ms.retry_conditions_are_safe(route(retry_on), idempotent) is safe
+
+
+def test_retry_rule_needs_a_per_try_timeout_within_the_route_timeout():
+    assert not ms.retry_conditions_are_safe(route("connect-failure", per_try="6s"), idempotent=False)
+    missing = route("connect-failure")
+    del missing["retries"]["perTryTimeout"]
+    assert "without perTryTimeout" in ms.retry_problems(missing, idempotent=False)[0]
+    assert ms.retry_conditions_are_safe({"name": "no-retries", "timeout": "1s"}, idempotent=False)
+    assert ms.retry_conditions_are_safe({"name": "off", "retries": {"attempts": 0}}, idempotent=False)
+
+
+@pytest.mark.parametrize("match, idempotent", [
+    ([{"method": {"exact": "GET"}}], True),
+    ([{"method": {"regex": "^(GET|HEAD)$"}}], True),
+    ([{"method": {"regex": "GET|HEAD"}}], True),
+    ([{"method": {"regex": "^(GET|POST)$"}}], False),
+    ([{"method": {"exact": "GET"}}, {"uri": {"exact": "/x"}}], False),
+    ([{"method": {"prefix": "G"}}], False),
+    ([], False),
+])
+def test_idempotency_comes_from_the_route_matches(match, idempotent):
+    assert ms.route_is_idempotent({"match": match}) is idempotent
+
+
+@pytest.mark.parametrize("text, expected", [("1s", 1.0), ("1.5s", 1.5), ("250ms", 0.25), ("2m", 120.0)])
+def test_durations(text, expected):
+    assert ms.duration_seconds(text) == expected
+
+
+def test_bad_duration_says_what_is_accepted():
+    with pytest.raises(ValueError, match="such as 1.5s"):
+        ms.duration_seconds("5")

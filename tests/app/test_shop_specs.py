@@ -1,0 +1,81 @@
+"""The application's plan, Gateway and public routes, checked as plain data."""
+
+import pytest
+
+from components import microservice as ms
+from components import shop
+
+GATEWAY_PRINCIPAL = "cluster.local/ns/istio-ingress/sa/istio-ingressgateway"
+GRAPHQL_HOST = "graphql.e-commerce.svc.cluster.local"
+
+
+def plans() -> dict[str, shop.ServicePlan]:
+    return {p.name: p for p in shop.service_plans("e-commerce", GATEWAY_PRINCIPAL)}
+
+
+def test_three_services_and_who_may_call_them():
+    found = plans()
+    assert set(found) == {"products", "orders", "graphql"}
+    graphql = ms.principal("e-commerce", "graphql")
+    assert found["graphql"].access.principals == (GATEWAY_PRINCIPAL,)
+    assert found["orders"].access.principals == (graphql,)
+    assert found["products"].access.principals == (graphql,)
+    # The REST services are read-only: their callers get GET and HEAD, nothing that writes.
+    for name in ("orders", "products"):
+        assert set(found[name].access.methods) <= ms.IDEMPOTENT_METHODS
+
+
+def test_graphql_reaches_its_backends_through_their_services():
+    env = plans()["graphql"].env
+    assert env["PRODUCTS_URL"] == "http://products.e-commerce.svc.cluster.local:8080"
+    assert env["ORDERS_URL"] == "http://orders.e-commerce.svc.cluster.local:8080"
+
+
+def test_graphql_gives_up_on_a_backend_before_the_mesh_route_does():
+    found = plans()
+    backend_timeout = float(found["graphql"].env["BACKEND_TIMEOUT_SECONDS"])
+    for name in ("orders", "products"):
+        assert backend_timeout < ms.duration_seconds(found[name].route.timeout), name
+    # And the gateway waits for more than one backend call.
+    assert ms.duration_seconds(shop.GRAPHQL_ROUTE_TIMEOUT) > 2 * backend_timeout
+
+
+def test_gateway_with_a_hostname_serves_one_port_and_redirects_the_other():
+    spec = shop.gateway_spec({"istio": "ingressgateway"}, "shop.example.com", 8080, "http", 8081, "http-redirect")
+    assert spec["selector"] == {"istio": "ingressgateway"}
+    servers = {s["port"]["number"]: s for s in spec["servers"]}
+    assert set(servers) == {8080, 8081}
+    assert servers[8080]["hosts"] == ["shop.example.com"] and "tls" not in servers[8080]
+    assert servers[8081]["tls"] == {"httpsRedirect": True}
+    assert all(s["port"]["protocol"] == "HTTP" for s in spec["servers"])
+
+
+def test_gateway_without_a_hostname_serves_any_host_without_redirect():
+    spec = shop.gateway_spec({"istio": "ingressgateway"}, None, 8080, "http", 8081, "http-redirect")
+    assert spec["servers"] == [{"name": "serving", "port": {"number": 8080, "name": "http", "protocol": "HTTP"},
+                                "hosts": ["*"]}]
+
+
+@pytest.mark.parametrize("hostname", ["shop.example.com", None])
+def test_public_routes(hostname):
+    spec = shop.public_virtual_service_spec(hostname, "e-commerce/shop", GRAPHQL_HOST, 8080)
+    assert spec["hosts"] == [hostname or "*"]
+    assert spec["gateways"] == ["e-commerce/shop"]
+    routes = {r["name"]: r for r in spec["http"]}
+    assert routes["root"]["match"] == [{"uri": {"exact": "/"}}]
+    assert routes["root"]["redirect"]["uri"] == "/playground"
+    assert routes["root"]["redirect"].get("scheme") == ("https" if hostname else None)
+    assert {"uri": {"exact": "/graphql"}} in routes["graphql"]["match"]
+    assert any(m["uri"] == {"exact": "/playground"} for m in routes["playground"]["match"])
+    for name in ("graphql", "playground"):
+        assert routes[name]["route"] == [{"destination": {"host": GRAPHQL_HOST, "port": {"number": 8080}}}]
+        assert ms.duration_seconds(routes[name]["timeout"]) > 0
+        assert ms.retry_conditions_are_safe(routes[name], ms.route_is_idempotent(routes[name]))
+    # The GraphQL endpoint carries mutations: it retries only where the request never arrived.
+    assert not ms.route_is_idempotent(routes["graphql"])
+    assert set(routes["graphql"]["retries"]["retryOn"].split(",")) <= set(ms.RETRY_BEFORE_REQUEST)
+
+
+def test_urls():
+    assert shop.urls("https://shop.example.com/") == {"graphqlUrl": "https://shop.example.com/graphql",
+                                                      "playgroundUrl": "https://shop.example.com/playground"}
