@@ -132,6 +132,11 @@ class ServiceImages(pulumi.ComponentResource):
             credentials = aws.ecr.get_authorization_token_output(
                 registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self))
             source = service_source(args.services_dir, service)
+            if not source.dockerfile.is_file():
+                # A RunError: Pulumi prints the message alone, without a traceback.
+                raise pulumi.RunError(
+                    f"{source.dockerfile} not found, so the image of {service} cannot be built; check out "
+                    f"the services, or set eks-istio-shop:images to a prebuilt reference for {service}")
             tag = image_tag(source.context, source.dockerfile, platform)
             image = docker_build.Image(
                 f"{name}-{service}-image",
