@@ -62,19 +62,18 @@ def service_plans(namespace: str, gateway_principal: str) -> list[ServicePlan]:
     ]
 
 
-def gateway_spec(selector: Mapping[str, str], hostname: Optional[str], serving_port: int, serving_port_name: str,
-                 redirect_port: int, redirect_port_name: str) -> dict:
-    """Servers matching the ingress design (components/mesh.py): the load balancer ends TLS and sends its
-    443 traffic as plain HTTP to the serving port, its port 80 traffic to the redirect port, which
-    answers with a redirect to HTTPS. Without a hostname there is no TLS and no redirect: port 80
-    reaches the serving port, which serves the application for any host."""
-    serving = {"name": "serving", "port": {"number": serving_port, "name": serving_port_name, "protocol": "HTTP"},
-               "hosts": [hostname or "*"]}
+def redirects_to_https(server: Mapping) -> bool:
+    return bool((server.get("tls") or {}).get("httpsRedirect"))
+
+
+def gateway_spec(selector: Mapping[str, str], servers: Sequence[Mapping], hostname: Optional[str]) -> dict:
+    """The Gateway on the ingress gateway's pods, with the servers the ingress design defines
+    (components/mesh.py): the load balancer ends TLS and sends its 443 traffic as plain HTTP to the
+    serving port, its port 80 traffic to the redirect port, which answers with a redirect to HTTPS.
+    Without a hostname there is no TLS and port 80 reaches the serving port, so no server redirects."""
     if hostname is None:
-        return {"selector": dict(selector), "servers": [serving]}
-    redirect = {"name": "redirect", "port": {"number": redirect_port, "name": redirect_port_name, "protocol": "HTTP"},
-                "hosts": [hostname], "tls": {"httpsRedirect": True}}
-    return {"selector": dict(selector), "servers": [serving, redirect]}
+        servers = [server for server in servers if not redirects_to_https(server)]
+    return {"selector": dict(selector), "servers": [dict(server) for server in servers]}
 
 
 def public_virtual_service_spec(hostname: Optional[str], gateway: str, graphql_host: str, port: int) -> dict:
@@ -120,13 +119,11 @@ class ShopArgs:
     hostname: Optional[str]
     # Where the application is reached, e.g. https://shop.example.com (from the ingress).
     base_url: pulumi.Input[str]
-    # The ingress gateway: its pods' labels, its service account's principal and its two HTTP ports.
+    # The ingress gateway: its pods' labels, its service account's principal and the Gateway servers
+    # of the ingress design, for the environment's hosts.
     gateway_selector: Mapping[str, str]
     gateway_principal: str
-    serving_port: int
-    serving_port_name: str
-    redirect_port: int
-    redirect_port_name: str
+    gateway_servers: Sequence[Mapping]
     # istiod: its injector must exist before pods are created, its webhook validates Istio objects.
     istio_dependencies: Sequence[pulumi.Resource] = ()
     namespace: str = NAMESPACE
@@ -164,8 +161,7 @@ class Shop(pulumi.ComponentResource):
         k8s.apiextensions.CustomResource(
             f"{name}-gateway", api_version="networking.istio.io/v1", kind="Gateway",
             metadata={"name": GATEWAY_NAME, "namespace": namespace_name},
-            spec=gateway_spec(args.gateway_selector, args.hostname, args.serving_port, args.serving_port_name,
-                              args.redirect_port, args.redirect_port_name),
+            spec=gateway_spec(args.gateway_selector, args.gateway_servers, args.hostname),
             opts=after_istiod)
 
         services = {

@@ -40,20 +40,23 @@ def test_graphql_gives_up_on_a_backend_before_the_mesh_route_does():
     assert ms.duration_seconds(shop.GRAPHQL_ROUTE_TIMEOUT) > 2 * backend_timeout
 
 
+def servers(hosts):
+    """Servers as components/mesh.py's ingress_gateway_servers gives them."""
+    return [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"}, "hosts": hosts},
+            {"port": {"number": 8081, "name": "http-redirect", "protocol": "HTTP"}, "hosts": hosts,
+             "tls": {"httpsRedirect": True}}]
+
+
 def test_gateway_with_a_hostname_serves_one_port_and_redirects_the_other():
-    spec = shop.gateway_spec({"istio": "ingressgateway"}, "shop.example.com", 8080, "http", 8081, "http-redirect")
+    spec = shop.gateway_spec({"istio": "ingressgateway"}, servers(["shop.example.com"]), "shop.example.com")
     assert spec["selector"] == {"istio": "ingressgateway"}
-    servers = {s["port"]["number"]: s for s in spec["servers"]}
-    assert set(servers) == {8080, 8081}
-    assert servers[8080]["hosts"] == ["shop.example.com"] and "tls" not in servers[8080]
-    assert servers[8081]["tls"] == {"httpsRedirect": True}
-    assert all(s["port"]["protocol"] == "HTTP" for s in spec["servers"])
+    assert spec["servers"] == servers(["shop.example.com"])
 
 
 def test_gateway_without_a_hostname_serves_any_host_without_redirect():
-    spec = shop.gateway_spec({"istio": "ingressgateway"}, None, 8080, "http", 8081, "http-redirect")
-    assert spec["servers"] == [{"name": "serving", "port": {"number": 8080, "name": "http", "protocol": "HTTP"},
-                                "hosts": ["*"]}]
+    spec = shop.gateway_spec({"istio": "ingressgateway"}, servers(["*"]), None)
+    assert spec["servers"] == servers(["*"])[:1]
+    assert not any(shop.redirects_to_https(s) for s in spec["servers"])
 
 
 @pytest.mark.parametrize("hostname", ["shop.example.com", None])
