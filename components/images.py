@@ -20,8 +20,6 @@ import pulumi_docker_build as docker_build
 KEEP_IMAGES = 10
 # Untagged images are left over from interrupted pushes; nothing can reference them by tag.
 UNTAGGED_EXPIRY_DAYS = 1
-# Files that a build never reads but that change on every test run or import.
-_NOT_SOURCE = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 
 
 def image_platform(architecture: str) -> str:
@@ -33,15 +31,15 @@ def image_platform(architecture: str) -> str:
 
 
 def source_digest(context: Path, dockerfile: Path) -> str:
-    """A hash of everything a build could read: every file of the context and the Dockerfile.
+    """A hash of everything a build could read: every file of the context, and the Dockerfile.
 
-    It must cover at least what goes into the image: a change it missed would rebuild the image
-    under an unchanged tag, which an immutable repository refuses. Covering more (tests, docs)
-    only costs an extra image.
+    It must change whenever docker-build's own context hash does: that one decides whether the image
+    is rebuilt, and a rebuild under an unchanged tag is refused by the immutable repository. So it
+    covers every file, .dockerignore'd or not; hashing more than the build reads costs at most an
+    extra image, hashing less could fail a deploy.
     """
     digest = hashlib.sha256()
-    files = sorted(p for p in context.rglob("*")
-                   if p.is_file() and not any(part in _NOT_SOURCE for part in p.parts) and p.suffix != ".pyc")
+    files = sorted(p for p in context.rglob("*") if p.is_file())
     if dockerfile.resolve() not in {p.resolve() for p in files}:
         files.append(dockerfile)
     for path in files:
@@ -54,7 +52,7 @@ def source_digest(context: Path, dockerfile: Path) -> str:
 
 def image_tag(context: Path, dockerfile: Path, platform: str) -> str:
     """An immutable tag: the same source for the same platform always gets the same tag, and any change
-    a new one, so an unchanged service is never rebuilt and a changed one never overwrites a tag."""
+    a new one, so an unchanged image is never rebuilt and a rebuilt one never reuses a tag."""
     return f"{platform.split('/')[-1]}-{source_digest(context, dockerfile)[:20]}"
 
 
@@ -79,8 +77,10 @@ class ImageSource:
 
 
 def service_source(services_dir: Path, service: str) -> ImageSource:
-    directory = services_dir / service
-    return ImageSource(context=directory, dockerfile=directory / "Dockerfile")
+    """The services share code (services/common), so each builds from the services directory with
+    its own Dockerfile. A change anywhere in it changes every service's build context, and so every
+    image's tag: docker-build would rebuild all three anyway."""
+    return ImageSource(context=services_dir, dockerfile=services_dir / service / "Dockerfile")
 
 
 @dataclass(frozen=True)
