@@ -1,14 +1,20 @@
 """eks-istio-shop: reads the stack's settings, wires the components, exports the outputs."""
 
+from pathlib import Path
+
 import pulumi
 
 from components.certificate import Certificate, CertificateArgs
 from components.cluster import Cluster, ClusterArgs
 from components.dns import DnsRecord, DnsRecordArgs, hosted_zone_id
+from components.images import ServiceImages, ServiceImagesArgs
 from components.ingress import Ingress, IngressArgs
-from components.mesh import IngressNodePorts, Mesh, MeshArgs
+from components.mesh import (INGRESS_GATEWAY_LABELS, INGRESS_NAMESPACE, INGRESS_RELEASE, IngressNodePorts, Mesh,
+                             MeshArgs, ingress_gateway_servers)
+from components.microservice import principal
 from components.network import Network, NetworkArgs
-from settings import load_settings
+from components.shop import Shop, ShopArgs
+from settings import APP_SERVICES, load_settings
 
 settings = load_settings()
 
@@ -81,7 +87,31 @@ else:
     hostname = ingress.load_balancer_dns_name
     url = ingress.load_balancer_dns_name.apply(lambda name: f"http://{name}")
 
+images = ServiceImages("shop-images", ServiceImagesArgs(
+    services=APP_SERVICES,
+    repository_prefix=settings.eks_cluster_name,
+    architecture=settings.node_group.architecture,
+    services_dir=Path("services"),
+    prebuilt=settings.images,
+    tags=settings.tags,
+))
+
+shop = Shop("shop-app", ShopArgs(
+    provider=cluster.kubernetes_provider,
+    images=images.references,
+    hostname=settings.dns.hostname,
+    base_url=url,
+    gateway_selector=INGRESS_GATEWAY_LABELS,
+    # The gateway chart names the gateway's service account after its release.
+    gateway_principal=principal(INGRESS_NAMESPACE, INGRESS_RELEASE),
+    gateway_servers=ingress_gateway_servers([settings.dns.hostname or "*"]),
+    # After all of Istio: istiod's injector and webhook, and the gateway the routes are bound to.
+    istio_dependencies=[mesh],
+))
+
 pulumi.export("url", url)
+pulumi.export("graphqlUrl", shop.graphql_url)
+pulumi.export("playgroundUrl", shop.playground_url)
 pulumi.export("hostname", hostname)
 pulumi.export("loadBalancerDnsName", ingress.load_balancer_dns_name)
 pulumi.export("clusterName", cluster.cluster_name)

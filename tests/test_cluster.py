@@ -77,7 +77,8 @@ def test_cluster_outputs(render):
 def test_every_taggable_aws_resource_carries_the_stack_tags(render):
     untaggable = {"aws:ec2/route:Route", "aws:ec2/routeTableAssociation:RouteTableAssociation",
                   "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:route53/record:Record",
-                  "aws:acm/certificateValidation:CertificateValidation", "aws:autoscaling/attachment:Attachment"}
+                  "aws:acm/certificateValidation:CertificateValidation", "aws:autoscaling/attachment:Attachment",
+                  "aws:ecr/lifecyclePolicy:LifecyclePolicy"}
     for resource in render.resources:
         if resource["type"] in untaggable or not (resource["type"].startswith("aws:")
                                                   or resource["type"].startswith("eks:")):
