@@ -194,3 +194,15 @@ def test_durations(text, expected):
 def test_bad_duration_says_what_is_accepted():
     with pytest.raises(ValueError, match="such as 1.5s"):
         ms.duration_seconds("5")
+
+
+@pytest.mark.parametrize("kind, api_version, spec", [
+    ("DestinationRule", "networking.istio.io/v1", ms.destination_rule_spec(HOST)),
+    ("VirtualService", "networking.istio.io/v1", ms.virtual_service_spec(HOST, 8080, ms.MeshRoute())),
+    ("AuthorizationPolicy", "security.istio.io/v1",
+     ms.authorization_policy_spec("orders", 8080, ms.Access(principals=("cluster.local/ns/e-commerce/sa/graphql",),
+                                                            paths=("/orders", "/orders/*")))),
+])
+def test_istio_specs_are_valid_against_istios_crds(kind, api_version, spec):
+    from tools import istio_schema
+    assert istio_schema.validate_istio_object(wrapped(kind, api_version, spec)) == []

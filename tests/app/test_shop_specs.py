@@ -82,3 +82,16 @@ def test_public_routes(hostname):
 def test_urls():
     assert shop.urls("https://shop.example.com/") == {"graphqlUrl": "https://shop.example.com/graphql",
                                                       "playgroundUrl": "https://shop.example.com/playground"}
+
+
+@pytest.mark.parametrize("hostname", ["shop.example.com", None])
+def test_gateway_and_public_routes_are_valid_against_istios_crds(hostname):
+    from components.mesh import INGRESS_GATEWAY_LABELS, ingress_gateway_servers
+    from tools import istio_schema
+    hosts = [hostname or "*"]
+    for kind, spec in (("Gateway", shop.gateway_spec(INGRESS_GATEWAY_LABELS, ingress_gateway_servers(hosts), hostname)),
+                       ("VirtualService", shop.public_virtual_service_spec(hostname, "e-commerce/shop", GRAPHQL_HOST,
+                                                                           8080))):
+        obj = {"apiVersion": "networking.istio.io/v1", "kind": kind,
+               "metadata": {"name": "shop", "namespace": "e-commerce"}, "spec": spec}
+        assert istio_schema.validate_istio_object(obj) == []
