@@ -16,7 +16,8 @@ import pulumi_kubernetes as k8s
 HTTP_PORT_NAME = "http"
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
-# Kubernetes' recommended label; the Service, PDB, spread constraints and Istio selectors use it.
+# The label Istio's telemetry names workloads by; the Service, PDB, spread constraints and Istio
+# selectors select on it.
 APP_LABEL = "app"
 
 # Methods that a retry cannot turn into a second effect (RFC 9110 safe methods).
@@ -49,15 +50,16 @@ RUN_AS_USER = 10001
 # Durations (Istio's protobuf duration strings) and retry safety
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def duration_seconds(text: str) -> float:
-    """Seconds in an Istio duration such as "1.5s", "250ms", "1m"."""
-    match = _DURATION.match(text or "")
-    if not match:
-        raise ValueError(f"not a duration: {text!r}; expected a number with ms, s, m or h, such as 1.5s")
-    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    """Seconds in an Istio duration such as "1.5s", "250ms", "1m30s"."""
+    if not isinstance(text, str) or not _DURATION.match(text):
+        raise ValueError(f"not a duration: {text!r}; expected numbers with ms, s, m or h, such as 1.5s")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
 
 
 def match_methods(match: Mapping[str, Any]) -> Optional[frozenset[str]]:
@@ -378,9 +380,9 @@ class Microservice(pulumi.ComponentResource):
                                              depends_on=list(args.istio_dependencies))
         namespace = pulumi.Output.from_input(args.namespace)
 
-        def metadata(extra_labels: Optional[dict] = None) -> dict:
-            return {"name": service_name, "namespace": namespace, "labels": {**labels(service_name),
-                                                                            **(extra_labels or {})}}
+        def metadata() -> dict:
+            # Named explicitly, without Pulumi's random suffix: hosts and principals derive from it.
+            return {"name": service_name, "namespace": namespace, "labels": labels(service_name)}
 
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=metadata(), automount_service_account_token=False, opts=child)

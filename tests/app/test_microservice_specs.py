@@ -186,14 +186,16 @@ def test_idempotency_comes_from_the_route_matches(match, idempotent):
     assert ms.route_is_idempotent({"match": match}) is idempotent
 
 
-@pytest.mark.parametrize("text, expected", [("1s", 1.0), ("1.5s", 1.5), ("250ms", 0.25), ("2m", 120.0)])
+@pytest.mark.parametrize("text, expected", [("1s", 1.0), ("1.5s", 1.5), ("250ms", 0.25), ("2m", 120.0),
+                                            ("1m30s", 90.0)])
 def test_durations(text, expected):
     assert ms.duration_seconds(text) == expected
 
 
 def test_bad_duration_says_what_is_accepted():
-    with pytest.raises(ValueError, match="such as 1.5s"):
-        ms.duration_seconds("5")
+    for bad in ("5", "", "1.5 s", "-1s", None):
+        with pytest.raises(ValueError, match="such as 1.5s"):
+            ms.duration_seconds(bad)
 
 
 @pytest.mark.parametrize("kind, api_version, spec", [
