@@ -140,7 +140,6 @@ class Shop(pulumi.ComponentResource):
         missing = sorted({p.name for p in plans} - set(args.images))
         if missing:
             raise ValueError(f"no image for services {missing}")
-        child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         # Nothing in the data orders these after istiod; without it pods could start without sidecars
         # and Istio objects would meet a missing CRD or webhook.
         after_istiod = pulumi.ResourceOptions(parent=self, provider=args.provider,
