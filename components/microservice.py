@@ -38,8 +38,9 @@ IDEMPOTENT_RETRY_ON = ("gateway-error", "reset", *RETRY_BEFORE_REQUEST)
 PRE_STOP_SLEEP_SECONDS = 5
 GRACEFUL_SHUTDOWN_SECONDS = 20
 TERMINATION_GRACE_SECONDS = 35
-# The services keep idle connections for KEEPALIVE_SECONDS (default 75); the sidecar drops idle
-# upstream connections sooner, so it never sends a request down a connection the service is closing.
+# The services keep idle connections for KEEPALIVE_SECONDS; the sidecar drops idle upstream
+# connections sooner, so it never sends a request down a connection the service is closing.
+KEEPALIVE_SECONDS = 75
 UPSTREAM_IDLE_TIMEOUT = "60s"
 
 # The services' images run as this user; set here too, so that non-root holds whatever the image says.
@@ -222,7 +223,7 @@ def deployment_spec(name: str, image: pulumi.Input[str], port: int, env: Mapping
                     "ports": [{"name": HTTP_PORT_NAME, "containerPort": port, "protocol": "TCP"}],
                     "env": [{"name": k, "value": v} for k, v in
                             {"PORT": str(port), "GRACEFUL_SHUTDOWN_SECONDS": str(GRACEFUL_SHUTDOWN_SECONDS),
-                             **env}.items()],
+                             "KEEPALIVE_SECONDS": str(KEEPALIVE_SECONDS), **env}.items()],
                     "startupProbe": {"httpGet": {"path": LIVENESS_PATH, "port": probe_port},
                                      "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 30},
                     "livenessProbe": {"httpGet": {"path": LIVENESS_PATH, "port": probe_port},

@@ -193,6 +193,11 @@ def test_destination_rules_and_mesh_routes_name_existing_services(render):
     for rule in objects(render, "DestinationRule", NAMESPACE):
         assert rule["spec"]["host"] in services
         assert rule["spec"]["trafficPolicy"]["tls"]["mode"] == "ISTIO_MUTUAL"
+        # The sidecar drops idle connections before the service behind them would close them.
+        deployment = one(render, "Deployment", services[rule["spec"]["host"]]["metadata"]["name"])
+        env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        idle = rule["spec"]["trafficPolicy"]["connectionPool"]["http"]["idleTimeout"]
+        assert ms.duration_seconds(idle) < int(env["KEEPALIVE_SECONDS"])
     mesh_routes = [v for v in objects(render, "VirtualService", NAMESPACE) if not v["spec"].get("gateways")]
     assert len(mesh_routes) == len(APP_SERVICES)
     for virtual_service in mesh_routes:

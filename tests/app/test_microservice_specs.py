@@ -108,8 +108,9 @@ def test_destination_rule_requires_mesh_tls_and_limits_connections():
     assert policy["connectionPool"]["tcp"]["maxConnections"] > 0
     assert policy["connectionPool"]["http"]["http1MaxPendingRequests"] > 0
     assert policy["outlierDetection"]["maxEjectionPercent"] <= 50
-    # The sidecar closes idle upstream connections before the service's keep-alive (75 s) does.
-    assert ms.duration_seconds(policy["connectionPool"]["http"]["idleTimeout"]) < 75
+    # The sidecar closes idle upstream connections before the service's keep-alive does.
+    env = {e["name"]: e["value"] for e in deployment()["template"]["spec"]["containers"][0]["env"]}
+    assert ms.duration_seconds(policy["connectionPool"]["http"]["idleTimeout"]) < int(env["KEEPALIVE_SECONDS"])
 
 
 def test_authorization_policy_names_callers_port_and_methods():
