@@ -12,6 +12,7 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
+CONTROL_PLANE_LOG_RETENTION_DAYS = 30
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
 # Managed policies every EKS worker node needs: join the cluster, run the VPC CNI, pull images.
@@ -109,6 +110,16 @@ class Cluster(pulumi.ComponentResource):
             for role, arn in NODE_ROLE_POLICIES.items()
         ]
 
+        # EKS writes control-plane logs to this group and would create it itself, without retention,
+        # and leave it behind after `pulumi destroy`. Owning it keeps retention bounded and destroy clean.
+        control_plane_logs = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs",
+            name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_in_days=CONTROL_PLANE_LOG_RETENTION_DAYS,
+            tags=tags,
+            opts=child,
+        )
+
         cluster = eks.Cluster(
             f"{name}-eks",
             name=args.cluster_name,
@@ -131,7 +142,8 @@ class Cluster(pulumi.ComponentResource):
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type="STANDARD"),
             tags=tags,
-            opts=child,
+            # The log group must exist before EKS starts logging, or EKS creates an unmanaged one.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[control_plane_logs]),
         )
 
         launch_template = aws.ec2.LaunchTemplate(

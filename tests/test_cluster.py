@@ -99,3 +99,10 @@ def test_api_authentication_with_admin_access_entries(render, render_variant):
     (policy,) = entry["accessPolicies"].values()
     assert policy["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
     assert policy["accessScope"] == {"type": "cluster"}
+
+
+def test_control_plane_log_group_is_owned_and_made_first(render):
+    logs = render.one("aws:cloudwatch/logGroup:LogGroup")
+    assert logs["inputs"]["name"] == "/aws/eks/alpha-dev/cluster"
+    assert 1 <= logs["inputs"]["retentionInDays"] <= 365
+    assert logs["urn"] in render.one("eks:index:Cluster")["dependencies"]
