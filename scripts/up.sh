@@ -1,4 +1,15 @@
 #!/usr/bin/env bash
 # One command for the dev stack: checks prerequisites, installs, logs in, selects the stack, runs `pulumi up`.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# Images are built from services/ with Docker Buildx unless the stack names prebuilt ones for all three.
+prebuilt="$(pulumi config get images --stack "${STACK}" 2>/dev/null || true)"
+if ! .venv/bin/python -c 'import json,sys; d=json.loads(sys.argv[1] or "{}"); sys.exit(0 if {"products","orders","graphql"} <= set(d) else 1)' "${prebuilt}"; then
+  if ! docker buildx version >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
+    echo "Cannot continue: the service images are built with Docker Buildx, and no running Docker engine with buildx was found." >&2
+    echo "Start Docker (with buildx), or set prebuilt images for all three services:" >&2
+    echo "  pulumi config set --path 'images.products' <registry>/products:<tag>   (and orders, graphql)" >&2
+    exit 1
+  fi
+fi
 pulumi up --stack "${STACK}" --diff "$@"
