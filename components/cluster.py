@@ -185,6 +185,19 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=node_role_policies),
         )
 
+        # HorizontalPodAutoscalers read CPU use from the metrics API, which a new cluster lacks.
+        aws.eks.Addon(
+            f"{name}-metrics-server",
+            # A literal name (reading it back from the cluster is unreliable, pulumi-eks #607); the
+            # node group orders the add-on after the cluster and gives its pods somewhere to run.
+            cluster_name=args.cluster_name,
+            addon_name="metrics-server",
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_group]),
+        )
+
         self.cluster_name = pulumi.Output.from_input(args.cluster_name)
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
         self.oidc_provider_arn = cluster.oidc_provider_arn

@@ -28,8 +28,8 @@ node drained):
     sidecar (per app pod)    -          50m      64Mi     1 / 512Mi   (chart default is 100m/128Mi)
 
 istiod serves xDS for a handful of workloads; 512Mi is several times what it uses at that size.
-Autoscaling is off everywhere: a bare EKS cluster has no metrics-server, so an HPA would never act,
-and a fixed replica count keeps the PodDisruptionBudgets meaningful (2 replicas, at most 1 down).
+Autoscaling of the Istio gateways is off (the application scales with HPAs on metrics-server): a
+fixed replica count keeps their PodDisruptionBudgets meaningful (2 replicas, at most 1 down).
 """
 
 from __future__ import annotations

@@ -106,3 +106,10 @@ def test_control_plane_log_group_is_owned_and_made_first(render):
     assert logs["inputs"]["name"] == "/aws/eks/alpha-dev/cluster"
     assert 1 <= logs["inputs"]["retentionInDays"] <= 365
     assert logs["urn"] in render.one("eks:index:Cluster")["dependencies"]
+
+
+def test_metrics_server_runs_for_the_autoscalers(render):
+    addon = render.one("aws:eks/addon:Addon")
+    assert addon["inputs"]["addonName"] == "metrics-server"
+    assert addon["inputs"]["clusterName"] == "alpha-dev"
+    assert render.one("eks:index:ManagedNodeGroup")["urn"] in addon["dependencies"]

@@ -18,7 +18,8 @@ NODE_MEMORY_MI = 3200
 NODE_MAX_PODS = 17
 NODE_COUNT = 4
 
-# EKS add-on pods: one aws-node (25m) and one kube-proxy (100m) per node; two CoreDNS (100m/70Mi).
+# EKS add-on pods: one aws-node (25m) and one kube-proxy (100m) per node; two CoreDNS (100m/70Mi);
+# two metrics-server (100m/200Mi, the EKS add-on's defaults).
 DAEMONSET_CPU_M_PER_NODE = 25 + 100
 DAEMONSET_PODS_PER_NODE = 2
 
@@ -60,6 +61,7 @@ def workload() -> dict[str, list[Pod]]:
         "ingress": pods_of("ingress", ingress["replicaCount"], ingress["resources"]["requests"]),
         "egress": pods_of("egress", egress["replicaCount"], egress["resources"]["requests"]),
         "coredns": pods_of("coredns", 2, {"cpu": "100m", "memory": "70Mi"}),
+        "metrics-server": pods_of("metrics-server", 2, {"cpu": "100m", "memory": "200Mi"}),
     }
     for index in range(APP_DEPLOYMENTS):
         deployments[f"app-{index}"] = pods_of(f"app-{index}", APP_REPLICAS, APP_CONTAINER, sidecar)
