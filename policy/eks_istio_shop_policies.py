@@ -231,6 +231,27 @@ def _describe(value: Any) -> str:
     return "unknown" if value is UNKNOWN else repr(value)
 
 
+def resource_policy(name: str, description: str, problems: Callable[[str, Any], list[str]],
+                    level: EnforcementLevel = EnforcementLevel.MANDATORY) -> ResourceValidationPolicy:
+    """A resource policy reporting `problems(resource_type, props)`, each prefixed with the resource's name."""
+    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+        for problem in problems(args.resource_type, args.props):
+            report(f"{args.name}: {problem}", None)
+
+    return ResourceValidationPolicy(name=name, description=description, enforcement_level=level, validate=validate)
+
+
+def stack_policy(name: str, description: str,
+                 problems: Callable[[StackValidationArgs], list[tuple[Optional[str], str]]]) -> StackValidationPolicy:
+    """A mandatory stack policy reporting each (urn, message) of `problems(args)`."""
+    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+        for urn, message in problems(args):
+            report(message, urn)
+
+    return StackValidationPolicy(name=name, description=description, enforcement_level=EnforcementLevel.MANDATORY,
+                                 validate=validate)
+
+
 # ---------------------------------------------------------------------------------------------
 # Node groups: instance types, private subnets, IMDSv2
 
@@ -336,16 +357,10 @@ def node_group_subnet_problems(args: StackValidationArgs) -> list[tuple[str, str
     return problems
 
 
-def _validate_private_subnets(args: StackValidationArgs, report: ReportViolation) -> None:
-    for urn, message in node_group_subnet_problems(args):
-        report(message, urn)
-
-
-node_group_private_subnets = StackValidationPolicy(
-    name="node-group-private-subnets",
-    description="EKS nodes run in private subnets without public addresses, reachable only through the load balancer.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_private_subnets,
+node_group_private_subnets = stack_policy(
+    "node-group-private-subnets",
+    "EKS nodes run in private subnets without public addresses, reachable only through the load balancer.",
+    node_group_subnet_problems,
 )
 
 
@@ -389,16 +404,10 @@ def node_group_imds_problems(args: StackValidationArgs) -> list[tuple[str, str]]
     return problems
 
 
-def _validate_imds(args: StackValidationArgs, report: ReportViolation) -> None:
-    for urn, message in node_group_imds_problems(args):
-        report(message, urn)
-
-
-node_group_imdsv2 = StackValidationPolicy(
-    name="node-group-imdsv2",
-    description="EKS nodes require IMDSv2 with a hop limit of 1, so pods cannot take the node role's credentials.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_imds,
+node_group_imdsv2 = stack_policy(
+    "node-group-imdsv2",
+    "EKS nodes require IMDSv2 with a hop limit of 1, so pods cannot take the node role's credentials.",
+    node_group_imds_problems,
 )
 
 
@@ -426,17 +435,9 @@ def secrets_encryption_problems(resource_type: str, props: Any) -> list[str]:
     return []
 
 
-def _validate_secrets_encryption(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    for problem in secrets_encryption_problems(args.resource_type, args.props):
-        report(f"{args.name}: {problem}", None)
-
-
-eks_secrets_encryption = ResourceValidationPolicy(
-    name="eks-secrets-kms-encryption",
-    description="The EKS cluster encrypts Kubernetes secrets with a KMS key.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_secrets_encryption,
-)
+eks_secrets_encryption = resource_policy(
+    "eks-secrets-kms-encryption", "The EKS cluster encrypts Kubernetes secrets with a KMS key.",
+    secrets_encryption_problems)
 
 
 def control_plane_log_problems(resource_type: str, props: Any) -> list[str]:
@@ -453,17 +454,9 @@ def control_plane_log_problems(resource_type: str, props: Any) -> list[str]:
             f"{', '.join(REQUIRED_LOG_TYPES)} for incident response"] if missing else []
 
 
-def _validate_logs(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    for problem in control_plane_log_problems(args.resource_type, args.props):
-        report(f"{args.name}: {problem}", None)
-
-
-eks_control_plane_logs = ResourceValidationPolicy(
-    name="eks-control-plane-logs",
-    description="The EKS control plane logs api, audit and authenticator events.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_logs,
-)
+eks_control_plane_logs = resource_policy(
+    "eks-control-plane-logs", "The EKS control plane logs api, audit and authenticator events.",
+    control_plane_log_problems)
 
 
 def open_endpoint_cidrs(resource_type: str, props: Any) -> Any:
@@ -961,16 +954,10 @@ def authorization_problems(args: StackValidationArgs) -> list[tuple[str, str]]:
     return problems
 
 
-def _validate_authorization(args: StackValidationArgs, report: ReportViolation) -> None:
-    for urn, message in authorization_problems(args):
-        report(message, urn)
-
-
-ecommerce_authorization = StackValidationPolicy(
-    name="ecommerce-workloads-authorized",
-    description=f"Every workload in namespace {APP_NAMESPACE} is selected by an AuthorizationPolicy naming its callers.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_authorization,
+ecommerce_authorization = stack_policy(
+    "ecommerce-workloads-authorized",
+    f"Every workload in namespace {APP_NAMESPACE} is selected by an AuthorizationPolicy naming its callers.",
+    authorization_problems,
 )
 
 
@@ -996,17 +983,10 @@ def listener_tls_problems(resource_type: str, props: Any) -> list[str]:
     return []
 
 
-def _validate_listener(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    for problem in listener_tls_problems(args.resource_type, args.props):
-        report(f"{args.name}: {problem}", None)
-
-
-lb_modern_tls = ResourceValidationPolicy(
-    name="lb-tls-modern-policy",
-    description="The load balancer's TLS listeners use a modern security policy (TLS 1.2 minimum, TLS 1.3).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_listener,
-)
+lb_modern_tls = resource_policy(
+    "lb-tls-modern-policy",
+    "The load balancer's TLS listeners use a modern security policy (TLS 1.2 minimum, TLS 1.3).",
+    listener_tls_problems)
 
 
 def record_problems(resource_type: str, props: Any) -> list[str]:
@@ -1030,17 +1010,9 @@ def record_problems(resource_type: str, props: Any) -> list[str]:
     return []
 
 
-def _validate_record(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    for problem in record_problems(args.resource_type, args.props):
-        report(f"{args.name}: {problem}", None)
-
-
-route53_alias = ResourceValidationPolicy(
-    name="route53-alias-record",
-    description="The Route 53 record for the hostname is an alias to the load balancer.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_record,
-)
+route53_alias = resource_policy(
+    "route53-alias-record", "The Route 53 record for the hostname is an alias to the load balancer.",
+    record_problems)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1095,7 +1067,9 @@ def tag_problems(resource_type: str, props: Any, urn: str, provider_props: Any =
         specifications = {get(s, "resourceType"): get(s, "tags") for s in elements(get(props, "tagSpecifications"))}
         if UNKNOWN not in specifications and get(props, "tagSpecifications") is not UNKNOWN:
             for kind in ("instance", "volume"):
-                problems += _tag_problems(specifications.get(kind) or {}, stack, f"tagSpecifications[{kind}]")
+                kind_tags = specifications.get(kind)
+                problems += _tag_problems(kind_tags if kind_tags is not None else {}, stack,
+                                          f"tagSpecifications[{kind}]")
     return problems
 
 

@@ -1,0 +1,462 @@
+"""Each policy passes on the dev stack and fires on a deliberately broken copy of what it guards."""
+
+from __future__ import annotations
+
+import ast
+import copy
+from pathlib import Path
+
+import pytest
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
+
+from policy import eks_istio_shop_policies as rules
+from tests.policy.engine import (add_resource, broken, messages, not_applicable, of_type, stack_config,
+                                 violations)
+from tests.support import ROOT
+from tools.render import available_stacks, engine_config, load_stack_config
+
+MNG = "eks:index:ManagedNodeGroup"
+LT = "aws:ec2/launchTemplate:LaunchTemplate"
+CLUSTER = "eks:index:Cluster"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+VS = "kubernetes:networking.istio.io/v1:VirtualService"
+MANDATORY = [p for p in rules.POLICIES if p.enforcement_level == EnforcementLevel.MANDATORY]
+
+
+def fired(policy, records, **kwargs) -> str:
+    found = violations(policy, records, **kwargs)
+    assert found, f"{policy.name} did not fire"
+    return messages(found)
+
+
+def quiet(policy, records, **kwargs) -> None:
+    found = violations(policy, records, **kwargs)
+    assert not found, f"{policy.name} fired:\n{messages(found)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The pack as a whole
+
+
+def test_policy_names_are_unique_and_all_in_the_pack():
+    names = [p.name for p in rules.POLICIES]
+    assert len(names) == len(set(names))
+    declared = [v for v in vars(rules).values() if isinstance(v, (ResourceValidationPolicy, StackValidationPolicy))]
+    assert {id(p) for p in declared} == {id(p) for p in rules.POLICIES}
+
+
+def test_pack_entry_point_only_wraps_the_module():
+    tree = ast.parse((ROOT / "policy" / "__main__.py").read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "PolicyPack"]
+    assert len(calls) == 1
+    policies = next(k.value for k in calls[0].keywords if k.arg == "policies")
+    assert isinstance(policies, ast.Name) and policies.id == "POLICIES"
+
+
+def test_pack_pins_its_sdk():
+    requirements = (ROOT / "policy" / "requirements.txt").read_text().split()
+    assert "pulumi-policy==1.21.0" in requirements
+    program_pulumi = next(l for l in (ROOT / "requirements.txt").read_text().split() if l.startswith("pulumi=="))
+    assert program_pulumi in requirements
+
+
+@pytest.mark.parametrize("stack", available_stacks())
+def test_every_mandatory_policy_passes_on_each_stack(stack, render_variant):
+    records = render_variant(stack).resources
+    with stack_config(engine_config(load_stack_config(stack))[0]):
+        for policy in MANDATORY:
+            quiet(policy, records)
+
+
+def test_every_mandatory_policy_passes_with_what_mesh_and_app_add(graph, dev_config):
+    with stack_config(dev_config):
+        for policy in MANDATORY:
+            quiet(policy, graph)
+            quiet(policy, graph, components_as_outputs=True)
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _paths(sub, prefix + (key,))
+    elif isinstance(value, list):
+        for index, sub in enumerate(value):
+            yield from _paths(sub, prefix + (index,))
+
+
+def _set_unknown(record, path):
+    target = record["inputs"]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = "[unknown]"
+
+
+def test_unknown_values_never_add_a_violation_or_crash(graph, dev_config):
+    """Any input, or any part of one, may be unknown during a preview: a policy then reports less, never more."""
+    with stack_config(dev_config):
+        baseline = {p.name: set(violations(p, graph)) for p in rules.POLICIES}
+        checked = 0
+        for index, record in enumerate(graph):
+            for path in list(_paths(record["inputs"]))[1:]:
+                mutated = copy.deepcopy(graph)
+                _set_unknown(mutated[index], path)
+                for policy in rules.POLICIES:
+                    if isinstance(policy, ResourceValidationPolicy):
+                        found = set(violations(policy, [mutated[index]]))
+                        allowed = {v for v in baseline[policy.name] if v[0] == record["urn"]}
+                    else:
+                        found, allowed = set(violations(policy, mutated)), baseline[policy.name]
+                    assert found <= allowed, (f"{policy.name} fired on {record['name']} with "
+                                              f"{'.'.join(map(str, path))} unknown: {found - allowed}")
+                checked += 1
+    assert checked > 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Node groups
+
+
+def test_instance_type_outside_the_list_fires(graph):
+    bad = broken(graph, of_type(MNG), lambda r: r["inputs"].update(instanceTypes=["p5.48xlarge"]))
+    assert "p5.48xlarge" in fired(rules.node_group_instance_types, bad)
+
+
+def test_instance_types_of_pulumi_eks_children_and_default_node_group_are_checked(graph):
+    records = copy.deepcopy(graph)
+    add_resource(records, "aws:eks/nodeGroup:NodeGroup", "shop-cluster-nodes",
+                 {"instanceTypes": ["x2iedn.32xlarge"], "subnetIds": []})
+    assert "x2iedn.32xlarge" in fired(rules.node_group_instance_types, records)
+    default_group = broken(graph, of_type(CLUSTER), lambda r: r["inputs"].pop("skipDefaultNodeGroup"))
+    assert "t2.medium" in fired(rules.node_group_instance_types, default_group)
+
+
+def test_allowed_instance_types_come_from_policy_config(graph):
+    config = {"allowedInstanceTypes": ["m7g.large"]}
+    assert "t3.medium" in fired(rules.node_group_instance_types, graph, config=config)
+
+
+def _public_subnets(records):
+    return [r["urn"] for r in records if r["type"] == "aws:ec2/subnet:Subnet" and "-public-" in r["name"]]
+
+
+def test_node_group_in_public_subnets_fires(graph):
+    def to_public(record):
+        record["propertyDependencies"]["subnetIds"] = _public_subnets(graph)
+    bad = broken(graph, of_type(MNG), to_public)
+    assert "public" in fired(rules.node_group_private_subnets, bad)
+    # The engine shows a component's outputs, not its inputs; its property dependencies still tell.
+    assert fired(rules.node_group_private_subnets, bad, components_as_outputs=True)
+
+
+def test_subnet_that_assigns_public_addresses_is_public(graph):
+    bad = broken(graph, lambda r: r["type"] == "aws:ec2/subnet:Subnet" and "-private-" in r["name"],
+                 lambda r: r["inputs"].update(mapPublicIpOnLaunch=True))
+    assert "mapPublicIpOnLaunch" in fired(rules.node_group_private_subnets, bad)
+
+
+def test_subnet_routed_to_internet_gateway_is_public_even_untagged(graph):
+    def untag(record):
+        record["inputs"]["tags"].pop("kubernetes.io/role/elb", None)
+    records = broken(graph, lambda r: r["type"] == "aws:ec2/subnet:Subnet" and "-public-" in r["name"], untag)
+    records = broken(records, of_type(MNG),
+                     lambda r: r["propertyDependencies"].update(subnetIds=_public_subnets(records)))
+    assert "internet gateway" in fired(rules.node_group_private_subnets, records)
+
+
+def test_node_group_child_matched_by_subnet_id(graph):
+    records = copy.deepcopy(graph)
+    public = next(r for r in records if r["type"] == "aws:ec2/subnet:Subnet" and "-public-" in r["name"])
+    public["inputs"]["id"] = "subnet-public0"  # outputs carry the id once it is known
+    add_resource(records, "aws:eks/nodeGroup:NodeGroup", "shop-cluster-nodes-child",
+                 {"subnetIds": ["subnet-public0"], "instanceTypes": ["t3.medium"]})
+    assert "shop-cluster-nodes-child" in fired(rules.node_group_private_subnets, records)
+
+
+def test_launch_template_without_imdsv2_fires(graph):
+    bad = broken(graph, of_type(LT), lambda r: r["inputs"]["metadataOptions"].update(httpTokens="optional"))
+    assert "httpTokens" in fired(rules.node_group_imdsv2, bad)
+    hops = broken(graph, of_type(LT), lambda r: r["inputs"]["metadataOptions"].update(httpPutResponseHopLimit=2))
+    assert "hop" in fired(rules.node_group_imdsv2, hops).lower()
+
+
+def test_node_group_without_launch_template_fires(graph):
+    def drop(record):
+        record["inputs"].pop("launchTemplate")
+        record["propertyDependencies"].pop("launchTemplate")
+    bad = broken(graph, of_type(MNG), drop)
+    assert "launch template" in fired(rules.node_group_imdsv2, bad)
+    records = copy.deepcopy(graph)
+    add_resource(records, "aws:eks/nodeGroup:NodeGroup", "child-without-template", {"instanceTypes": ["t3.medium"]})
+    assert "child-without-template" in fired(rules.node_group_imdsv2, records)
+    # Seen through its outputs, the component cannot tell; its child is what the engine shows then.
+    quiet(rules.node_group_imdsv2, bad, components_as_outputs=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cluster
+
+
+def test_cluster_without_kms_key_fires(graph):
+    bad = broken(graph, of_type(CLUSTER), lambda r: r["inputs"].pop("encryptionConfigKeyArn"))
+    assert "encryptionConfigKeyArn" in fired(rules.eks_secrets_encryption, bad)
+    records = copy.deepcopy(graph)
+    add_resource(records, "aws:eks/cluster:Cluster", "alpha-dev",
+                 {"encryptionConfig": {"provider": {"keyArn": "arn:aws:kms:x"}, "resources": ["configmaps"]}})
+    assert "secrets" in fired(rules.eks_secrets_encryption, records)
+
+
+def test_cluster_missing_audit_logs_fires(graph):
+    bad = broken(graph, of_type(CLUSTER), lambda r: r["inputs"].update(enabledClusterLogTypes=["api"]))
+    found = fired(rules.eks_control_plane_logs, bad)
+    assert "audit" in found and "authenticator" in found
+
+
+def test_open_endpoint_is_mandatory_without_the_setting(graph):
+    with stack_config({"eks-istio-shop:endpointPublicAccessFromAnywhere": "false"}):
+        assert "0.0.0.0/0" in fired(rules.eks_endpoint_restricted, graph)
+        quiet(rules.eks_endpoint_open_by_setting, graph)
+    with stack_config({}):
+        assert fired(rules.eks_endpoint_restricted, graph)
+
+
+def test_open_endpoint_is_advisory_on_dev_which_opts_in(graph, dev_config):
+    assert dev_config["eks-istio-shop:endpointPublicAccessFromAnywhere"] == "true"
+    assert rules.eks_endpoint_open_by_setting.enforcement_level == EnforcementLevel.ADVISORY
+    with stack_config(dev_config):
+        quiet(rules.eks_endpoint_restricted, graph)
+        assert "0.0.0.0/0" in fired(rules.eks_endpoint_open_by_setting, graph)
+
+
+def test_endpoint_rules_follow_the_cidrs_and_the_aws_child(graph):
+    narrow = broken(graph, of_type(CLUSTER), lambda r: r["inputs"].update(publicAccessCidrs=["203.0.113.0/24"]))
+    private = broken(graph, of_type(CLUSTER), lambda r: r["inputs"].update(endpointPublicAccess=False))
+    defaulted = broken(graph, of_type(CLUSTER), lambda r: r["inputs"].pop("publicAccessCidrs"))
+    child = copy.deepcopy(narrow)
+    add_resource(child, "aws:eks/cluster:Cluster", "alpha-dev", {"vpcConfig": {"endpointPublicAccess": True}})
+    with stack_config({}):
+        quiet(rules.eks_endpoint_restricted, narrow)
+        quiet(rules.eks_endpoint_restricted, private)
+        assert "default" in fired(rules.eks_endpoint_restricted, defaulted)
+        assert "alpha-dev" in fired(rules.eks_endpoint_restricted, child)
+
+
+# ---------------------------------------------------------------------------------------------
+# Services
+
+
+def _release(records, chart):
+    return [r for r in records if r["type"] == "kubernetes:helm.sh/v3:Release" and rules.chart_name(r["inputs"]) == chart]
+
+
+def test_load_balancer_service_fires(graph):
+    bad = broken(graph, of_type("kubernetes:core/v1:Service"), lambda r: r["inputs"]["spec"].update(type="LoadBalancer"))
+    assert "LoadBalancer" in fired(rules.no_load_balancer_services, bad)
+
+
+def test_node_port_outside_the_ingress_gateway_fires(graph):
+    bad = broken(graph, of_type("kubernetes:core/v1:Service"), lambda r: r["inputs"]["spec"].update(type="NodePort"))
+    assert "NodePort" in fired(rules.no_load_balancer_services, bad)
+
+
+def test_gateway_chart_defaults_to_load_balancer(graph):
+    records = copy.deepcopy(graph)
+    add_resource(records, "kubernetes:helm.sh/v3:Release", "defaulted-gateway",
+                 {"chart": "gateway", "name": "istio-ingressgateway", "namespace": "istio-ingress", "values": {}})
+    assert "LoadBalancer" in fired(rules.no_load_balancer_services, records)
+    records = copy.deepcopy(graph)
+    add_resource(records, "kubernetes:helm.sh/v3:Release", "ingress",
+                 {"chart": "gateway", "namespace": "istio-ingress", "values": {"service": {"type": "NodePort"}}})
+    add_resource(records, "kubernetes:helm.sh/v3:Release", "egress",
+                 {"chart": "gateway", "namespace": "istio-egress", "values": {"service": {"type": "ClusterIP"}}})
+    quiet(rules.no_load_balancer_services, records)
+    add_resource(records, "kubernetes:helm.sh/v3:Release", "egress-exposed",
+                 {"chart": "gateway", "namespace": "istio-egress", "values": {"service": {"type": "NodePort"}}})
+    assert "istio-egress" in fired(rules.no_load_balancer_services, records)
+
+
+def test_real_gateway_releases_are_checked(graph):
+    gateways = _release(graph, "gateway")
+    if not gateways:
+        pytest.skip("the mesh (issue 3) has not landed: no gateway release in the render")
+    bad = broken(graph, lambda r: r in gateways, lambda r: r["inputs"]["values"].setdefault("service", {}).update(type="LoadBalancer"))
+    assert fired(rules.no_load_balancer_services, bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Containers
+
+
+def _first_container(record):
+    return record["inputs"]["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize("policy, change, expected", [
+    (rules.container_resources, lambda c: c["resources"]["limits"].pop("memory"), "limits.memory"),
+    (rules.container_resources, lambda c: c.pop("resources"), "requests.cpu"),
+    (rules.container_probes, lambda c: c.pop("livenessProbe"), "livenessProbe"),
+    (rules.container_probes, lambda c: c.pop("readinessProbe"), "readinessProbe"),
+    (rules.container_security, lambda c: c["securityContext"].update(readOnlyRootFilesystem=False), "readOnlyRootFilesystem"),
+    (rules.container_security, lambda c: c["securityContext"].update(runAsUser=0), "runAsUser is 0"),
+    (rules.container_security, lambda c: c["securityContext"].update(runAsNonRoot=False), "runAsNonRoot"),
+    (rules.container_security, lambda c: c["securityContext"].pop("allowPrivilegeEscalation"), "allowPrivilegeEscalation"),
+    (rules.container_images, lambda c: c.update(image="nginx:latest"), ":latest"),
+    (rules.container_images, lambda c: c.update(image="registry.example:5000/shop/orders"), "no tag"),
+], ids=lambda v: getattr(v, "name", None) or (v if isinstance(v, str) else ""))
+def test_container_rules_fire_on_a_broken_deployment(graph, policy, change, expected):
+    bad = broken(graph, of_type(DEPLOYMENT), lambda r: change(_first_container(r)))
+    assert expected in fired(policy, bad)
+
+
+def test_pod_level_non_root_counts_and_init_containers_are_checked(graph):
+    def init_container(record):
+        spec = record["inputs"]["spec"]["template"]["spec"]
+        spec["initContainers"] = [{"name": "migrate", "image": "busybox"}]
+    found = fired(rules.container_images, broken(graph, of_type(DEPLOYMENT), init_container))
+    assert "migrate" in found
+    def container_root(record):
+        spec = record["inputs"]["spec"]["template"]["spec"]
+        spec["securityContext"] = {"runAsNonRoot": True}
+        _first_container(record)["securityContext"]["runAsNonRoot"] = False
+    assert "runAsNonRoot" in fired(rules.container_security, broken(graph, of_type(DEPLOYMENT), container_root))
+
+
+# ---------------------------------------------------------------------------------------------
+# Istio
+
+
+def _first_route(record):
+    return record["inputs"]["spec"]["http"][0]
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda r: r.pop("timeout"), "no timeout"),
+    (lambda r: r.update(timeout="0s"), "not a positive duration"),
+    (lambda r: r.pop("retries"), "declares no retries"),
+    (lambda r: r.update(retries={"attempts": 2, "retryOn": "5xx,connect-failure"}), "5xx"),
+    (lambda r: r.update(retries={"attempts": 2}), "retryOn is not set"),
+    (lambda r: r.update(retries={"attempts": 10, "retryOn": "connect-failure"}), "at most 3"),
+    (lambda r: r.update(retries={"attempts": 2, "perTryTimeout": "1m", "retryOn": "connect-failure"}), "perTryTimeout"),
+])
+def test_virtual_service_route_rules_fire(graph, change, expected):
+    bad = broken(graph, of_type(VS), lambda r: change(_first_route(r)))
+    assert expected in fired(rules.virtual_service_routes, bad)
+
+
+def test_unsafe_retries_are_allowed_for_idempotent_matches_and_retries_off(graph):
+    def get_only(route):
+        route.update(match=[{"method": {"exact": "GET"}}], retries={"attempts": 2, "retryOn": "5xx,reset"})
+    quiet(rules.virtual_service_routes, broken(graph, of_type(VS), lambda r: get_only(_first_route(r))))
+    off = broken(graph, of_type(VS), lambda r: _first_route(r).update(retries={"attempts": 0}))
+    quiet(rules.virtual_service_routes, off)
+
+
+def test_strict_mtls_does_not_apply_without_istio(render):
+    if any(".istio.io/" in r["type"] or r["type"].startswith("kubernetes:helm.sh/") for r in render.resources):
+        pytest.skip("the mesh has landed: the render installs Istio")
+    assert "no Istio" in not_applicable(rules.mesh_strict_mtls, render.resources)
+
+
+def test_strict_mtls_missing_fires_once_istio_is_installed(graph):
+    assert not_applicable(rules.mesh_strict_mtls, graph) is None
+    bad = [r for r in copy.deepcopy(graph) if "PeerAuthentication" not in r["type"]]
+    assert "STRICT" in fired(rules.mesh_strict_mtls, bad)
+    permissive = broken(graph, of_type("kubernetes:security.istio.io/v1:PeerAuthentication"),
+                        lambda r: r["inputs"]["spec"]["mtls"].update(mode="PERMISSIVE"))
+    assert "PERMISSIVE" in fired(rules.mesh_strict_mtls, permissive)
+    scoped = broken(graph, of_type("kubernetes:security.istio.io/v1:PeerAuthentication"),
+                    lambda r: r["inputs"]["metadata"].update(namespace="e-commerce"))
+    assert "no PeerAuthentication" in fired(rules.mesh_strict_mtls, scoped)
+
+
+def test_istio_resources_alone_make_strict_mtls_apply(render):
+    records = copy.deepcopy(render.resources)
+    add_resource(records, "kubernetes:security.istio.io/v1:AuthorizationPolicy", "lonely",
+                 {"metadata": {"name": "x", "namespace": "e-commerce"}, "spec": {}})
+    assert not_applicable(rules.mesh_strict_mtls, records) is None
+    assert fired(rules.mesh_strict_mtls, records)
+
+
+def test_workload_without_authorization_policy_fires(graph):
+    bad = [r for r in copy.deepcopy(graph) if "AuthorizationPolicy" not in r["type"]]
+    assert "AuthorizationPolicy" in fired(rules.ecommerce_authorization, bad)
+    other = broken(graph, of_type("kubernetes:security.istio.io/v1:AuthorizationPolicy"),
+                   lambda r: r["inputs"]["spec"]["selector"].update(matchLabels={"app": "products-nope"}))
+    assert "selected by no" in fired(rules.ecommerce_authorization, other)
+    open_rule = broken(graph, of_type("kubernetes:security.istio.io/v1:AuthorizationPolicy"),
+                       lambda r: r["inputs"]["spec"].update(rules=[{}]))
+    assert "allows every request" in fired(rules.ecommerce_authorization, open_rule)
+
+
+def test_workload_namespace_resolved_through_its_namespace_object(graph):
+    def unknown_namespace(record):
+        record["inputs"]["metadata"]["namespace"] = "[unknown]"
+        namespace = next(r["urn"] for r in graph if r["type"] == "kubernetes:core/v1:Namespace")
+        record["propertyDependencies"]["metadata"] = [namespace]
+    records = [r for r in copy.deepcopy(graph) if "AuthorizationPolicy" not in r["type"]]
+    records = broken(records, of_type(DEPLOYMENT), unknown_namespace)
+    assert fired(rules.ecommerce_authorization, records)
+
+
+# ---------------------------------------------------------------------------------------------
+# Load balancer, DNS
+
+
+def test_old_tls_policy_fires(graph):
+    listener = of_type("aws:lb/listener:Listener")
+    assert "2016-08" in fired(rules.lb_modern_tls, broken(graph, lambda r: listener(r) and r["inputs"].get("protocol") == "TLS",
+                                                          lambda r: r["inputs"].update(sslPolicy="ELBSecurityPolicy-2016-08")))
+    assert "TLS13-1-1" in fired(rules.lb_modern_tls, broken(graph, lambda r: listener(r) and r["inputs"].get("protocol") == "TLS",
+                                                            lambda r: r["inputs"].update(sslPolicy="ELBSecurityPolicy-TLS13-1-1-2021-06")))
+    assert "no sslPolicy" in fired(rules.lb_modern_tls, broken(graph, lambda r: listener(r) and r["inputs"].get("protocol") == "TLS",
+                                                               lambda r: r["inputs"].pop("sslPolicy")))
+
+
+def test_address_record_must_be_alias(graph):
+    def plain(record):
+        record["inputs"].pop("aliases")
+        record["inputs"].update(records=["192.0.2.10"], ttl=300)
+    bad = broken(graph, lambda r: r["type"] == "aws:route53/record:Record" and r["inputs"].get("type") == "A", plain)
+    assert "not an alias" in fired(rules.route53_alias, bad)
+    cname = broken(graph, lambda r: r["type"] == "aws:route53/record:Record" and r["inputs"].get("type") == "A",
+                   lambda r: r["inputs"].update(type="CNAME", name="shop.lukemilo.com"))
+    assert "CNAME" in fired(rules.route53_alias, cname)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tags
+
+
+def test_missing_or_wrong_tags_fire(graph):
+    bad = broken(graph, of_type("aws:ec2/vpc:Vpc"), lambda r: r["inputs"]["tags"].pop("project"))
+    assert "project=eks-istio-shop" in fired(rules.aws_tags, bad)
+    wrong = broken(graph, of_type("aws:kms/key:Key"), lambda r: r["inputs"]["tags"].update(stack="prod"))
+    assert "expected 'dev'" in fired(rules.aws_tags, wrong)
+    untagged = broken(graph, of_type(MNG), lambda r: r["inputs"].pop("tags"))
+    assert "lacks the tag" in fired(rules.aws_tags, untagged)
+
+
+def test_launch_template_tags_what_it_launches(graph):
+    def untag_volumes(record):
+        record["inputs"]["tagSpecifications"] = [s for s in record["inputs"]["tagSpecifications"]
+                                                 if s["resourceType"] != "volume"]
+    assert "tagSpecifications[volume]" in fired(rules.aws_tags, broken(graph, of_type(LT), untag_volumes))
+
+
+def test_untaggable_types_need_no_tags(graph):
+    assert not rules.is_taggable("aws:ec2/route:Route")
+    assert any(r["type"] == "aws:ec2/route:Route" and "tags" not in r["inputs"] for r in graph)
+
+
+def test_pulumi_eks_children_are_advisory(graph):
+    records = copy.deepcopy(graph)
+    cluster = next(r for r in records if r["type"] == CLUSTER)
+    add_resource(records, "aws:iam/role:Role", "shop-cluster-eks-eksRole", {"assumeRolePolicy": "{}"},
+                 parent=cluster["urn"])
+    quiet(rules.aws_tags, records)
+    assert "shop-cluster-eks-eksRole" in fired(rules.aws_component_children_tags, records)
+
+
+def test_taggable_type_list_matches_the_pinned_pulumi_aws():
+    from tools import aws_taggable
+    assert (ROOT / "policy" / "aws_taggable_types.txt").read_text() == aws_taggable.render_file(*aws_taggable.taggable_types())
