@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
+# checkov pins many packages that clash with the test environment's: it gets its own virtualenv.
+CHECKOV_VENV := .venv-checkov
 
-.PHONY: test render up destroy dev bench-render bench-services clean
+.PHONY: test render validate checkov-venv up destroy dev bench-render bench-services clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,9 +15,21 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip==25.3
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed
+
 ## Run all tests offline (no AWS, no Pulumi CLI, no cluster, no Docker).
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(PY) -m pytest
+
+## Validate everything every stack emits: Kubernetes and Istio schemas, Helm values, checkov.
+validate: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+	$(PY) -m tools.validate
 
 ## Render the stack offline into build/render-$(STACK).
 render: $(VENV)/.installed

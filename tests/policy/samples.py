@@ -23,7 +23,10 @@ def _deployment() -> dict:
             "template": {
                 "metadata": {"labels": {**APP_LABELS, "version": "v1"}},
                 "spec": {
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    # Istio's sidecar gets its own projected token; the app needs no API access.
+                    "automountServiceAccountToken": False,
                     "containers": [{
                         "name": "orders",
                         "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/orders@sha256:" + "a" * 64,
@@ -45,7 +48,7 @@ SAMPLES: dict[str, tuple[str, dict]] = {
     "kubernetes:helm.sh/v3:Release": ("istio-istiod", {
         "chart": "istiod", "name": "istiod", "namespace": "istio-system", "version": "1.30.3",
         "repositoryOpts": {"repo": "https://istio-release.storage.googleapis.com/charts"},
-        "values": {"pilot": {"resources": {"requests": {"cpu": "250m", "memory": "512Mi"}}}},
+        "values": {"resources": {"requests": {"cpu": "250m", "memory": "512Mi"}}},
     }),
     "kubernetes:security.istio.io/v1:PeerAuthentication": ("mesh-mtls", {
         "apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
@@ -61,6 +64,12 @@ SAMPLES: dict[str, tuple[str, dict]] = {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "orders", "namespace": "e-commerce"},
         "spec": {"selector": APP_LABELS, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }),
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": ("orders-netpol", {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "orders", "namespace": "e-commerce"},
+        "spec": {"podSelector": {"matchLabels": APP_LABELS}, "policyTypes": ["Ingress"],
+                 "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "graphql"}}}]}]},
     }),
     "kubernetes:networking.istio.io/v1:VirtualService": ("orders-vs", {
         "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
@@ -89,6 +98,19 @@ SAMPLES: dict[str, tuple[str, dict]] = {
         "aliases": [{"name": "[unknown]", "zoneId": "[unknown]", "evaluateTargetHealth": True}],
     }),
 }
+
+
+def sample_manifests() -> dict[str, dict]:
+    """The samples as tools.render writes them: file name -> Kubernetes object or Helm release summary."""
+    files = {}
+    for typ, (name, inputs) in SAMPLES.items():
+        if typ.startswith("kubernetes:helm.sh/"):
+            files[f"{inputs['name']}.release.yaml"] = {
+                "release": inputs["name"], "chart": inputs["chart"], "repository": inputs["repositoryOpts"]["repo"],
+                "version": inputs["version"], "namespace": inputs["namespace"], "values": inputs["values"]}
+        elif typ.startswith("kubernetes:"):
+            files[f"{name}.yaml"] = copy.deepcopy(inputs)
+    return files
 
 
 def with_samples(records: list[dict]) -> list[dict]:
