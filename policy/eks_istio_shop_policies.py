@@ -760,16 +760,37 @@ def duration_seconds(text: Any) -> Optional[float]:
     return sum(float(n) * _SECONDS[u] for n, u in _DURATION_PART.findall(text))
 
 
-def _idempotent_only(route: Any) -> bool:
-    matches = elements(get(route, "match"))
-    if not matches:
+_METHOD_ALTERNATION = re.compile(r"^\^?\(?([A-Z]+(?:\|[A-Z]+)*)\)?\$?$")
+
+
+def _match_methods(method: Any) -> Optional[set[str]]:
+    """The HTTP methods a route match admits, when it names them (exact, or a regex like ^(GET|HEAD)$)."""
+    exact, regex = get(method, "exact"), get(method, "regex")
+    if isinstance(exact, str):
+        return {exact.upper()}
+    if isinstance(regex, str):
+        found = _METHOD_ALTERNATION.match(regex)
+        return set(found.group(1).split("|")) if found else None
+    return None
+
+
+def _idempotent_only(route: Any) -> Any:
+    """Whether every match of the route admits only idempotent methods; UNKNOWN when a match is unknown."""
+    matches = get(route, "match")
+    if matches is UNKNOWN:
+        return UNKNOWN
+    if not elements(matches):
         return False
-    for match in matches:
+    verdict: Any = True
+    for match in elements(matches):
         method = get(match, "method")
-        exact = get(method, "exact") if is_mapping(method) else None
-        if not isinstance(exact, str) or exact.upper() not in IDEMPOTENT_METHODS:
+        if UNKNOWN in (match, method, get(method, "exact"), get(method, "regex")):
+            verdict = UNKNOWN
+            continue
+        methods = _match_methods(method)
+        if methods is None or not methods <= IDEMPOTENT_METHODS:
             return False
-    return True
+    return verdict
 
 
 def http_route_problems(spec: Any) -> list[str]:
@@ -806,7 +827,7 @@ def http_route_problems(spec: Any) -> list[str]:
         if not conditions:
             problems.append(f"{label}: retries.retryOn is not set, so Istio retries on 503 and resets too; list "
                             f"only {', '.join(sorted(SAFE_RETRY_ON))}")
-        elif unsafe and not _idempotent_only(route):
+        elif unsafe and _idempotent_only(route) is False:
             problems.append(f"{label}: retries.retryOn includes {', '.join(unsafe)}, which can repeat a request "
                             f"the upstream already processed; only {', '.join(sorted(SAFE_RETRY_ON))} are safe "
                             f"unless every match is a {'/'.join(sorted(IDEMPOTENT_METHODS))} request")

@@ -10,8 +10,10 @@ import pytest
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
 
 from policy import eks_istio_shop_policies as rules
-from tests.policy.engine import (add_resource, broken, messages, not_applicable, of_type, stack_config,
-                                 violations)
+from pulumi_policy.policy import _NotApplicableError
+
+from tests.policy.engine import (add_resource, broken, messages, not_applicable, of_type, resource_args, stack_args,
+                                 stack_config, violations)
 from tests.support import ROOT
 from tools.render import available_stacks, engine_config, load_stack_config
 
@@ -94,21 +96,37 @@ def _set_unknown(record, path):
 
 def test_unknown_values_never_add_a_violation_or_crash(graph, dev_config):
     """Any input, or any part of one, may be unknown during a preview: a policy then reports less, never more."""
+    resource_policies = [p for p in rules.POLICIES if isinstance(p, ResourceValidationPolicy)]
+    stack_policies = [p for p in rules.POLICIES if isinstance(p, StackValidationPolicy)]
+
+    def stack_violations(policy, args):
+        found = []
+        try:
+            policy.validate(args, lambda message, urn=None: found.append((urn, message)))
+        except _NotApplicableError:
+            pass
+        return set(found)
+
     with stack_config(dev_config):
-        baseline = {p.name: set(violations(p, graph)) for p in rules.POLICIES}
+        args = stack_args(graph)
+        baseline = {p.name: stack_violations(p, args) for p in stack_policies}
+        baseline.update({p.name: set(violations(p, graph)) for p in resource_policies})
         checked = 0
-        for index, record in enumerate(graph):
+        for record, resource in zip(graph, args.resources):
+            original_props = resource.props
             for path in list(_paths(record["inputs"]))[1:]:
-                mutated = copy.deepcopy(graph)
-                _set_unknown(mutated[index], path)
-                for policy in rules.POLICIES:
-                    if isinstance(policy, ResourceValidationPolicy):
-                        found = set(violations(policy, [mutated[index]]))
-                        allowed = {v for v in baseline[policy.name] if v[0] == record["urn"]}
-                    else:
-                        found, allowed = set(violations(policy, mutated)), baseline[policy.name]
-                    assert found <= allowed, (f"{policy.name} fired on {record['name']} with "
-                                              f"{'.'.join(map(str, path))} unknown: {found - allowed}")
+                mutated = copy.deepcopy(record)
+                _set_unknown(mutated, path)
+                where = f"{record['name']} with {'.'.join(map(str, path))} unknown"
+                for policy in resource_policies:
+                    found = set(violations(policy, [mutated]))
+                    allowed = {v for v in baseline[policy.name] if v[0] == record["urn"]}
+                    assert found <= allowed, f"{policy.name} fired on {where}: {found - allowed}"
+                resource.props = resource_args(mutated).props
+                for policy in stack_policies:
+                    found = stack_violations(policy, args)
+                    assert found <= baseline[policy.name], f"{policy.name} fired on {where}: {found - baseline[policy.name]}"
+                resource.props = original_props
                 checked += 1
     assert checked > 200
 
@@ -326,14 +344,16 @@ def test_pod_level_non_root_counts_and_init_containers_are_checked(graph):
 
 
 def _first_route(record):
-    return record["inputs"]["spec"]["http"][0]
+    """The first HTTP route that forwards (redirects have no timeout or retries)."""
+    return next(route for route in record["inputs"]["spec"]["http"] if "route" in route)
 
 
 @pytest.mark.parametrize("change, expected", [
     (lambda r: r.pop("timeout"), "no timeout"),
     (lambda r: r.update(timeout="0s"), "not a positive duration"),
     (lambda r: r.pop("retries"), "declares no retries"),
-    (lambda r: r.update(retries={"attempts": 2, "retryOn": "5xx,connect-failure"}), "5xx"),
+    (lambda r: r.update(match=[{"uri": {"prefix": "/"}}], retries={"attempts": 2, "retryOn": "5xx,connect-failure"}),
+     "5xx"),
     (lambda r: r.update(retries={"attempts": 2}), "retryOn is not set"),
     (lambda r: r.update(retries={"attempts": 10, "retryOn": "connect-failure"}), "at most 3"),
     (lambda r: r.update(retries={"attempts": 2, "perTryTimeout": "1m", "retryOn": "connect-failure"}), "perTryTimeout"),
@@ -347,6 +367,18 @@ def test_unsafe_retries_are_allowed_for_idempotent_matches_and_retries_off(graph
     def get_only(route):
         route.update(match=[{"method": {"exact": "GET"}}], retries={"attempts": 2, "retryOn": "5xx,reset"})
     quiet(rules.virtual_service_routes, broken(graph, of_type(VS), lambda r: get_only(_first_route(r))))
+    def reads(route):
+        route.update(match=[{"method": {"regex": "^(GET|HEAD)$"}, "uri": {"prefix": "/p"}}],
+                     retries={"attempts": 2, "retryOn": "gateway-error,reset"})
+    quiet(rules.virtual_service_routes, broken(graph, of_type(VS), lambda r: reads(_first_route(r))))
+    def writes(route):
+        reads(route)
+        route["match"].append({"method": {"regex": "^(GET|POST)$"}})
+    assert "gateway-error" in fired(rules.virtual_service_routes, broken(graph, of_type(VS), lambda r: writes(_first_route(r))))
+    def any_method(route):
+        reads(route)
+        route["match"][0]["method"] = {"regex": ".*"}
+    assert fired(rules.virtual_service_routes, broken(graph, of_type(VS), lambda r: any_method(_first_route(r))))
     off = broken(graph, of_type(VS), lambda r: _first_route(r).update(retries={"attempts": 0}))
     quiet(rules.virtual_service_routes, off)
 
@@ -370,7 +402,8 @@ def test_strict_mtls_missing_fires_once_istio_is_installed(graph):
 
 
 def test_istio_resources_alone_make_strict_mtls_apply(render):
-    records = copy.deepcopy(render.resources)
+    records = [r for r in copy.deepcopy(render.resources)
+               if not r["type"].startswith("kubernetes:helm.sh/") and ".istio.io/" not in r["type"]]
     add_resource(records, "kubernetes:security.istio.io/v1:AuthorizationPolicy", "lonely",
                  {"metadata": {"name": "x", "namespace": "e-commerce"}, "spec": {}})
     assert not_applicable(rules.mesh_strict_mtls, records) is None
@@ -380,7 +413,7 @@ def test_istio_resources_alone_make_strict_mtls_apply(render):
 def test_workload_without_authorization_policy_fires(graph):
     bad = [r for r in copy.deepcopy(graph) if "AuthorizationPolicy" not in r["type"]]
     assert "AuthorizationPolicy" in fired(rules.ecommerce_authorization, bad)
-    other = broken(graph, of_type("kubernetes:security.istio.io/v1:AuthorizationPolicy"),
+    other = broken(graph, lambda r: "AuthorizationPolicy" in r["type"] and "selector" in r["inputs"]["spec"],
                    lambda r: r["inputs"]["spec"]["selector"].update(matchLabels={"app": "products-nope"}))
     assert "selected by no" in fired(rules.ecommerce_authorization, other)
     open_rule = broken(graph, of_type("kubernetes:security.istio.io/v1:AuthorizationPolicy"),
@@ -391,7 +424,8 @@ def test_workload_without_authorization_policy_fires(graph):
 def test_workload_namespace_resolved_through_its_namespace_object(graph):
     def unknown_namespace(record):
         record["inputs"]["metadata"]["namespace"] = "[unknown]"
-        namespace = next(r["urn"] for r in graph if r["type"] == "kubernetes:core/v1:Namespace")
+        namespace = next(r["urn"] for r in graph if r["type"] == "kubernetes:core/v1:Namespace"
+                         and r["inputs"]["metadata"].get("name") == "e-commerce")
         record["propertyDependencies"]["metadata"] = [namespace]
     records = [r for r in copy.deepcopy(graph) if "AuthorizationPolicy" not in r["type"]]
     records = broken(records, of_type(DEPLOYMENT), unknown_namespace)
