@@ -390,7 +390,10 @@ def node_group_imds_problems(args: StackValidationArgs) -> list[tuple[str, str]]
         used = _dependencies_of(group, "launchTemplate", LAUNCH_TEMPLATE_TYPE)
         reference = get(group.props, "launchTemplate")
         if not used and reference not in (None, UNKNOWN):
-            used = _by_id(templates, get(reference, "id"))
+            identifier, name = get(reference, "id"), get(reference, "name")
+            if UNKNOWN in (identifier, name):
+                continue  # a launch template created in this run: its id is known on `pulumi up`
+            used = _by_id(templates, identifier) + [t for t in templates if name and get(t.props, "name") == name]
         if used or reference is UNKNOWN or get(group.props, "enableIMDSv2") is True:
             continue
         if group.resource_type == "eks:index:ManagedNodeGroup" and reference is None \

@@ -211,6 +211,18 @@ def test_node_group_without_launch_template_fires(graph):
     quiet(rules.node_group_imdsv2, bad, components_as_outputs=True)
 
 
+def test_node_group_child_with_a_template_not_created_yet_cannot_tell(graph):
+    records = copy.deepcopy(graph)
+    add_resource(records, "aws:eks/nodeGroup:NodeGroup", "child-new-template",
+                 {"launchTemplate": {"id": "[unknown]", "version": "[unknown]"}, "instanceTypes": ["t3.medium"]})
+    quiet(rules.node_group_imdsv2, records)
+    records[-1]["inputs"]["launchTemplate"] = {"id": "lt-0123456789abcdef0", "version": "1"}
+    assert "child-new-template" in fired(rules.node_group_imdsv2, records)
+    template = next(r for r in records if r["type"] == LT)
+    template["inputs"]["id"] = "lt-0123456789abcdef0"
+    quiet(rules.node_group_imdsv2, records)
+
+
 # ---------------------------------------------------------------------------------------------
 # The cluster
 
