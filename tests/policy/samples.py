@@ -1,7 +1,8 @@
 """Compliant examples of what the mesh and the application add to the stack, in the render's shape.
 
 Until those components land on main, the policies that guard them are tested on these; once the
-render has resources of a type, the real ones are used and the sample of that type is left out.
+render has the same object (same kind, namespace and name; for AWS resources, the same type), the real
+one is used and the sample is left out.
 """
 
 from __future__ import annotations
@@ -113,13 +114,21 @@ def sample_manifests() -> dict[str, dict]:
     return files
 
 
+def _identity(typ: str, inputs: dict) -> tuple:
+    """Kubernetes objects are the same object when kind, namespace and name match; others by type."""
+    if typ.startswith("kubernetes:") and not typ.startswith("kubernetes:helm.sh/"):
+        metadata = inputs.get("metadata") or {}
+        return typ, metadata.get("namespace"), metadata.get("name")
+    return (typ,)
+
+
 def with_samples(records: list[dict]) -> list[dict]:
-    """The render plus a compliant sample of every guarded type it does not have yet."""
+    """The render plus a compliant sample of every guarded object it does not have yet."""
     result = copy.deepcopy(records)
-    present = {r["type"] for r in records}
-    istio_present = any(t.startswith("kubernetes:helm.sh/") or ".istio.io/" in t for t in present)
+    present = {_identity(r["type"], r["inputs"]) for r in records}
+    istio_present = any(r["type"].startswith("kubernetes:helm.sh/") or ".istio.io/" in r["type"] for r in records)
     for typ, (name, inputs) in SAMPLES.items():
-        if typ in present:
+        if _identity(typ, inputs) in present:
             continue
         if istio_present and typ in ("kubernetes:helm.sh/v3:Release",
                                      "kubernetes:security.istio.io/v1:PeerAuthentication"):

@@ -305,10 +305,10 @@ def test_gateway_chart_defaults_to_load_balancer(graph):
     assert "istio-egress" in fired(rules.no_load_balancer_services, records)
 
 
-def test_real_gateway_releases_are_checked(graph):
+def test_real_gateway_releases_are_checked(render):
+    graph = render.resources
     gateways = _release(graph, "gateway")
-    if not gateways:
-        pytest.skip("the mesh (issue 3) has not landed: no gateway release in the render")
+    assert len(gateways) == 2, "the mesh installs an ingress and an egress gateway"
     bad = broken(graph, lambda r: r in gateways, lambda r: r["inputs"]["values"].setdefault("service", {}).update(type="LoadBalancer"))
     assert fired(rules.no_load_balancer_services, bad)
 
@@ -395,10 +395,15 @@ def test_unsafe_retries_are_allowed_for_idempotent_matches_and_retries_off(graph
     quiet(rules.virtual_service_routes, off)
 
 
+def _without_istio(records):
+    """The stack as it was before the mesh: no Helm releases, no Istio resources."""
+    return [r for r in copy.deepcopy(records)
+            if not r["type"].startswith("kubernetes:helm.sh/") and ".istio.io/" not in r["type"]]
+
+
 def test_strict_mtls_does_not_apply_without_istio(render):
-    if any(".istio.io/" in r["type"] or r["type"].startswith("kubernetes:helm.sh/") for r in render.resources):
-        pytest.skip("the mesh has landed: the render installs Istio")
-    assert "no Istio" in not_applicable(rules.mesh_strict_mtls, render.resources)
+    assert "no Istio" in not_applicable(rules.mesh_strict_mtls, _without_istio(render.resources))
+    assert violations(rules.mesh_strict_mtls, _without_istio(render.resources)) == []
 
 
 def test_strict_mtls_missing_fires_once_istio_is_installed(graph):
@@ -414,8 +419,7 @@ def test_strict_mtls_missing_fires_once_istio_is_installed(graph):
 
 
 def test_istio_resources_alone_make_strict_mtls_apply(render):
-    records = [r for r in copy.deepcopy(render.resources)
-               if not r["type"].startswith("kubernetes:helm.sh/") and ".istio.io/" not in r["type"]]
+    records = _without_istio(render.resources)
     add_resource(records, "kubernetes:security.istio.io/v1:AuthorizationPolicy", "lonely",
                  {"metadata": {"name": "x", "namespace": "e-commerce"}, "spec": {}})
     assert not_applicable(rules.mesh_strict_mtls, records) is None
