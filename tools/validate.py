@@ -214,9 +214,10 @@ def run_checkov(checkov: str, directory: Path) -> list[dict]:
     return report if isinstance(report, list) else [report]
 
 
-def checkov_problems(reports: list[dict], skips: list[Skip], stack_of_file: dict[str, str]) -> tuple[list[str], int]:
-    """(problems, number of checks that passed) from checkov's reports."""
-    problems, passed = [], 0
+def checkov_problems(reports: list[dict], skips: list[Skip],
+                     stack_of_file: dict[str, str]) -> tuple[list[str], int, int]:
+    """(problems, number of checks that passed, number of failed checks a listed skip covers)."""
+    problems, passed, skipped = [], 0, 0
     for report in reports:
         results = report.get("results") or {}
         summary = report.get("summary") or report
@@ -226,13 +227,14 @@ def checkov_problems(reports: list[dict], skips: list[Skip], stack_of_file: dict
         for check in results.get("failed_checks") or []:
             check_id, resource = check.get("check_id", "?"), check.get("resource", "?")
             if any(skip.covers(check_id, resource) for skip in skips):
+                skipped += 1
                 continue
             file_path = str(check.get("file_path", "")).lstrip("/")
             stack, _, file_name = file_path.partition("/")
             label = f"{stack_of_file.get(file_path, stack)}: {file_name or file_path}"
             problems.append(f"{label}: {resource}: {check_id} {check.get('check_name', '')} "
                             f"(fix it, or list it in policy/{SKIPS_FILE.name} with the reason)")
-    return problems, passed
+    return problems, passed, skipped
 
 
 def write_kubernetes_manifests(renders: Iterable[StackRender], directory: Path) -> dict[str, str]:
@@ -274,10 +276,10 @@ def validate(stacks: list[str], out: Path, checkov: Optional[str]) -> tuple[list
     if executable is None:
         raise ValidateError("checkov is not installed: run `make checkov-venv` (its own virtualenv from "
                             "requirements-checkov.txt), or point CHECKOV or --checkov at a checkov executable")
-    found, passed = checkov_problems(run_checkov(executable, manifest_dir), skips, stack_of_file)
+    found, passed, skipped = checkov_problems(run_checkov(executable, manifest_dir), skips, stack_of_file)
     problems += found
-    summary.append(f"checkov: {passed} Kubernetes checks passed, {len(found)} failed, "
-                   f"{len(skips)} skipped by policy/{SKIPS_FILE.name}")
+    summary.append(f"checkov: {passed} Kubernetes checks passed, {len(found)} failed, {skipped} failed but "
+                   f"skipped as policy/{SKIPS_FILE.name} lists them ({', '.join(s.check_id for s in skips) or 'none'})")
     return problems, summary
 
 

@@ -124,15 +124,16 @@ def _scan(checkov, tmp_path, manifests, skips=()):
 
 
 def test_checkov_passes_the_samples_and_fails_a_weakened_deployment(checkov, tmp_path, manifests):
-    problems, passed = _scan(checkov, tmp_path / "good", manifests)
+    problems, passed, _ = _scan(checkov, tmp_path / "good", manifests)
     assert problems == [] and passed > 50
     weak = copy.deepcopy(manifests)
     container = weak["orders.yaml"]["spec"]["template"]["spec"]["containers"][0]
     container.pop("resources")
     container["securityContext"]["readOnlyRootFilesystem"] = False
-    problems, _ = _scan(checkov, tmp_path / "weak", weak)
+    problems, _, _ = _scan(checkov, tmp_path / "weak", weak)
     text = "\n".join(problems)
     assert "dev: orders.yaml: Deployment.e-commerce.orders: CKV_K8S_10" in text
     assert "CKV_K8S_22" in text and "CKV_K8S_13" in text
     skips = [validate.Skip(p.split(": ")[3].split()[0], "reason") for p in problems]
-    assert _scan(checkov, tmp_path / "skipped", weak, skips)[0] == []
+    problems, _, skipped = _scan(checkov, tmp_path / "skipped", weak, skips)
+    assert problems == [] and skipped == len(skips)
