@@ -12,4 +12,7 @@ if ! .venv/bin/python -c 'import json,sys; d=json.loads(sys.argv[1] or "{}"); sy
     exit 1
   fi
 fi
-pulumi up --stack "${STACK}" --diff "$@"
+# The guardrails (policy/) run in every update: a mandatory violation stops it before anything changes.
+if [ ! -x policy/venv/bin/python ]; then python3 -m venv policy/venv; fi
+policy/venv/bin/python -m pip install --quiet -r policy/requirements.txt
+pulumi up --stack "${STACK}" --diff --policy-pack policy "$@"
