@@ -22,6 +22,7 @@ network = Network("shop-network", NetworkArgs(
     vpc_cidr=settings.network.vpc_cidr,
     zone_count=settings.network.availability_zone_count,
     nat_gateways=settings.network.nat_gateways,
+    node_instance_type=settings.node_group.instance_type,
     cluster_name=settings.eks_cluster_name,
     tags=settings.tags,
 ))

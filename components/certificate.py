@@ -47,6 +47,9 @@ class Certificate(pulumi.ComponentResource):
             type=option.resource_record_type,
             records=[option.resource_record_value],
             ttl=VALIDATION_RECORD_TTL,
+            # ACM asks every certificate for this name in the account for the same record; one left
+            # by an earlier stack or certificate must not fail the create.
+            allow_overwrite=True,
             opts=child,
         )
         validation = aws.acm.CertificateValidation(

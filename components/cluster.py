@@ -15,11 +15,12 @@ CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
 CONTROL_PLANE_LOG_RETENTION_DAYS = 30
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
-# Managed policies every EKS worker node needs: join the cluster, run the VPC CNI, pull images.
+# Managed policies every EKS worker node needs: join the cluster, run the VPC CNI, pull images
+# (pull only: nodes never list or describe repositories).
 NODE_ROLE_POLICIES = {
     "worker": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "cni": "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
-    "ecr-read": "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    "ecr-pull": "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
 }
 
 # One hop: the node itself reaches the instance metadata service, pods (one hop further) do not,

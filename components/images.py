@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
@@ -44,6 +45,9 @@ def source_digest(context: Path, dockerfile: Path) -> str:
         files.append(dockerfile)
     for path in files:
         digest.update(str(path.relative_to(context) if path.is_relative_to(context) else path.name).encode())
+        digest.update(b"\0")
+        # docker-build's hash counts permission bits too (a checkout under another umask, an exec bit).
+        digest.update(stat.filemode(path.stat().st_mode).encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")

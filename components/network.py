@@ -12,6 +12,25 @@ import pulumi_aws as aws
 NAT_SINGLE = "single"
 NAT_PER_ZONE = "per-zone"
 
+# Zones in which EKS refuses to place a cluster (UnsupportedAvailabilityZoneException). Zone names
+# map to different physical zones in each account; these ids do not.
+EKS_UNSUPPORTED_ZONE_IDS = frozenset({"use1-az3", "usw1-az2", "cac1-az3"})
+
+
+def choose_zones(names: list[str], zone_ids: list[str], offered_zone_ids: list[str], count: int) -> list[str]:
+    """The first `count` zones that EKS supports and that offer the node instance type, by name.
+
+    Zones keep the order AWS lists them in, so a stack keeps its zones from one run to the next.
+    """
+    offered = set(offered_zone_ids)
+    usable = [name for name, zone_id in zip(names, zone_ids)
+              if zone_id not in EKS_UNSUPPORTED_ZONE_IDS and zone_id in offered]
+    if len(usable) < count:
+        raise pulumi.RunError(
+            f"availabilityZoneCount: {count} zones are needed, but only {len(usable)} zone(s) here support EKS "
+            f"and offer the node instance type: {', '.join(usable) or 'none'}")
+    return usable[:count]
+
 
 @dataclass(frozen=True)
 class SubnetPlan:
@@ -49,6 +68,7 @@ class NetworkArgs:
     vpc_cidr: str
     zone_count: int
     nat_gateways: str
+    node_instance_type: str
     cluster_name: str
     tags: Mapping[str, str]
 
@@ -66,12 +86,19 @@ class Network(pulumi.ComponentResource):
         def named(role: str) -> dict[str, str]:
             return {**tags, "Name": f"{name}-{role}"}
 
-        zones = aws.get_availability_zones_output(
+        available = aws.get_availability_zones_output(
             state="available",
             # Local and Wavelength zones cannot host EKS nodes.
             filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
+        offerings = aws.ec2.get_instance_type_offerings_output(
+            location_type="availability-zone-id",
+            filters=[{"name": "instance-type", "values": [args.node_instance_type]}],
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        zone_names = pulumi.Output.all(available.names, available.zone_ids, offerings.locations).apply(
+            lambda found: choose_zones(found[0], found[1], found[2], args.zone_count))
 
         vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.vpc_cidr, enable_dns_hostnames=True,
                           enable_dns_support=True, tags=named("vpc"), opts=child)
@@ -90,7 +117,7 @@ class Network(pulumi.ComponentResource):
         nat_count = len(plan) if args.nat_gateways == NAT_PER_ZONE else 1
 
         for zone in plan:
-            az = zones.names.apply(lambda names, i=zone.zone_index: names[i])
+            az = zone_names.apply(lambda names, i=zone.zone_index: names[i])
             public = aws.ec2.Subnet(
                 f"{name}-public-{zone.zone_index}", vpc_id=vpc.id, cidr_block=zone.public_cidr,
                 availability_zone=az, map_public_ip_on_launch=False,
@@ -108,7 +135,7 @@ class Network(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
 
         for zone in plan:
-            az = zones.names.apply(lambda names, i=zone.zone_index: names[i])
+            az = zone_names.apply(lambda names, i=zone.zone_index: names[i])
             private = aws.ec2.Subnet(
                 f"{name}-private-{zone.zone_index}", vpc_id=vpc.id, cidr_block=zone.private_cidr,
                 availability_zone=az,

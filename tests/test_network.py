@@ -2,7 +2,9 @@ import ipaddress
 
 import pytest
 
-from components.network import plan_subnets, subnet_tags
+import pulumi
+
+from components.network import EKS_UNSUPPORTED_ZONE_IDS, choose_zones, plan_subnets, subnet_tags
 
 
 @pytest.mark.parametrize("vpc_cidr", ["10.0.0.0/16", "172.20.0.0/18", "192.168.16.0/20"])
@@ -66,3 +68,23 @@ def test_nat_per_zone_and_three_zones(render_variant):
               for r in variant.of_type("aws:ec2/route:Route") if "private" in r["name"]}
     assert len(set(routes.values())) == 3
     assert len(variant.of_type("aws:ec2/subnet:Subnet")) == 6
+
+
+def test_zones_skip_those_eks_refuses_and_those_without_the_instance_type():
+    names = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]
+    ids = ["use1-az1", "use1-az3", "use1-az4", "use1-az6"]
+    assert "use1-az3" in EKS_UNSUPPORTED_ZONE_IDS
+    # use1-az3 is unsupported; use1-az4 does not offer the instance type.
+    assert choose_zones(names, ids, ["use1-az1", "use1-az3", "use1-az6"], 2) == ["us-east-1a", "us-east-1d"]
+
+
+def test_too_few_usable_zones_is_a_clear_error():
+    with pytest.raises(pulumi.RunError, match="availabilityZoneCount: 3 zones are needed, but only 1"):
+        choose_zones(["a", "b"], ["use1-az1", "use1-az3"], ["use1-az1", "use1-az3"], 3)
+
+
+def test_rendered_subnets_avoid_unsupported_zones(render_variant):
+    variant = render_variant(sets=("availabilityZoneCount=3",))
+    zones = {s["inputs"]["availabilityZone"] for s in variant.of_type("aws:ec2/subnet:Subnet")}
+    # The mocked region lists zone ids use1-az1.. in name order: us-east-1c is use1-az3.
+    assert zones == {"us-east-1a", "us-east-1b", "us-east-1d"}

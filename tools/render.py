@@ -110,6 +110,14 @@ def _availability_zones(args: dict, region: str) -> dict:
             "groupNames": [region]}
 
 
+def _instance_type_offerings(args: dict, region: str) -> dict:
+    # Every mocked zone offers every instance type; the program still drops the zones EKS refuses.
+    zone_ids = _availability_zones({}, region)["zoneIds"]
+    instance_types = [v for f in args.get("filters") or [] for v in f.get("values", [])]
+    return {"id": region, "locations": zone_ids, "locationTypes": ["availability-zone-id"] * len(zone_ids),
+            "instanceTypes": instance_types * len(zone_ids) if instance_types else []}
+
+
 def _route53_zone(args: dict, region: str) -> dict:
     name = (args.get("name") or "example.com").rstrip(".")
     zone_id = args.get("zoneId") or "Z0MOCKZONE000000000000"
@@ -132,6 +140,7 @@ def _ecr_authorization_token(args: dict, region: str) -> dict:
 KNOWN_INVOKES: dict[str, Callable[[dict, str], dict]] = {
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
     "aws:route53/getZone:getZone": _route53_zone,
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": _instance_type_offerings,
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
     "aws:ecr/getAuthorizationToken:getAuthorizationToken": _ecr_authorization_token,
 }

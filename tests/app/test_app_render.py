@@ -227,6 +227,9 @@ def test_graphql_gives_up_on_a_backend_before_the_mesh_does(render):
         assert env[key] == f"http://{host}:{services[host]['spec']['ports'][0]['port']}"
         for route in one(render, "VirtualService", backend)["spec"]["http"]:
             assert backend_timeout < ms.duration_seconds(route["timeout"]), (backend, route["name"])
+            # A per-try timeout is retriable to Envoy: a shorter one would repeat every slow call.
+            per_try = route.get("retries", {}).get("perTryTimeout")
+            assert per_try is None or backend_timeout < ms.duration_seconds(per_try), (backend, route["name"])
 
 
 def public_routes(render) -> dict:

@@ -36,6 +36,7 @@ def test_graphql_gives_up_on_a_backend_before_the_mesh_route_does():
     backend_timeout = float(found["graphql"].env["BACKEND_TIMEOUT_SECONDS"])
     for name in ("orders", "products"):
         assert backend_timeout < ms.duration_seconds(found[name].route.timeout), name
+        assert backend_timeout < ms.duration_seconds(found[name].route.per_try_timeout), name
     # And the gateway waits for more than one backend call.
     assert ms.duration_seconds(shop.GRAPHQL_ROUTE_TIMEOUT) > 2 * backend_timeout
 
