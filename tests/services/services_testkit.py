@@ -54,12 +54,17 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
     return predicate()
 
 
+# Valid JSON that is not what a backend answers: a list for a page, records without their fields.
+WRONG_SHAPES = ([1, 2], {"items": [{"id": "p001"}], "total": "x", "next_cursor": None})
+
+
 class StubBackend:
     """A products/orders look-alike in this process whose behaviour each test can set.
 
     Paths are served under a mode prefix, so one server can act as several backends:
     /slow/...  answers after `delay` seconds;  /delay-<seconds>/...  after that many seconds;
-    /record/...  answers at once and records the request's headers.
+    /record/...  answers at once and records the request's headers;
+    /wrong-shape/...  answers valid JSON of the wrong shape (which one depends on `limit`).
     """
 
     def __init__(self) -> None:
@@ -82,7 +87,10 @@ class StubBackend:
                     time.sleep(float(mode.removeprefix("delay-")))
                 if mode == "record":
                     stub.recorded.append((resource, {k.lower(): v for k, v in self.headers.items()}))
-                body = json.dumps(stub.answer(resource, parse_qs(parts.query))).encode()
+                if mode == "wrong-shape":
+                    body = json.dumps(WRONG_SHAPES[int(parse_qs(parts.query).get("limit", ["1"])[0]) % 2]).encode()
+                else:
+                    body = json.dumps(stub.answer(resource, parse_qs(parts.query))).encode()
                 try:
                     self.send_response(200)
                     self.send_header("content-type", "application/json")

@@ -95,10 +95,14 @@ def test_invalid_documents_give_graphql_errors_not_500(http, graphql_url, query)
 
 
 def test_malformed_request_bodies_are_client_errors(http, graphql_url):
-    for content in (b"{not json", b"[]", b'{"query": 5}'):
+    for content in (b"{not json", b"[]", b'{"query": 5}', b'"x"', b"5", b"null", b"true"):
         response = http.post(graphql_url, content=content, headers={"content-type": "application/json"})
         assert 400 <= response.status_code < 500, (content, response.status_code)
+        assert response.json()["errors"], content
         assert_no_traceback(response.text)
+    # The connection survives a bad request: the next query on it is answered.
+    status, body = graphql(http, graphql_url, '{ product(id: "p001") { id } }')
+    assert status == 200 and body["data"]["product"]["id"] == "p001"
 
 
 def test_get_queries_are_served(http, graphql_url):

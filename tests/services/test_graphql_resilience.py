@@ -99,3 +99,21 @@ def test_concurrent_queries_against_a_slow_backend_all_finish(http, products_slo
         results = list(pool.map(one, range(10)))
     assert all(response.status_code == 200 for response, _ in results)
     assert time.monotonic() - started < TIMEOUT + 2.0
+
+
+@pytest.fixture(scope="module")
+def products_wrong_shape(start_gateway, stack, stub_backend):
+    return start_gateway(PRODUCTS_URL=stub_backend.url("wrong-shape"), ORDERS_URL=stack.url("orders"),
+                         BACKEND_TIMEOUT_SECONDS=str(TIMEOUT)).url + "/graphql"
+
+
+@pytest.mark.parametrize("first", [2, 3])  # the stub answers a list for an even limit, bare records for odd
+def test_a_backend_answer_of_the_wrong_shape_is_the_backends_fault(http, products_wrong_shape, first):
+    response = http.post(products_wrong_shape, json={"query": f"{{ products(first: {first}) {{ nodes {{ id name }} }} }}"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"]["products"] is None
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "BACKEND_UNAVAILABLE", "backend": "products"}
+    assert "unexpected shape" in error["message"]
+    assert_no_traceback(response.text)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 import aiohttp
@@ -36,6 +38,17 @@ class BadArgument(ShopError):
     def __init__(self, argument: str, message: str) -> None:
         super().__init__(f"invalid argument {argument}: {message}",
                          extensions={"code": "BAD_USER_INPUT", "argument": argument})
+
+
+@contextmanager
+def answer_of(backend: str) -> Iterator[None]:
+    """Reading a backend's answer: a wrong shape (a missing field, a list for a map) is the
+    backend's fault, reported as unavailable, not as an internal error of this service."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        logger.warning("backend answer had an unexpected shape", extra={"backend": backend})
+        raise BackendUnavailable(backend, "answered with an unexpected shape") from None
 
 
 class Backend:

@@ -54,6 +54,14 @@ class ShopGraphQLRouter(GraphQLRouter):
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
 
+    def parse_json(self, data: str | bytes) -> Any:
+        # Strawberry reads a request body as a map (or a list, for batches); a bare JSON string,
+        # number or null would otherwise reach it and fail as a server error.
+        value = super().parse_json(data)
+        if not isinstance(value, (dict, list)):
+            raise StrawberryHTTPException(400, "the request body must be a JSON object")
+        return value
+
     async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
         # Strawberry answers malformed requests (no query, bad JSON) in plain text; clients
         # parse GraphQL responses as JSON, so give them the GraphQL error shape.

@@ -22,7 +22,7 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext
 from strawberry.types.nodes import SelectedField
 
-from app.backends import Backend, BadArgument, ShopError
+from app.backends import Backend, BadArgument, ShopError, answer_of
 from app.guards import MAX_TOKENS, BoundedValidation
 from service_kit.collection import ID_PATTERN, MAX_IDS
 
@@ -133,11 +133,13 @@ class ShopContext(BaseContext):
 
     async def _load_products(self, keys: list[str]) -> list[Product | None]:
         found = await self._load_by_ids(self.products, "/products", keys)
-        return [None if record is None else product_from(record) for record in found]
+        with answer_of(self.products.name):
+            return [None if record is None else product_from(record) for record in found]
 
     async def _load_orders(self, keys: list[str]) -> list[Order | None]:
         found = await self._load_by_ids(self.orders, "/orders", keys)
-        return [None if record is None else order_from(record, self.product_loader) for record in found]
+        with answer_of(self.orders.name):
+            return [None if record is None else order_from(record, self.product_loader) for record in found]
 
     async def _load_by_ids(self, backend: Backend, path: str, keys: list[str]) -> list[dict | None]:
         # An id that cannot exist must not turn the whole batch into a 422.
@@ -145,7 +147,8 @@ class ShopContext(BaseContext):
         if not valid:
             return [None] * len(keys)
         page = await backend.get(path, {"ids": ",".join(valid), "limit": len(valid)}, self.trace_headers)
-        by_id = {record["id"]: record for record in page["items"]}
+        with answer_of(backend.name):
+            by_id = {record["id"]: record for record in page["items"]}
         return [by_id.get(key) for key in keys]
 
 
@@ -197,10 +200,12 @@ class Query:
     async def products(self, info: strawberry.Info, first: int = 20, after: str | None = None) -> ProductConnection | None:
         context: ShopContext = info.context
         page = await context.products.get("/products", _check_page_arguments(first, after), context.trace_headers)
-        nodes = [product_from(record) for record in page["items"]]
+        with answer_of(context.products.name):
+            nodes = [product_from(record) for record in page["items"]]
+            connection = ProductConnection(nodes=nodes, page_info=page_info(page), total_count=int(page["total"]))
         for node in nodes:
             context.product_loader.prime(node.id, node)
-        return ProductConnection(nodes=nodes, page_info=page_info(page), total_count=page["total"])
+        return connection
 
     @strawberry.field(description="One product, or null if there is no product with that id.")
     def product(self, info: strawberry.Info, id: strawberry.ID) -> Product | None:
@@ -217,10 +222,12 @@ class Query:
                 raise BadArgument("customerId", "letters, digits, '-' or '_', at most 64")
             params["customer_id"] = customer_id
         page = await context.orders.get("/orders", params, context.trace_headers)
-        nodes = [order_from(record, context.product_loader) for record in page["items"]]
+        with answer_of(context.orders.name):
+            nodes = [order_from(record, context.product_loader) for record in page["items"]]
+            connection = OrderConnection(nodes=nodes, page_info=page_info(page), total_count=int(page["total"]))
         if _selects_item_products(info):
             await _prefetch_products(context.product_loader, nodes)
-        return OrderConnection(nodes=nodes, page_info=page_info(page), total_count=page["total"])
+        return connection
 
     @strawberry.field(description="One order, or null if there is no order with that id.")
     def order(self, info: strawberry.Info, id: strawberry.ID) -> Order | None:
