@@ -80,12 +80,16 @@ def parse_arn(arn: str) -> tuple[str, str, str]:
     if len(parts) != 6 or parts[0] != "arn":
         return ("unknown", "unknown", arn)
     service, resource = parts[2], parts[5]
-    if "/" in resource:
-        kind, _, rest = resource.partition("/")
-    elif ":" in resource:
-        kind, _, rest = resource.partition(":")
+    # The type ends at the first separator, whichever it is: log-group:/aws/eks/<name>/cluster has
+    # slashes in its id, autoScalingGroup:<uuid>:autoScalingGroupName/<name> has a colon first.
+    separators = [index for index in (resource.find("/"), resource.find(":")) if index >= 0]
+    if separators:
+        split = min(separators)
+        kind, rest = resource[:split], resource[split + 1:]
     else:
         kind, rest = resource, resource
+    if service == "logs" and kind == "log-group" and rest.endswith(":*"):
+        rest = rest[:-2]  # describe_log_groups' `arn` ends in :*; the tagging API's does not
     # elasticloadbalancing: loadbalancer/net/<name>/<id> and loadbalancer/app/... are v2 (the id
     # keeps the slashes); loadbalancer/<name> is a classic load balancer.
     return (service, kind, rest)
@@ -97,7 +101,14 @@ def finding_id(service: str, kind: str, resource_id: str, arn: str) -> str:
         return resource_id  # EC2 ids are unique and what the console shows
     if service == "elasticloadbalancing" and kind == "loadbalancer" and "/" not in resource_id:
         return resource_id  # a classic load balancer is known by its name
+    if service == "logs" and kind == "log-group":
+        return log_group_arn(arn)  # found by the tagging API and by name: one finding
     return arn  # elsewhere the ARN is what describe calls take
+
+
+def log_group_arn(arn: str) -> str:
+    """A log group's ARN without the `:*` that describe_log_groups' `arn` field carries."""
+    return arn[:-2] if arn.endswith(":*") else arn
 
 
 def judge(service: str, kind: str, state: Optional[str]) -> tuple[str, str]:
@@ -151,6 +162,7 @@ class Inspector:
         self.tagging = session.client("resourcegroupstaggingapi")
         self.logs = session.client("logs")
         self.eks = session.client("eks")
+        self.autoscaling = session.client("autoscaling")
         self.findings: dict[str, Finding] = {}
         self.vpc_ids: set[str] = set()
 
@@ -222,6 +234,22 @@ class Inspector:
                 reservations = self.ec2.describe_instances(InstanceIds=[resource_id])["Reservations"]
                 instances = [i for r in reservations for i in r["Instances"]]
                 return (instances[0]["State"]["Name"], True) if instances else (None, False)
+            if service == "eks" and kind == "nodegroup":
+                # nodegroup/<cluster>/<nodegroup>/<uuid>
+                cluster, _, rest = resource_id.partition("/")
+                nodegroup = rest.partition("/")[0]
+                return self.eks.describe_nodegroup(clusterName=cluster, nodegroupName=nodegroup)[
+                    "nodegroup"].get("status"), True
+            if service == "logs" and kind == "log-group":
+                name = log_group_arn(resource_id)
+                pages = self.logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name)
+                return None, any(group["logGroupName"] == name for page in pages for group in page["logGroups"])
+            if service == "autoscaling" and kind == "autoScalingGroup":
+                # <uuid>:autoScalingGroupName/<name>
+                name = resource_id.partition("autoScalingGroupName/")[2]
+                groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+                    "AutoScalingGroups"]
+                return (groups[0].get("Status"), True) if groups else (None, False)  # Status: only while deleting
             if service == "ec2" and kind in _EC2_DESCRIBE:
                 call, id_argument, result_key = _EC2_DESCRIBE[kind]
                 return None, bool(getattr(self.ec2, call)(**{id_argument: [resource_id]})[result_key])
@@ -273,7 +301,8 @@ class Inspector:
         prefix = f"/aws/eks/{cluster_name}/"
         for page in self.logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
             for group in page["logGroups"]:
-                self._add("logs", "log-group", group["logGroupName"], None, f"name {prefix}*",
+                arn = log_group_arn(group.get("logGroupArn") or group["arn"])
+                self._add("logs", "log-group", arn, None, f"name {prefix}*",
                           f"{group.get('storedBytes', 0)} bytes stored")
 
     def _add_interface(self, interface: dict[str, Any], how_found: str) -> None:

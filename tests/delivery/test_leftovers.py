@@ -227,3 +227,85 @@ def test_eks_cluster_left_is_billable(aws, capsys):
     code, out = run(capsys, STACK, session=aws)
     assert code == 1
     assert any(line.startswith(leftovers.BILLABLE) and "cluster/alpha-pr-12" in line for line in out.splitlines())
+
+
+@pytest.mark.parametrize("arn, expected", [
+    ("arn:aws:logs:us-east-1:123456789012:log-group:/aws/eks/alpha-pr-1/cluster",
+     ("logs", "log-group", "/aws/eks/alpha-pr-1/cluster")),
+    ("arn:aws:logs:us-east-1:123456789012:log-group:/aws/eks/alpha-pr-1/cluster:*",
+     ("logs", "log-group", "/aws/eks/alpha-pr-1/cluster")),
+    ("arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:4957ee02-e92a-47a5-8f4d-4fd280dce992"
+     ":autoScalingGroupName/eks-ng-1",
+     ("autoscaling", "autoScalingGroup", "4957ee02-e92a-47a5-8f4d-4fd280dce992:autoScalingGroupName/eks-ng-1")),
+    ("arn:aws:eks:us-east-1:123456789012:nodegroup/alpha-pr-1/ng/1ac6", ("eks", "nodegroup", "alpha-pr-1/ng/1ac6")),
+])
+def test_parse_arn_splits_at_the_first_separator(arn, expected):
+    assert leftovers.parse_arn(arn) == expected
+
+
+def test_an_auto_scaling_group_is_judged_free():
+    service, kind, _ = leftovers.parse_arn(
+        "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:4957ee02:autoScalingGroupName/eks-ng-1")
+    assert leftovers.judge(service, kind, None)[0] == leftovers.NOT_BILLABLE
+
+
+def test_a_tagged_control_plane_log_group_is_reported_once(aws, capsys):
+    """Found both by the tagging API (ARN) and by its name prefix: one finding, not two."""
+    aws.client("logs").create_log_group(logGroupName="/aws/eks/alpha-pr-12/cluster",
+                                        tags={t["Key"]: t["Value"] for t in tags()})
+    code, out = run(capsys, STACK, "--cluster-name", "alpha-pr-12", session=aws)
+    assert code == 1
+    found = [line for line in out.splitlines() if "/aws/eks/alpha-pr-12/cluster" in line]
+    assert len(found) == 1, found
+    assert "logs:log-group " in found[0]
+
+
+def stale_tagging(*arns: str):
+    page = {"ResourceTagMappingList": [{"ResourceARN": arn, "Tags": tags()} for arn in arns]}
+
+    class StaleTagging:
+        def get_paginator(self, _name):
+            return type("Pages", (), {"paginate": staticmethod(lambda **_: [page])})()
+
+    return StaleTagging()
+
+
+def make_auto_scaling_group(session, name: str) -> str:
+    autoscaling = session.client("autoscaling")
+    autoscaling.create_launch_configuration(LaunchConfigurationName=f"{name}-lc", ImageId="ami-12c6146b",
+                                            InstanceType="t3.medium")
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName=f"{name}-lc",
+                                          MinSize=0, MaxSize=1, AvailabilityZones=[f"{REGION}a"])
+    return autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"][0]["AutoScalingGroupARN"]
+
+
+def test_tagging_api_ghosts_of_nodegroups_log_groups_and_asgs_are_dropped(aws):
+    """Right after a destroy the tagging API still lists them; the describe calls say they are gone."""
+    account = "123456789012"
+    ghosts = (f"arn:aws:eks:{REGION}:{account}:nodegroup/alpha-pr-12/alpha-pr-12-ng/6ec6",
+              f"arn:aws:logs:{REGION}:{account}:log-group:/aws/eks/alpha-pr-12/cluster",
+              f"arn:aws:autoscaling:{REGION}:{account}:autoScalingGroup:9c1f:autoScalingGroupName/eks-ng-6ec6")
+    inspector = leftovers.Inspector(aws, leftovers.PROJECT, STACK)
+    inspector.tagging = stale_tagging(*ghosts)
+    assert inspector.run() == []
+
+
+def test_tagging_api_hits_that_still_exist_are_confirmed(aws):
+    _, subnets = make_network(aws)
+    eks = aws.client("eks")
+    role = "arn:aws:iam::123456789012:role/eks"
+    eks.create_cluster(name="alpha-pr-12", roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
+    nodegroup = eks.create_nodegroup(clusterName="alpha-pr-12", nodegroupName="alpha-pr-12-ng", subnets=subnets,
+                                     nodeRole=role)["nodegroup"]["nodegroupArn"]
+    aws.client("logs").create_log_group(logGroupName="/aws/eks/alpha-pr-12/cluster")
+    log_group = f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/eks/alpha-pr-12/cluster"
+    group = make_auto_scaling_group(aws, "eks-ng-6ec6")
+    inspector = leftovers.Inspector(aws, leftovers.PROJECT, STACK)
+    inspector.tagging = stale_tagging(nodegroup, log_group, group)
+    findings = {finding.resource_id: finding for finding in inspector.run()}
+    assert set(findings) >= {nodegroup, log_group, group}
+    for arn in (nodegroup, log_group, group):
+        assert "seen only by the tagging API" not in findings[arn].note, findings[arn]
+    assert findings[nodegroup].verdict == leftovers.BILLABLE
+    assert findings[group].verdict == leftovers.NOT_BILLABLE
