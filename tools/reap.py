@@ -1,12 +1,16 @@
 """Reaper: destroy and remove the project's stacks whose expiry has passed.
 
-    python -m tools.reap [--dry-run] [--check-leftovers] [--work-dir DIR] [--now RFC3339]
+    python -m tools.reap [--dry-run] [--check-leftovers] [--max-stacks N] [--work-dir DIR] [--now RFC3339]
 
 A stack is a candidate only if it carries the stack tag `expires-at` (see EXPIRY_TAG) holding an
 RFC 3339 timestamp with a timezone, e.g. `2026-11-25T20:00:00Z`; the demo workflow sets it. Stacks
 without the tag (dev, anyone's own stacks) are never touched. Each decision is printed on its own
 line. A failed destroy does not stop the run; the exit code is non-zero at the end if any destroy
 failed or any tag could not be read as a time (such a stack would otherwise live forever unseen).
+Right before each destroy the stack's tags are read again: a push to the pull request may just have
+moved `expires-at` forward, and then the stack is kept ("extended"). At most --max-stacks destroys
+run per invocation (each EKS stack takes about 15 minutes, and the scheduled job has a timeout); the
+other expired stacks are left for the next run ("deferred").
 
 Exit codes: 0 all decisions carried out; 1 a destroy failed or an expiry tag is malformed;
 2 the stacks could not be listed (no Pulumi CLI, not logged in, bad arguments).
@@ -24,6 +28,11 @@ from typing import Callable, Mapping, Optional, Protocol, Sequence
 EXPIRY_TAG = "expires-at"
 # Long-lived stacks the reaper refuses to destroy even if someone tags them by mistake.
 PROTECTED_STACKS = frozenset({"dev"})
+# The program's default `clusterName` (settings.py); the EKS cluster is <clusterName>-<stack>.
+DEFAULT_CLUSTER_NAME = "alpha"
+CONFIG_NAMESPACE = "eks-istio-shop"
+# Destroys per run: about 15 minutes each, sequential, inside reap.yml's 120-minute timeout.
+DEFAULT_MAX_STACKS = 6
 ROOT = Path(__file__).resolve().parent.parent
 
 # The decisions the reaper can take, as printed.
@@ -33,6 +42,8 @@ KEEP = "keep"
 SKIP_NO_TAG = "skip"
 MALFORMED = "malformed"
 FAILED = "failed"
+EXTENDED = "extended"
+DEFERRED = "deferred"
 
 
 class ReapError(Exception):
@@ -46,7 +57,16 @@ class StackWorkspace(Protocol):
 
     def tags(self, stack_name: str) -> Mapping[str, str]: ...
 
+    def cluster_name(self, stack_name: str) -> str:
+        """The stack's EKS cluster name (its `clusterName` output, else <clusterName config>-<stack>)."""
+        ...
+
     def destroy_and_remove(self, stack_name: str) -> None: ...
+
+
+def bare_stack_name(stack_name: str) -> str:
+    """pr-5 from org/project/pr-5 or org/pr-5 (Pulumi Cloud): what the `stack` tag on resources holds."""
+    return stack_name.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -82,7 +102,7 @@ def decide(stack: str, tags: Mapping[str, str], now: datetime) -> Decision:
         raise ValueError("now must be timezone-aware")
     if EXPIRY_TAG not in tags:
         return Decision(stack, SKIP_NO_TAG, f"no {EXPIRY_TAG} tag; never reaped")
-    if stack.rsplit("/", 1)[-1] in PROTECTED_STACKS:
+    if bare_stack_name(stack) in PROTECTED_STACKS:
         return Decision(stack, SKIP_NO_TAG, f"protected stack; remove its {EXPIRY_TAG} tag")
     raw = tags[EXPIRY_TAG]
     try:
@@ -97,18 +117,24 @@ def decide(stack: str, tags: Mapping[str, str], now: datetime) -> Decision:
 
 def reap(workspace: StackWorkspace, now: datetime, dry_run: bool,
          out: Callable[[str], None] = print,
-         after_destroy: Optional[Callable[[str], int]] = None) -> int:
+         after_destroy: Optional[Callable[[str, Optional[str]], int]] = None,
+         max_stacks: int = DEFAULT_MAX_STACKS) -> int:
     """Decide for every stack, carry out the destroys, print each decision; return the exit code.
 
-    after_destroy(stack) runs after each successful destroy (the leftovers check); a non-zero
-    result counts as a problem.
+    after_destroy(bare stack name, EKS cluster name or None) runs after each successful destroy
+    (the leftovers check); a non-zero result counts as a problem. At most max_stacks destroys are
+    started (or, in a dry run, announced); later expired stacks are deferred to the next run.
     """
+    if max_stacks < 1:
+        raise ValueError("max_stacks must be at least 1")
     try:
         names = workspace.stack_names()
     except Exception as exc:  # the workspace wraps the CLI; any failure here means nothing can be judged
         raise ReapError(f"could not list the project's stacks: {_first_line(exc)}") from None
 
     problems = 0
+    started = 0
+    deferred = 0
     for name in names:
         try:
             tags = workspace.tags(name)
@@ -119,26 +145,53 @@ def reap(workspace: StackWorkspace, now: datetime, dry_run: bool,
         decision = decide(name, tags, now)
         if decision.action == MALFORMED:
             problems += 1
+        elif decision.action == DESTROY and started >= max_stacks:
+            decision = Decision(name, DEFERRED, decision.reason + f"; --max-stacks {max_stacks} reached, "
+                                                                  "left for the next run")
+            deferred += 1
+        elif decision.action == DESTROY and dry_run:
+            started += 1
+            decision = Decision(name, WOULD_DESTROY, decision.reason + "; dry run")
         elif decision.action == DESTROY:
-            if dry_run:
-                decision = Decision(name, WOULD_DESTROY, decision.reason + "; dry run")
-            else:
-                out(Decision(name, DESTROY, decision.reason + "; destroying").line())
-                try:
-                    workspace.destroy_and_remove(name)
-                except Exception as exc:
-                    decision = Decision(name, FAILED, f"destroy failed: {_first_line(exc)}")
-                    problems += 1
-                else:
-                    decision = Decision(name, "destroyed", "stack and its resources removed")
-                    if after_destroy is not None and after_destroy(name) != 0:
-                        decision = Decision(name, FAILED, "destroyed, but the leftovers check found "
-                                                          "resources still in AWS (listed above)")
-                        problems += 1
+            started += 1
+            decision, failed = _destroy(workspace, name, now, decision, out, after_destroy)
+            problems += failed
         out(decision.line())
     summary = f"{len(names)} stack(s) checked, {problems} problem(s)"
+    if deferred:
+        summary += f", {deferred} expired stack(s) deferred to the next run (--max-stacks {max_stacks})"
     out(summary + (" (dry run: nothing destroyed)" if dry_run else ""))
     return 1 if problems else 0
+
+
+def _destroy(workspace: StackWorkspace, name: str, now: datetime, decision: Decision,
+             out: Callable[[str], None],
+             after_destroy: Optional[Callable[[str, Optional[str]], int]]) -> tuple[Decision, int]:
+    """Destroy one expired stack; the final decision and 1 if it counts as a problem, else 0."""
+    cluster: Optional[str] = None
+    if after_destroy is not None:
+        # Read now: once the stack is removed, its outputs and settings are gone with it.
+        try:
+            cluster = workspace.cluster_name(name)
+        except Exception as exc:
+            out(f"{name}: note (could not read its cluster name: {_first_line(exc)}; the leftovers "
+                "check will not look for kubernetes.io/cluster/<name> tags or the control plane log group)")
+    # A push to the pull request may have moved the expiry forward since the first look.
+    try:
+        fresh = decide(name, workspace.tags(name), now)
+    except Exception as exc:
+        return Decision(name, FAILED, f"could not read its tags again before destroying: {_first_line(exc)}"), 1
+    if fresh.action != DESTROY:
+        return Decision(name, EXTENDED, f"not destroyed: {fresh.action} ({fresh.reason})"), 0
+    out(Decision(name, DESTROY, decision.reason + "; destroying").line())
+    try:
+        workspace.destroy_and_remove(name)
+    except Exception as exc:
+        return Decision(name, FAILED, f"destroy failed: {_first_line(exc)}"), 1
+    if after_destroy is not None and after_destroy(bare_stack_name(name), cluster) != 0:
+        return Decision(name, FAILED, "destroyed, but the leftovers check found "
+                                      "resources still in AWS (listed above)"), 1
+    return Decision(name, "destroyed", "stack and its resources removed"), 0
 
 
 def _first_line(exc: BaseException) -> str:
@@ -170,16 +223,41 @@ class AutomationWorkspace:
     def tags(self, stack_name: str) -> Mapping[str, str]:
         return dict(self._workspace.list_tags(stack_name))
 
+    def cluster_name(self, stack_name: str) -> str:
+        stack = self._auto.Stack.select(stack_name, self._workspace)
+        output = stack.outputs().get("clusterName")
+        if output is not None and output.value:
+            return str(output.value)  # the program exports the full EKS name
+        # No output (the first update never finished): the program's own rule, from the settings of
+        # the stack's last update (this checkout may have no Pulumi.<stack>.yaml).
+        try:
+            stack.refresh_config()
+        except Exception:
+            pass  # a stack that was never deployed has none: the defaults apply
+        config = stack.get_all_config().get(f"{CONFIG_NAMESPACE}:clusterName")
+        prefix = config.value if config is not None and config.value else DEFAULT_CLUSTER_NAME
+        return f"{prefix}-{bare_stack_name(stack_name)}"
+
     def destroy_and_remove(self, stack_name: str) -> None:
         stack = self._auto.Stack.select(stack_name, self._workspace)
         # remove=True drops the stack only when the destroy left nothing behind in its state.
         stack.destroy(remove=True, on_output=lambda line: self._out(f"  | {line.rstrip()}"))
 
 
-def _leftovers_check(stack_name: str) -> int:
+def _leftovers_check(stack_name: str, cluster_name: Optional[str]) -> int:
     from tools import leftovers
 
-    return leftovers.main([stack_name])
+    return leftovers.main([stack_name, *(["--cluster-name", cluster_name] if cluster_name else [])])
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of stacks, 1 or more")
+    return number
 
 
 def _parse_now(value: str) -> datetime:
@@ -199,7 +277,11 @@ def main(argv: Optional[Sequence[str]] = None,
     parser.add_argument("--work-dir", type=Path, default=ROOT,
                         help="the directory holding Pulumi.yaml (default: the repository root)")
     parser.add_argument("--check-leftovers", action="store_true",
-                        help="after each destroy, run `python -m tools.leftovers <stack>` (needs AWS credentials)")
+                        help="after each destroy, run `python -m tools.leftovers <stack> --cluster-name <name>` "
+                             "(needs AWS credentials)")
+    parser.add_argument("--max-stacks", type=_positive_int, default=DEFAULT_MAX_STACKS,
+                        help="destroy at most this many stacks in this run; the other expired ones wait for "
+                             f"the next run (default {DEFAULT_MAX_STACKS}: about 15 minutes each)")
     parser.add_argument("--now", type=_parse_now, default=None,
                         help="judge expiry as of this RFC 3339 time instead of the clock (for rehearsals)")
     args = parser.parse_args(argv)
@@ -209,7 +291,8 @@ def main(argv: Optional[Sequence[str]] = None,
     now = args.now or datetime.now(timezone.utc)
     try:
         workspace = workspace_factory(args.work_dir)
-        return reap(workspace, now, args.dry_run, after_destroy=_leftovers_check if args.check_leftovers else None)
+        return reap(workspace, now, args.dry_run, after_destroy=_leftovers_check if args.check_leftovers else None,
+                    max_stacks=args.max_stacks)
     except ReapError as exc:
         print(f"reap: error: {exc}", file=sys.stderr)
         return 2

@@ -4,21 +4,32 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable, Optional
 
 import pytest
+import yaml
 
 from tools import reap
 
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 25, 20, 0, tzinfo=timezone.utc)
 
 
 class FakeWorkspace:
     def __init__(self, stacks: dict[str, dict[str, str]], failing: frozenset[str] = frozenset(),
-                 broken_tags: frozenset[str] = frozenset()):
+                 broken_tags: frozenset[str] = frozenset(), cluster_names: Optional[dict[str, str]] = None,
+                 on_tags: Optional[Callable[["FakeWorkspace", str, int], None]] = None):
         self.stacks = {name: dict(tags) for name, tags in stacks.items()}
         self.failing = failing
         self.broken_tags = broken_tags
+        self.cluster_names = cluster_names or {}
+        # on_tags(workspace, stack, how many reads before this one): lets a test change a stack's
+        # tags between the reaper's first look and its look right before the destroy.
+        self.on_tags = on_tags
+        self.tag_reads: dict[str, int] = {}
         self.destroy_calls: list[str] = []
+        self.calls: list[tuple[str, str]] = []
 
     def stack_names(self) -> list[str]:
         return list(self.stacks)
@@ -26,9 +37,21 @@ class FakeWorkspace:
     def tags(self, stack_name: str) -> dict[str, str]:
         if stack_name in self.broken_tags:
             raise RuntimeError("error: could not read tags: backend unreachable")
-        return self.stacks[stack_name]
+        reads = self.tag_reads.get(stack_name, 0)
+        self.tag_reads[stack_name] = reads + 1
+        if self.on_tags is not None:
+            self.on_tags(self, stack_name, reads)
+        self.calls.append(("tags", stack_name))
+        return dict(self.stacks[stack_name])
+
+    def cluster_name(self, stack_name: str) -> str:
+        self.calls.append(("cluster_name", stack_name))
+        if stack_name not in self.cluster_names:
+            raise RuntimeError("error: no outputs")
+        return self.cluster_names[stack_name]
 
     def destroy_and_remove(self, stack_name: str) -> None:
+        self.calls.append(("destroy", stack_name))
         self.destroy_calls.append(stack_name)
         if stack_name in self.failing:
             raise RuntimeError("code: 255\nstderr: error: DependencyViolation: vpc has dependencies")
@@ -202,7 +225,7 @@ def test_leftovers_check_runs_after_each_destroy_and_counts_when_it_fails():
                               failing=frozenset({"pr-3"}))
     checked: list[str] = []
 
-    def leftovers_check(stack: str) -> int:
+    def leftovers_check(stack: str, _cluster: Optional[str]) -> int:
         checked.append(stack)
         return 1 if stack == "pr-2" else 0
 
@@ -217,7 +240,7 @@ def test_leftovers_check_runs_after_each_destroy_and_counts_when_it_fails():
 def test_dry_run_runs_no_leftovers_check():
     workspace = FakeWorkspace({"pr-1": {reap.EXPIRY_TAG: expiry(-timedelta(hours=1))}})
     checked: list[str] = []
-    reap.reap(workspace, NOW, True, out=lambda _: None, after_destroy=lambda s: checked.append(s) or 0)
+    reap.reap(workspace, NOW, True, out=lambda _: None, after_destroy=lambda s, _: checked.append(s) or 0)
     assert checked == []
 
 
@@ -227,3 +250,138 @@ def test_dev_is_never_reaped_even_if_tagged_by_mistake(name):
     code, lines = run(workspace)
     assert workspace.destroy_calls == []
     assert "protected" in line_for(lines, name)
+
+
+def test_leftovers_check_gets_the_bare_stack_name_and_the_cluster_name():
+    """With Pulumi Cloud the listed names are qualified; the resources' `stack` tag is the bare name."""
+    names = {"org/eks-istio-shop/pr-5": "alpha-pr-5", "org/pr-6": "beta-pr-6", "pr-7": "alpha-pr-7"}
+    workspace = FakeWorkspace({name: {reap.EXPIRY_TAG: expiry(-timedelta(hours=1))} for name in names},
+                              cluster_names=names)
+    checked: list[tuple[str, Optional[str]]] = []
+    code = reap.reap(workspace, NOW, False, out=lambda _: None,
+                     after_destroy=lambda stack, cluster: checked.append((stack, cluster)) or 0)
+    assert code == 0
+    assert checked == [("pr-5", "alpha-pr-5"), ("pr-6", "beta-pr-6"), ("pr-7", "alpha-pr-7")]
+    for name in names:
+        assert workspace.calls.index(("cluster_name", name)) < workspace.calls.index(("destroy", name)), \
+            "the cluster name must be read while the stack still exists"
+
+
+def test_unknown_cluster_name_still_destroys_and_checks_without_it():
+    workspace = FakeWorkspace({"pr-8": {reap.EXPIRY_TAG: expiry(-timedelta(hours=1))}})
+    checked: list[tuple[str, Optional[str]]] = []
+    lines: list[str] = []
+    code = reap.reap(workspace, NOW, False, out=lines.append,
+                     after_destroy=lambda stack, cluster: checked.append((stack, cluster)) or 0)
+    assert code == 0 and workspace.destroy_calls == ["pr-8"]
+    assert checked == [("pr-8", None)]
+    assert any("could not read its cluster name" in line for line in lines)
+
+
+def test_leftovers_check_is_called_with_the_cluster_name(monkeypatch):
+    from tools import leftovers
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(leftovers, "main", lambda argv: calls.append(list(argv)) or 0)
+    assert reap._leftovers_check("pr-5", "alpha-pr-5") == 0
+    assert reap._leftovers_check("pr-6", None) == 0
+    assert calls == [["pr-5", "--cluster-name", "alpha-pr-5"], ["pr-6"]]
+
+
+class FakeStack:
+    def __init__(self, outputs: dict, config: dict):
+        self._outputs = outputs
+        self._config = config
+        self.refreshed = False
+
+    def outputs(self):
+        return {key: SimpleNamespace(value=value) for key, value in self._outputs.items()}
+
+    def refresh_config(self):
+        self.refreshed = True
+
+    def get_all_config(self):
+        return {key: SimpleNamespace(value=value) for key, value in self._config.items()} if self.refreshed else {}
+
+
+def automation_workspace(stack: FakeStack) -> reap.AutomationWorkspace:
+    workspace = object.__new__(reap.AutomationWorkspace)
+    workspace._auto = SimpleNamespace(Stack=SimpleNamespace(select=lambda name, _ws: stack))
+    workspace._workspace = None
+    return workspace
+
+
+@pytest.mark.parametrize("outputs, config, name, expected", [
+    ({"clusterName": "alpha-pr-5"}, {}, "pr-5", "alpha-pr-5"),  # the output already is the full name
+    ({}, {"eks-istio-shop:clusterName": "beta"}, "org/eks-istio-shop/pr-5", "beta-pr-5"),
+    ({}, {}, "org/pr-5", "alpha-pr-5"),
+])
+def test_automation_workspace_cluster_name(outputs, config, name, expected):
+    assert automation_workspace(FakeStack(outputs, config)).cluster_name(name) == expected
+
+
+def test_a_stack_extended_since_the_first_look_is_not_destroyed():
+    """A push moved expires-at forward between the reaper's listing and its destroy."""
+    def push_arrives(workspace: FakeWorkspace, stack: str, reads: int) -> None:
+        if stack == "pr-3" and reads == 1:
+            workspace.stacks[stack][reap.EXPIRY_TAG] = expiry(timedelta(hours=8))
+
+    workspace = FakeWorkspace({"pr-3": {reap.EXPIRY_TAG: expiry(-timedelta(minutes=5))},
+                               "pr-4": {reap.EXPIRY_TAG: expiry(-timedelta(minutes=5))}}, on_tags=push_arrives)
+    code, lines = run(workspace)
+    assert code == 0
+    assert workspace.destroy_calls == ["pr-4"]
+    assert line_for(lines, "pr-3").startswith("pr-3: extended")
+    assert "destroyed" in line_for(lines, "pr-4")
+    assert workspace.calls.index(("tags", "pr-4"), workspace.calls.index(("tags", "pr-4")) + 1) \
+        == workspace.calls.index(("destroy", "pr-4")) - 1, "the tags are re-read right before the destroy"
+
+
+def test_tags_unreadable_right_before_destroy_is_a_failure_not_a_destroy():
+    def backend_goes_away(workspace: FakeWorkspace, stack: str, reads: int) -> None:
+        if reads == 1:
+            raise RuntimeError("error: backend unreachable")
+
+    workspace = FakeWorkspace({"pr-3": {reap.EXPIRY_TAG: expiry(-timedelta(minutes=5))}}, on_tags=backend_goes_away)
+    code, lines = run(workspace)
+    assert code == 1 and workspace.destroy_calls == []
+    assert line_for(lines, "pr-3").startswith("pr-3: failed")
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_max_stacks_bounds_one_run_and_defers_the_rest(dry_run):
+    stacks = {f"pr-{n}": {reap.EXPIRY_TAG: expiry(-timedelta(hours=n))} for n in range(1, 6)}
+    stacks["pr-9"] = {reap.EXPIRY_TAG: expiry(timedelta(hours=1))}
+    workspace = FakeWorkspace(stacks)
+    lines: list[str] = []
+    code = reap.reap(workspace, NOW, dry_run, out=lines.append, max_stacks=2)
+    assert code == 0
+    acted = [f"pr-{n}" for n in range(1, 6)
+             if line_for(lines, f"pr-{n}").split(": ")[1].startswith(("destroyed", "would destroy"))]
+    assert acted == ["pr-1", "pr-2"]
+    assert workspace.destroy_calls == ([] if dry_run else ["pr-1", "pr-2"])
+    for n in (3, 4, 5):
+        assert line_for(lines, f"pr-{n}").startswith(f"pr-{n}: deferred")
+        assert f"pr-{n}" in workspace.stacks
+    assert line_for(lines, "pr-9").startswith("pr-9: keep")
+    assert "3 expired stack(s) deferred to the next run" in lines[-1]
+
+
+def test_max_stacks_default_fits_the_workflow_timeout():
+    timeout = yaml.safe_load((ROOT / ".github" / "workflows" / "reap.yml").read_text())["jobs"]["reap"]["timeout-minutes"]
+    minutes_per_eks_destroy = 15
+    assert reap.DEFAULT_MAX_STACKS * minutes_per_eks_destroy < timeout
+
+
+def test_main_passes_max_stacks_and_refuses_bad_values(tmp_path: Path, capsys):
+    (tmp_path / "Pulumi.yaml").write_text("name: eks-istio-shop\n")
+    stacks = {f"pr-{n}": {reap.EXPIRY_TAG: "2026-11-25T19:00:00Z"} for n in range(1, 4)}
+    workspace = FakeWorkspace(stacks)
+    code = reap.main(["--work-dir", str(tmp_path), "--now", "2026-11-25T20:00:00Z", "--max-stacks", "1"],
+                     workspace_factory=lambda _: workspace)
+    assert code == 0 and workspace.destroy_calls == ["pr-1"]
+    assert "deferred" in capsys.readouterr().out
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(SystemExit):
+            reap.main(["--work-dir", str(tmp_path), "--max-stacks", bad], workspace_factory=lambda _: FakeWorkspace({}))
+        assert "--max-stacks" in capsys.readouterr().err
