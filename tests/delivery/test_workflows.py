@@ -252,7 +252,6 @@ def test_demo_stack_lifecycle():
     on = document["on"]
     assert {"labeled", "synchronize", "closed"} <= set(on["pull_request"]["types"])
     assert "workflow_dispatch" in on
-    assert document["concurrency"]["cancel-in-progress"] is False
     assert document["env"]["STACK"].startswith("pr-${{ github.event.pull_request.number")
 
     up = document["jobs"]["up"]
@@ -291,3 +290,110 @@ def test_pulumi_cli_is_the_pinned_sdk_version(path: Path):
     for job in load(path)["jobs"].values():
         for step in step_using(job, "pulumi/actions"):
             assert step["with"]["pulumi-version"] == sdk
+
+
+# -- review fixes: concurrency, environments, secrets fallback, backend refusal --------------------
+
+def pulumi_jobs() -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(workflow, job name, job, workflow document) for every job that runs the Pulumi CLI."""
+    for path in WORKFLOW_FILES:
+        document = load(path)
+        for job_name, job in document["jobs"].items():
+            if step_using(job, "pulumi/actions"):
+                yield path.stem, job_name, job, document
+
+
+def test_demo_concurrency_is_per_job_so_skipped_runs_cannot_replace_a_pending_one():
+    document = load(WORKFLOWS / "demo.yml")
+    assert "concurrency" not in document, \
+        "a workflow-level group lets a run whose jobs are all skipped replace a pending destroy or update"
+    groups = set()
+    for job_name in ("up", "destroy"):
+        concurrency = document["jobs"][job_name].get("concurrency")
+        assert isinstance(concurrency, dict), f"{job_name}: needs a job-level concurrency group"
+        assert concurrency["cancel-in-progress"] is False, f"{job_name}: never cancel a running update or destroy"
+        assert "github.event.pull_request.number" in concurrency["group"]
+        assert "inputs.pr-number" in concurrency["group"]
+        groups.add(concurrency["group"])
+    assert len(groups) == 1, "up and destroy of one stack share one group"
+
+
+EXPECTED_ENVIRONMENTS = {
+    ("preview", "preview"): "preview",
+    ("deploy", "up"): "dev",
+    ("demo", "up"): "demo",
+    ("demo", "destroy"): "demo-teardown",
+    ("reap", "reap"): "demo-teardown",
+}
+
+
+def test_teardown_jobs_have_an_environment_of_their_own():
+    """Required reviewers on `demo` (documented) must never hold up the hourly reaper or a destroy."""
+    found = {(workflow, job_name): job.get("environment")
+             for workflow, job_name, job, _ in pulumi_jobs()}
+    reaper = load(WORKFLOWS / "reap.yml")["jobs"]["reap"]
+    found[("reap", "reap")] = reaper.get("environment")
+    assert found == EXPECTED_ENVIRONMENTS
+
+
+def test_the_docs_list_every_environment_the_workflows_use():
+    docs = (ROOT / "docs" / "delivery.md").read_text()
+    listed = re.search(r"^Environments \(Settings.*?(?=\n\n)", docs, re.MULTILINE | re.DOTALL)
+    assert listed, "docs/delivery.md: the 'Environments (Settings → Environments)' paragraph"
+    named = set(re.findall(r"`([a-z-]+)` \(", listed.group(0)))
+    assert named == set(EXPECTED_ENVIRONMENTS.values()), named
+
+
+def test_the_destroy_job_runs_the_base_branch_code():
+    destroy = load(WORKFLOWS / "demo.yml")["jobs"]["destroy"]
+    (checkout,) = step_using(destroy, "actions/checkout")
+    assert checkout["with"]["ref"] == "${{ github.base_ref || github.ref }}"
+
+
+def test_every_pulumi_job_falls_back_to_the_state_secrets_manager():
+    for workflow, job_name, job, document in pulumi_jobs():
+        env = {**document.get("env", {}), **job.get("env", {})}
+        assert env.get("PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER") == "true", f"{workflow}:{job_name}"
+    reaper = load(WORKFLOWS / "reap.yml")["jobs"]["reap"]
+    assert reaper["env"].get("PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER") == "true"
+
+
+def settings_check(job: dict[str, Any]) -> dict[str, Any]:
+    """The first step that checks PULUMI_BACKEND_URL; it must come before any step that uses Pulumi."""
+    for step in steps(job):
+        if "PULUMI_BACKEND_URL" in step.get("run", "") and "missing" in step.get("run", "") \
+                or '-z "$PULUMI_BACKEND_URL"' in step.get("run", ""):
+            return step
+        assert "pulumi" not in step.get("uses", "") and "pulumi " not in step.get("run", ""), \
+            f"a step uses Pulumi before the settings are checked: {step}"
+    raise AssertionError("no step checks the settings")
+
+
+def run_check(step: dict[str, Any], backend: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"], "PULUMI_BACKEND_URL": backend, "AWS_ROLE_ARN": "arn:aws:iam::1:role/x",
+           "GITHUB_OUTPUT": str(tmp_path / "output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
+    # The runner runs `run:` with bash -e.
+    return subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, timeout=30)
+
+
+CHECKED_JOBS = [(workflow, job_name) for workflow, job_name in EXPECTED_ENVIRONMENTS]
+
+
+@pytest.mark.parametrize("workflow, job_name", CHECKED_JOBS, ids=lambda v: v)
+def test_settings_checks_refuse_the_local_file_backend(workflow: str, job_name: str, tmp_path: Path):
+    step = settings_check(load(WORKFLOWS / f"{workflow}.yml")["jobs"][job_name])
+    for backend in ("file://~", "file:///home/runner/state"):
+        refused = run_check(step, backend, tmp_path)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "::error::" in refused.stdout and "local file backend" in refused.stdout
+    for backend in ("s3://state-bucket?region=us-east-1", "https://api.pulumi.com"):
+        accepted = run_check(step, backend, tmp_path)
+        assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+
+
+def test_demo_up_never_runs_for_a_closed_pull_request():
+    condition = load(WORKFLOWS / "demo.yml")["jobs"]["up"]["if"]
+    manual, _, pull_request = condition.partition("|| (github.event_name == 'pull_request'")
+    assert "workflow_dispatch" in manual and "inputs.action == 'up'" in manual, "manual runs keep working"
+    assert "github.event.pull_request.state == 'open'" in pull_request, \
+        "labelling a closed pull request `demo` must not start a stack"
