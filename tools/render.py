@@ -320,11 +320,9 @@ def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[
                     args.name, "aws:eks/nodeGroup:NodeGroup", f"{args.name}-nodegroup",
                     {"resources": [{"autoscalingGroups": [{"name": f"eks-{args.name}-asg"}]}],
                      "nodeGroupName": f"{args.name}-nodegroup", "arn": f"arn:aws:eks:{region}:123456789012:nodegroup"})
-            resource_id = None if args.typ.startswith("pulumi:providers:") or not args.custom \
-                else f"{args.name}-id"
-            if args.typ.startswith("pulumi:providers:"):
-                resource_id = f"{args.name}-id"
-            return resource_id, state
+            # Components have no id; custom resources and providers do.
+            is_custom = args.custom or args.typ.startswith("pulumi:providers:")
+            return (f"{args.name}-id" if is_custom else None), state
 
         def call(self, args: pulumi.runtime.MockCallArgs):
             try:
