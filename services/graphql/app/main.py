@@ -9,10 +9,11 @@ from typing import Any
 
 import orjson
 from cross_web import HTTPException as StrawberryHTTPException
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from starlette.responses import HTMLResponse, Response
-from strawberry.fastapi import GraphQLRouter
+from strawberry.asgi import GraphQL
 from strawberry.http.ides import get_graphql_ide_html
+from strawberry.types.unset import UNSET
 
 from app.backends import Backend, make_client
 from app.guards import MAX_BODY_BYTES
@@ -42,12 +43,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await client.close()
 
 
-async def get_context(request: Request) -> ShopContext:
-    state = request.app.state
-    return ShopContext(state.products, state.orders, trace_headers_from_asgi(request.scope["headers"]))
+class ShopGraphQL(GraphQL):
+    """Strawberry's ASGI view. (Its FastAPI router does the same work, plus FastAPI's
+    dependency injection for the context, which cost about 0.1 ms per query.)"""
 
+    async def get_context(self, request: Any, response: Any) -> ShopContext:
+        state = request.app.state
+        return ShopContext(state.products, state.orders, trace_headers_from_asgi(request.scope["headers"]))
 
-class ShopGraphQLRouter(GraphQLRouter):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
@@ -62,7 +65,7 @@ class ShopGraphQLRouter(GraphQLRouter):
             raise StrawberryHTTPException(400, "the request body must be a JSON object")
         return value
 
-    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         # Strawberry answers malformed requests (no query, bad JSON) in plain text; clients
         # parse GraphQL responses as JSON, so give them the GraphQL error shape.
         try:
@@ -129,10 +132,8 @@ class _BodyTooLarge(Exception):
 # readiness depend on them would turn one backend outage into a full outage.
 app = create_service_app("graphql", lifespan, is_ready=lambda app: getattr(app.state, "products", None) is not None,
                          inner_middleware=[BodyLimitMiddleware])
-app.include_router(
-    ShopGraphQLRouter(schema, context_getter=get_context, graphql_ide=None, allow_queries_via_get=True),
-    prefix="/graphql",
-)
+app.add_route("/graphql", ShopGraphQL(schema, graphql_ide=None, allow_queries_via_get=True),
+              methods=["GET", "POST"], include_in_schema=False)
 _PLAYGROUND = playground_html()
 
 

@@ -13,16 +13,17 @@ import logging
 from asyncio import Future
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import MaskErrors, MaxTokensLimiter, ParserCache
-from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext
 from strawberry.types.nodes import SelectedField
 
 from app.backends import Backend, BadArgument, ShopError, answer_of
+from app.execution import SIDE_EFFECT_FREE, PlannedExecutionContext
 from app.guards import MAX_TOKENS, BoundedValidation
 from service_kit.collection import ID_PATTERN, MAX_IDS
 
@@ -54,6 +55,10 @@ class ProductConnection:
     total_count: int
 
 
+# OrderItem.prefetched before the orders resolver has fetched the item's product.
+NOT_PREFETCHED: Any = object()
+
+
 @strawberry.type
 class OrderItem:
     product_id: strawberry.ID
@@ -61,18 +66,20 @@ class OrderItem:
     unit_price: Decimal
 
     loader: strawberry.Private[DataLoader | None] = None
-    prefetched: strawberry.Private[Future | None] = None
+    # The product (or None, or the error of its batch) once the orders resolver has fetched it.
+    prefetched: strawberry.Private[Any] = NOT_PREFETCHED
 
-    @strawberry.field(description="null if the product no longer exists or the products service failed")
+    # Idempotent, as SIDE_EFFECT_FREE requires: it reads the prefetched result, or asks the
+    # DataLoader, which returns the same future for the same key within a request.
+    @strawberry.field(description="null if the product no longer exists or the products service failed",
+                      metadata=SIDE_EFFECT_FREE)
     def product(self) -> Product | None:
         # No `info` parameter: building Strawberry's Info object costs more than the rest of
         # this resolver, and it would be built once per item.
-        if self.prefetched is not None:
-            # Resolved by the DataLoader batch the orders resolver started; a plain value
-            # (or the batch's error) needs no awaiting per item.
-            if self.prefetched.exception() is not None:
-                raise self.prefetched.exception()
-            return self.prefetched.result()
+        if self.prefetched is not NOT_PREFETCHED:
+            if isinstance(self.prefetched, Exception):
+                raise self.prefetched
+            return self.prefetched
         # Returning the loader's future, rather than awaiting it in a coroutine, keeps all
         # lookups of a query in the same DataLoader batch.
         return self.loader.load(self.product_id)  # type: ignore[union-attr,return-value]
@@ -119,12 +126,11 @@ def page_info(page: dict) -> PageInfo:
     return PageInfo(has_next_page=page["next_cursor"] is not None, end_cursor=page["next_cursor"])
 
 
-class ShopContext(BaseContext):
+class ShopContext:
     """Per request: the caller's trace headers and fresh DataLoaders (a per-process
     loader would leak one caller's cached results into another's)."""
 
     def __init__(self, products: Backend, orders: Backend, trace_headers: dict[str, str]) -> None:
-        super().__init__()
         self.products = products
         self.orders = orders
         self.trace_headers = trace_headers
@@ -153,17 +159,40 @@ class ShopContext(BaseContext):
 
 
 async def _prefetch_products(loader: DataLoader, orders: list[Order]) -> None:
-    """Resolves every item's product through one DataLoader batch before the items are
-    completed, so a page of orders costs one products call and no per-item awaiting.
+    """Fetches the products of every item of a page before the items are completed, so a
+    page of orders costs one products call and no per-item awaiting.
 
-    A failed batch is not raised here: it becomes an error on each item's `product`
-    field, and the orders themselves are still returned.
+    The loader's own batch function fetches them (in batches of its max_batch_size) and its
+    cache is primed with the answer, so other fields of the query reuse it; ids the loader
+    already holds are taken from it. This skips DataLoader.load per id, which costs a
+    future, two callbacks and a trip through the event loop per product (about 0.2 ms of
+    the 1 ms a page of 20 orders took). A failed batch is not raised here: it becomes the
+    error of each item's `product` field, and the orders themselves are still returned.
     """
     items = [item for order in orders for item in order.items]
-    futures = {product_id: loader.load(product_id) for product_id in {item.product_id for item in items}}
-    await asyncio.gather(*futures.values(), return_exceptions=True)
+    held: dict[str, Future] = {}
+    missing: list[str] = []
+    for product_id in dict.fromkeys(item.product_id for item in items):
+        future = loader.cache_map.get(product_id) if loader.cache else None
+        if future is not None and not future.cancelled():
+            held[product_id] = future
+        else:
+            missing.append(product_id)
+    chunk = loader.max_batch_size or len(missing) or 1
+    batches = [missing[start:start + chunk] for start in range(0, len(missing), chunk)]
+    answers = await asyncio.gather(*(loader.load_fn(batch) for batch in batches), *held.values(),
+                                   return_exceptions=True)
+    found: dict[str, Any] = {}
+    for batch, answer in zip(batches, answers):
+        if isinstance(answer, BaseException):
+            found.update(dict.fromkeys(batch, answer))
+        else:
+            batch_found = dict(zip(batch, answer, strict=True))
+            loader.prime_many(batch_found)
+            found.update(batch_found)
+    found.update(zip(held, answers[len(batches):]))
     for item in items:
-        item.prefetched = futures[item.product_id]
+        item.prefetched = found[item.product_id]
 
 
 def _selects_item_products(info: strawberry.Info) -> bool:
@@ -249,15 +278,22 @@ class ShopSchema(strawberry.Schema):
                 logger.info("graphql error", extra={"error": error.message, "path": error.path})
 
 
-schema = ShopSchema(
-    query=Query,
-    extensions=[
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: ParserCache(maxsize=256),
-        # Depth and alias limits (Strawberry's rules) and the fragment-expansion bound.
-        BoundedValidation,
-        # Unexpected exceptions may carry internals (URLs, library messages): clients get a
-        # generic message, the log gets the details.
-        lambda: MaskErrors(should_mask_error=_is_unexpected, error_message="internal error"),
-    ],
-)
+def build_schema(execution_context_class: type | None = PlannedExecutionContext) -> ShopSchema:
+    """The service's schema. Tests build it with execution_context_class=None too, to
+    compare the planned execution with graphql-core's own."""
+    return ShopSchema(
+        query=Query,
+        execution_context_class=execution_context_class,
+        extensions=[
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: ParserCache(maxsize=256),
+            # Depth and alias limits (Strawberry's rules) and the fragment-expansion bound.
+            BoundedValidation,
+            # Unexpected exceptions may carry internals (URLs, library messages): clients get
+            # a generic message, the log gets the details.
+            lambda: MaskErrors(should_mask_error=_is_unexpected, error_message="internal error"),
+        ],
+    )
+
+
+schema = build_schema()

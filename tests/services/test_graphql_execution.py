@@ -1,0 +1,390 @@
+"""The planned execution (app/execution.py) against graphql-core's own, in process.
+
+Every query runs twice over the same backend answers: once with the service's schema and
+once with the same schema on Strawberry's default executor. Data, errors, error paths and
+locations must be identical, for normal answers and for the answers that make the fast
+path hand an object back to graphql-core (errors, nulls in non-null fields, values a
+scalar cannot represent, a failed products batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NewType
+
+import pytest
+import strawberry
+from graphql.execution import executor as graphql_executor
+from strawberry.schema.config import StrawberryConfig
+
+from bench.services_bench import QUERY as BENCHMARK_QUERY
+from tests.services.services_testkit import ORDERS_DATA, PRODUCTS_DATA
+
+GRAPHQL_SERVICE = Path(__file__).resolve().parents[2] / "services" / "graphql"
+COMMON = GRAPHQL_SERVICE.parent / "common"
+for path in (GRAPHQL_SERVICE, COMMON):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from app import execution  # noqa: E402
+from app.backends import BackendUnavailable  # noqa: E402
+from app.schema import ShopContext, build_schema  # noqa: E402
+
+assert Path(execution.__file__).is_relative_to(GRAPHQL_SERVICE), "another service's `app` package was imported"
+
+PLANNED = build_schema()
+REFERENCE = build_schema(execution_context_class=None)
+
+
+def _with_totals(orders: list[dict]) -> list[dict]:
+    """As the orders service answers: each order with the total of its items."""
+    return [{**order, "total": str(sum(Decimal(item["unit_price"]) * item["quantity"] for item in order["items"]))}
+            for order in orders]
+
+
+class FakeBackend:
+    """Answers like the products or orders service, from the shipped data, in process."""
+
+    def __init__(self, name: str, records: list[dict], fail: bool = False) -> None:
+        self.name = name
+        self.records = records
+        self.fail = fail
+
+    async def get(self, path: str, params: dict, headers: dict) -> dict:
+        await asyncio.sleep(0)
+        if self.fail:
+            raise BackendUnavailable(self.name, "connection failed")
+        records = self.records
+        if "customer_id" in params:
+            records = [record for record in records if record["customer_id"] == params["customer_id"]]
+        if "ids" in params:
+            wanted = set(params["ids"].split(","))
+            records = [record for record in records if record["id"] in wanted]
+        page = records[: int(params["limit"])]
+        return {"items": copy.deepcopy(page), "total": len(records),
+                "next_cursor": page[-1]["id"] if len(page) < len(records) else None}
+
+
+def run(schema: strawberry.Schema, query: str, variables: dict | None, products: list[dict], orders: list[dict],
+        products_fail: bool = False) -> tuple[Any, list[tuple]]:
+    async def execute() -> Any:
+        context = ShopContext(FakeBackend("products", products, products_fail), FakeBackend("orders", orders), {})
+        return await schema.execute(query, variable_values=variables, context_value=context)
+
+    result = asyncio.run(execute())
+    errors = sorted((error.message, tuple(error.path or ()), tuple((loc.line, loc.column) for loc in error.locations or ()))
+                    for error in result.errors or [])
+    return result.data, errors
+
+
+def assert_same(query: str, variables: dict | None = None, products: list[dict] | None = None,
+                orders: list[dict] | None = None, products_fail: bool = False) -> tuple[Any, list[tuple]]:
+    products = PRODUCTS_DATA if products is None else products
+    orders = _with_totals(ORDERS_DATA) if orders is None else orders
+    planned = run(PLANNED, query, variables, products, orders, products_fail)
+    reference = run(REFERENCE, query, variables, products, orders, products_fail)
+    assert planned == reference
+    return planned
+
+
+# The benchmark's query: the fast path must hold for exactly what is measured.
+REPRESENTATIVE = BENCHMARK_QUERY
+
+QUERIES = {
+    "representative": (REPRESENTATIVE, None),
+    "typenames, aliases and merged duplicates": ("""
+        { __typename orders(first: 5) { __typename totalCount pageInfo { hasNextPage endCursor __typename }
+            nodes { __typename id ref: id id items { __typename qty: quantity product { __typename id } } } } }""", None),
+    "fragments and inline fragments": ("""
+        query { orders(first: 7) { nodes { ...OrderFields items { ... on OrderItem { productId product { ...P } } } } } }
+        fragment OrderFields on Order { id status ... { createdAt } }
+        fragment P on Product { name price ... on Product { stock } }""", None),
+    "the same field selected through two fragments": ("""
+        { orders(first: 3) { nodes { items { product { id } } ...A } } }
+        fragment A on Order { items { product { name } quantity } }""", None),
+    "include and skip from variables": ("""
+        query($withItems: Boolean!, $noStatus: Boolean!) { orders(first: 4) { nodes { id status @skip(if: $noStatus)
+            items @include(if: $withItems) { quantity product @include(if: $withItems) { name } } } } }""",
+                                        {"withItems": True, "noStatus": True}),
+    "include and skip, the other way round": ("""
+        query($withItems: Boolean!, $noStatus: Boolean!) { orders(first: 4) { nodes { id status @skip(if: $noStatus)
+            items @include(if: $withItems) { quantity } } } }""", {"withItems": False, "noStatus": False}),
+    "products page": ("{ products(first: 30) { totalCount pageInfo { hasNextPage endCursor } nodes { id name description price currency stock } } }", None),
+    "one product and one order (DataLoader path)": ("""
+        { product(id: "p003") { id name } order(id: "o0002") { id items { quantity product { id name } } }
+          missing: product(id: "p999") { id } }""", None),
+    "orders of one customer with a page cursor": ("""
+        { orders(customerId: "c001", first: 2) { totalCount pageInfo { endCursor } nodes { id customerId } } }""", None),
+}
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_planned_execution_matches_graphql_core(name: str) -> None:
+    query, variables = QUERIES[name]
+    data, errors = assert_same(query, variables)
+    assert errors == []
+    assert data is not None
+
+
+def test_representative_query_matches_when_products_service_fails() -> None:
+    data, errors = assert_same(REPRESENTATIVE, products_fail=True)
+    assert data["orders"]["nodes"] and all(item["product"] is None
+                                           for order in data["orders"]["nodes"] for item in order["items"])
+    assert errors and all(message.startswith("products service unavailable") for message, _, _ in errors)
+
+
+def _product_of_first_item(products: list[dict], orders: list[dict]) -> dict:
+    return next(product for product in products if product["id"] == orders[0]["items"][0]["product_id"])
+
+
+# One broken record at a time: the first null in a non-null list item nulls the whole
+# page, which would hide every later anomaly.
+BREAKAGES: dict[str, Callable[[list[dict], list[dict]], None]] = {
+    "null in a non-null product field": lambda products, orders: _product_of_first_item(products, orders).update(name=None),
+    "Int out of 32-bit range": lambda products, orders: _product_of_first_item(products, orders).update(stock=2**40),
+    "an Int field holding a string": lambda products, orders: orders[0]["items"][0].update(quantity="three"),
+    "a Decimal the scalar cannot serialize": lambda products, orders: _product_of_first_item(products, orders).update(
+        price="not a number"),
+    "null in a non-null order field": lambda products, orders: orders[0].update(status=None),
+    "a list field holding a string": lambda products, orders: orders[0].update(items="not a list"),
+    "a product that no longer exists": lambda products, orders: products.remove(_product_of_first_item(products, orders)),
+}
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES)
+@pytest.mark.parametrize("query", [REPRESENTATIVE, QUERIES["fragments and inline fragments"][0],
+                                   QUERIES["products page"][0]], ids=["representative", "fragments", "products"])
+def test_planned_execution_matches_graphql_core_on_broken_records(query: str, breakage: str) -> None:
+    products, orders = copy.deepcopy(PRODUCTS_DATA), _with_totals(copy.deepcopy(ORDERS_DATA))
+    unbroken = assert_same(query, products=products, orders=orders)
+    BREAKAGES[breakage](products, orders)
+    broken = assert_same(query, products=products, orders=orders)
+    if query is REPRESENTATIVE:
+        # The representative query reads every broken field: the answer must change.
+        assert broken != unbroken
+
+
+def _count_field_executions(schema: strawberry.Schema, query: str) -> int:
+    calls = 0
+    original = graphql_executor.Executor.execute_field
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return original(self, *args, **kwargs)
+
+    graphql_executor.Executor.execute_field = counting  # type: ignore[method-assign]
+    try:
+        run(schema, query, None, PRODUCTS_DATA, _with_totals(ORDERS_DATA))
+    finally:
+        graphql_executor.Executor.execute_field = original  # type: ignore[method-assign]
+    return calls
+
+
+def test_plain_subtrees_skip_graphql_core_per_field_work() -> None:
+    # The reference completes every field (~660 for this query); the planned executor
+    # only the root field, whose resolver calls the orders service.
+    assert _count_field_executions(REFERENCE, REPRESENTATIVE) > 600
+    assert _count_field_executions(PLANNED, REPRESENTATIVE) == 1
+
+
+# A schema of its own for what the service's schema does not contain. Each field is a case
+# where the fast path must either hand over to graphql-core or not be taken at all; the
+# answers must be graphql-core's, and no unmarked resolver may run twice.
+resolver_calls: list[str] = []
+
+NeverNull = NewType("NeverNull", str)
+TREE_CONFIG = StrawberryConfig(scalar_map={NeverNull: strawberry.scalar(
+    name="NeverNull", serialize=lambda value: None if value == "none" else value, parse_value=str)})
+
+
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Person(Named):
+    age: int
+
+
+class LooksLikeAPerson:
+    """Has Person's attributes but is not a Person: graphql-core's is_type_of rejects it."""
+
+    name = "imposter"
+    age = 40
+
+
+@strawberry.type
+class Leaf:
+    name: str
+    code: str | None = "c"
+    strict_code: str = "s"
+    price: Decimal = Decimal("1.50")
+    tags: list[str] = strawberry.field(default_factory=list)
+    never_null: NeverNull | None = "x"
+
+    @strawberry.field
+    def shout(self) -> str:  # not marked: must go through Strawberry's resolver path, once
+        resolver_calls.append(self.name)
+        return self.name.upper()
+
+    @strawberry.field(metadata=execution.SIDE_EFFECT_FREE)
+    def length(self) -> int:
+        return len(self.name)
+
+    @strawberry.field(metadata=execution.SIDE_EFFECT_FREE)
+    def later(self) -> str:  # a future from a synchronous resolver, as DataLoader.load returns
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(f"later {self.name}")
+        return future  # type: ignore[return-value]
+
+
+class LeafError(Exception):
+    """An error value with a Leaf's attributes: graphql-core reports it, whatever it holds."""
+
+    name = "error"
+    code = "c"
+
+
+@strawberry.type
+class Tree:
+    leaves: list[Leaf]
+    named: list[Named]
+    person: Person
+
+
+def make_tree(**overrides: Any) -> Tree:
+    """A tree whose second leaf has the given attributes, or whose `leaves`/`person` are replaced."""
+    leaves = overrides.pop("leaves", None)
+    person = overrides.pop("person", Person(name="bo", age=3))
+    if leaves is None:
+        leaves = [Leaf(name="oak"), Leaf(name="ash", **overrides)]
+    return Tree(leaves=leaves, named=[Person(name="ann", age=7)], person=person)
+
+
+TREE = make_tree()
+
+
+@strawberry.type
+class TreeQuery:
+    @strawberry.field
+    def tree(self) -> Tree:
+        return TREE
+
+
+def execute_tree(schema: strawberry.Schema, query: str) -> tuple[Any, list[tuple], list[str]]:
+    resolver_calls.clear()
+    result = asyncio.run(schema.execute(query))
+    errors = sorted((error.message, tuple(error.path or ())) for error in result.errors or [])
+    return result.data, errors, list(resolver_calls)
+
+
+TREE_CASES = {
+    "plain fields and a marked resolver": ("{ tree { leaves { name length price tags } } }", {}),
+    "an unmarked resolver": ("{ tree { leaves { name shout } } }", {}),
+    "an unmarked resolver next to a field that fails": ("{ tree { leaves { shout strictCode } } }",
+                                                         {"strict_code": None}),
+    "an abstract type": ("{ tree { named { name ... on Person { age } __typename } } }", {}),
+    "an object that is_type_of rejects": ("{ tree { person { name age } } }", {"person": LooksLikeAPerson()}),
+    "an error value in a custom scalar field": ("{ tree { leaves { name price } } }", {"price": ValueError("boom")}),
+    "a string where a list of strings belongs": ("{ tree { leaves { tags } } }", {"tags": "abc"}),
+    "a scalar that serializes to null": ("{ tree { leaves { neverNull } } }", {"never_null": "none"}),
+    "a marked resolver returning an awaitable": ("{ tree { leaves { name later } } }", {}),
+    "null in a nullable and in a non-null field": ("{ tree { leaves { code strictCode } } }",
+                                                   {"code": None, "strict_code": None}),
+    "null in a list of non-null objects": ("{ tree { leaves { name } } }", {"leaves": [Leaf(name="oak"), None]}),
+    "an error value in a list of objects": ("{ tree { leaves { name code } } }",
+                                            {"leaves": [Leaf(name="oak"), LeafError()]}),
+}
+
+
+@pytest.mark.parametrize("case", TREE_CASES)
+def test_fast_path_keeps_graphql_core_semantics(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    query, overrides = TREE_CASES[case]
+    monkeypatch.setattr(sys.modules[__name__], "TREE", make_tree(**overrides))
+    planned_schema = strawberry.Schema(query=TreeQuery, types=[Person], config=TREE_CONFIG,
+                                       execution_context_class=execution.PlannedExecutionContext)
+    reference_schema = strawberry.Schema(query=TreeQuery, types=[Person], config=TREE_CONFIG)
+    assert execute_tree(planned_schema, query) == execute_tree(reference_schema, query)
+
+
+def test_extension_with_resolve_hook_disables_planning() -> None:
+    from strawberry.extensions import SchemaExtension
+
+    seen: list[str] = []
+
+    class RecordFields(SchemaExtension):
+        def resolve(self, _next: Callable, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+            seen.append(info.field_name)
+            return _next(root, info, *args, **kwargs)
+
+    planned_schema = strawberry.Schema(query=TreeQuery, types=[Person], config=TREE_CONFIG, extensions=[RecordFields],
+                                       execution_context_class=execution.PlannedExecutionContext)
+    result = planned_schema.execute_sync("{ tree { leaves { name length } } }")
+    assert result.errors is None
+    # The extension saw every field, as it would without the planner.
+    assert seen.count("name") == 2 and seen.count("length") == 2
+
+
+def _reader_for(type_: type, field_name: str) -> Any:
+    schema = strawberry.Schema(query=type_)
+    field_def = schema._schema.query_type.fields[field_name]
+    return execution._reader(field_def, lambda value: False)
+
+
+@strawberry.type
+class Resolvers:
+    plain: str = "p"
+
+    @strawberry.field(metadata=execution.SIDE_EFFECT_FREE)
+    def marked(self) -> str:
+        return "m"
+
+    @strawberry.field
+    def unmarked(self) -> str:
+        return "u"
+
+    @strawberry.field(metadata=execution.SIDE_EFFECT_FREE)
+    def with_info(self, info: strawberry.Info) -> str:
+        return "i"
+
+    @strawberry.field(metadata=execution.SIDE_EFFECT_FREE)
+    def with_argument(self, times: int = 1) -> str:
+        return "a" * times
+
+    @strawberry.field(metadata=execution.SIDE_EFFECT_FREE)
+    async def asynchronous(self) -> str:
+        return "x"
+
+    @strawberry.field(metadata=execution.SIDE_EFFECT_FREE)
+    @staticmethod
+    def with_root(root: Any) -> str:
+        return "r"
+
+
+@pytest.mark.parametrize(("field_name", "planned"), [
+    ("plain", True), ("marked", True), ("unmarked", False), ("withInfo", False),
+    ("withArgument", False), ("asynchronous", False), ("withRoot", False),
+])
+def test_which_fields_are_read_directly(field_name: str, planned: bool) -> None:
+    assert (_reader_for(Resolvers, field_name) is not None) is planned
+
+
+@pytest.mark.parametrize(("query", "plannable"), [
+    ("{ a }", True),
+    ("{ a @include(if: true) @skip(if: false) }", True),
+    ("{ a(x: 1) }", False),
+    ("{ a @stream(initialCount: 1) }", False),
+    ("{ a @custom }", False),
+])
+def test_which_field_nodes_are_planned(query: str, plannable: bool) -> None:
+    from graphql import parse
+
+    node = parse(query).definitions[0].selection_set.selections[0]
+    assert execution._plannable_node(node) is plannable
