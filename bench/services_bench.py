@@ -1,14 +1,17 @@
 """Benchmark of the GraphQL service against calling the REST backends directly.
 
-    python bench/services_bench.py [--seconds 8] [--clients 1,32]
+    python bench/services_bench.py [--seconds 6] [--clients 1,32] [--repeat 3]
 
 Starts the three services on free loopback ports (real processes, as deployed), then
-for each client count runs a closed loop for a fixed time:
+for each client count runs a closed loop for a fixed time, --repeat times, alternating
+the two paths so that both see the same background load:
   graphql  one POST /graphql: 20 orders with items and each item's product
   direct   the same data the way a client without the gateway gets it:
            GET /orders?limit=20, then GET /products?ids=<distinct ids>, joined client-side
 It prints throughput, p50/p99 latency and backend requests per query (counted from the
-backends' access logs). The load generator is a minimal keep-alive HTTP/1.1 client on
+backends' access logs) for every run, then the median of the runs for each figure (the
+p99's range across runs too): on a small shared machine one run can differ from the next
+by a third. The load generator is a minimal keep-alive HTTP/1.1 client on
 uvloop, so that as little CPU as possible is taken from the services on a small machine.
 Everything stops by itself: the phases are time-bounded and the services are stopped.
 """
@@ -148,71 +151,92 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each measured phase (default 8)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured warm-up per phase (default 2)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="duration of each measured run (default 6)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured warm-up before each run (default 2)")
     parser.add_argument("--clients", default="1,32", help="comma-separated concurrent client counts (default 1,32)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per path and client count (default 3)")
     parser.add_argument("--graphql-workers", type=int, default=1,
-                        help="GraphQL server processes (WORKERS; default 1, as deployed)")
-    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+                        help="GraphQL server processes (WORKERS; default 1, as in one pod)")
+    parser.add_argument("--json", type=Path, help="also write every run's figures to this JSON file")
     args = parser.parse_args()
     client_counts = [int(value) for value in args.clients.split(",")]
-    if not 0 < args.seconds <= 120 or any(not 0 < count <= 256 for count in client_counts):
-        parser.error("--seconds must be in (0, 120] and each client count in 1..256")
+    if not 0 < args.seconds <= 120 or any(not 0 < count <= 256 for count in client_counts) or not 1 <= args.repeat <= 20:
+        parser.error("--seconds must be in (0, 120], each client count in 1..256 and --repeat in 1..20")
 
     ports = {name: free_port() for name in ("graphql", "products", "orders")}
     workdir = Path(tempfile.mkdtemp(prefix="services-bench-"))
     logs = {name: (workdir / f"{name}.log").open("wb") for name in ports}
     services = start_stack(ports, stdout_for=logs, graphql_env={"WORKERS": str(args.graphql_workers)})
-    results = []
+    runs: list[dict] = []
     load_before = os.getloadavg()
     try:
-        for kind in ("graphql", "direct"):
+        for run in range(1, args.repeat + 1):
             for clients in client_counts:
-                uvloop.run(run_phase(kind, clients, args.warmup, ports))
-                before = {name: count_backend_requests(workdir / f"{name}.log") for name in ("products", "orders")}
-                started = time.perf_counter()
-                latencies, failures = uvloop.run(run_phase(kind, clients, args.seconds, ports))
-                elapsed = time.perf_counter() - started
-                time.sleep(0.3)  # let the last access lines reach the log files
-                after = {name: count_backend_requests(workdir / f"{name}.log") for name in ("products", "orders")}
-                latencies.sort()
-                backend_calls = sum(after[name] - before[name] for name in after)
-                results.append({
-                    "kind": kind,
-                    "clients": clients,
-                    "queries": len(latencies),
-                    "failed": len(failures),
-                    "first_failure": failures[0] if failures else None,
-                    "throughput_qps": round(len(latencies) / elapsed, 1),
-                    "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
-                    "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
-                    "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
-                    "backend_requests_per_query": round(backend_calls / (len(latencies) + len(failures)), 3),
-                })
-                print(json.dumps(results[-1]), flush=True)
+                for kind in ("graphql", "direct"):
+                    runs.append(measure(kind, clients, args, ports, workdir, run))
+                    print(json.dumps(runs[-1]), flush=True)
     finally:
         for name in ("graphql", "products", "orders"):
             stop_service(services[name])
         for log in logs.values():
             log.close()
 
-    print(f"\n{'path':8} {'clients':>7} {'queries':>8} {'failed':>6} {'q/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'backend req/q':>14}")
-    for row in results:
-        print(f"{row['kind']:8} {row['clients']:>7} {row['queries']:>8} {row['failed']:>6} {row['throughput_qps']:>8} "
-              f"{row['p50_ms']:>8} {row['p99_ms']:>8} {row['backend_requests_per_query']:>14}")
+    medians = {}
+    for clients in client_counts:
+        for kind in ("graphql", "direct"):
+            mine = [row for row in runs if row["kind"] == kind and row["clients"] == clients]
+            medians[(kind, clients)] = {
+                **{key: statistics.median(row[key] for row in mine)
+                   for key in ("queries", "failed", "throughput_qps", "p50_ms", "p99_ms", "backend_requests_per_query")},
+                "p99_range": (min(row["p99_ms"] for row in mine), max(row["p99_ms"] for row in mine)),
+            }
+
+    print(f"\nmedian of {args.repeat} run(s) of {args.seconds:g} s each")
+    print(f"{'path':8} {'clients':>7} {'queries':>8} {'failed':>6} {'q/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'p99 range':>15} {'backend req/q':>14}")
+    for (kind, clients), row in medians.items():
+        low, high = row["p99_range"]
+        print(f"{kind:8} {clients:>7} {row['queries']:>8g} {row['failed']:>6g} {row['throughput_qps']:>8.1f} "
+              f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {f'{low:.1f}-{high:.1f}':>15} "
+              f"{row['backend_requests_per_query']:>14.3f}")
     load_after = os.getloadavg()
     print(f"\nmachine: {os.cpu_count()} CPUs; 1-minute load average {load_before[0]:.2f} before, "
           f"{load_after[0]:.2f} after (the services and this load generator account for most of it "
           f"only if nothing else runs)")
-    by_key = {(row["kind"], row["clients"]): row for row in results}
     print()
     for clients in client_counts:
-        graphql, direct = by_key[("graphql", clients)], by_key[("direct", clients)]
+        graphql, direct = medians[("graphql", clients)], medians[("direct", clients)]
         print(f"{clients:>3} clients: graphql/direct latency ratio p50 {graphql['p50_ms'] / direct['p50_ms']:.2f}, "
               f"p99 {graphql['p99_ms'] / direct['p99_ms']:.2f}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps(runs, indent=2) + "\n")
     return 0
+
+
+def measure(kind: str, clients: int, args: argparse.Namespace, ports: dict[str, int], workdir: Path,
+            run: int) -> dict:
+    uvloop.run(run_phase(kind, clients, args.warmup, ports))
+    before = {name: count_backend_requests(workdir / f"{name}.log") for name in ("products", "orders")}
+    started = time.perf_counter()
+    latencies, failures = uvloop.run(run_phase(kind, clients, args.seconds, ports))
+    elapsed = time.perf_counter() - started
+    time.sleep(0.3)  # let the last access lines reach the log files
+    after = {name: count_backend_requests(workdir / f"{name}.log") for name in ("products", "orders")}
+    latencies.sort()
+    backend_calls = sum(after[name] - before[name] for name in after)
+    return {
+        "kind": kind,
+        "clients": clients,
+        "run": run,
+        "queries": len(latencies),
+        "failed": len(failures),
+        "first_failure": failures[0] if failures else None,
+        "throughput_qps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
+        "backend_requests_per_query": round(backend_calls / (len(latencies) + len(failures)), 3),
+    }
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ class OrderItem:
         # No `info` parameter: building Strawberry's Info object costs more than the rest of
         # this resolver, and it would be built once per item.
         if self.prefetched is not NOT_PREFETCHED:
-            if isinstance(self.prefetched, Exception):
+            if isinstance(self.prefetched, BaseException):
                 raise self.prefetched
             return self.prefetched
         # Returning the loader's future, rather than awaiting it in a coroutine, keeps all
