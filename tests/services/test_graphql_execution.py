@@ -123,6 +123,14 @@ QUERIES = {
 }
 
 
+def test_introspection_matches_graphql_core() -> None:
+    # GraphiQL loads the schema this way; graphql-core's introspection types are never planned.
+    from graphql import get_introspection_query
+
+    data, errors = assert_same(get_introspection_query(descriptions=True))
+    assert errors == [] and data["__schema"]["queryType"]["name"] == "Query"
+
+
 @pytest.mark.parametrize("name", QUERIES)
 def test_planned_execution_matches_graphql_core(name: str) -> None:
     query, variables = QUERIES[name]
