@@ -322,6 +322,48 @@ def test_fast_path_keeps_graphql_core_semantics(case: str, monkeypatch: pytest.M
     assert execute_tree(planned_schema, query) == execute_tree(reference_schema, query)
 
 
+def _settled(value: Any) -> asyncio.Future:
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+@strawberry.type
+class Pending:
+    """Attributes holding futures, as when a source is filled with DataLoader.load results."""
+
+    price: Decimal
+    maybe: Leaf | None
+    many: list[Leaf | None]
+    ids: strawberry.Private[list[str]]
+
+    @strawberry.field(metadata=execution.SIDE_EFFECT_FREE)
+    def loaded(self) -> list[Leaf | None]:
+        return [_settled(None if key == "gone" else Leaf(name=key)) for key in self.ids]  # type: ignore[misc]
+
+
+@strawberry.type
+class PendingQuery:
+    @strawberry.field
+    async def pending(self) -> Pending:
+        return Pending(price=_settled(Decimal("9.99")), maybe=_settled(None),  # type: ignore[arg-type]
+                       many=[_settled(None), _settled(Leaf(name="n"))], ids=["a", "gone"])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("query", [
+    "{ pending { price } }",                                       # a str()-serialized scalar
+    "{ pending { maybe { __typename } many { __typename } } }",    # nothing read from the object
+    "{ pending { loaded { __typename name } } }",                  # futures from a marked resolver
+])
+def test_pending_values_are_awaited_as_graphql_core_does(query: str) -> None:
+    planned_schema = strawberry.Schema(query=PendingQuery, config=TREE_CONFIG,
+                                       execution_context_class=execution.PlannedExecutionContext)
+    reference_schema = strawberry.Schema(query=PendingQuery, config=TREE_CONFIG)
+    planned, reference = (asyncio.run(schema.execute(query)) for schema in (planned_schema, reference_schema))
+    assert (planned.data, planned.errors) == (reference.data, reference.errors)
+    assert planned.errors is None
+
+
 def test_extension_with_resolve_hook_disables_planning() -> None:
     from strawberry.extensions import SchemaExtension
 

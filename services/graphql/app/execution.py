@@ -16,14 +16,18 @@ Anything the plan does not expect (a null in a non-null field, an error value, a
 awaitable, a coercion failure, a non-list for a list) abandons the fast path for that
 object, and graphql-core completes it again from the start; errors, their paths and null
 propagation therefore come from graphql-core itself. That is why a resolver may only be
-marked SIDE_EFFECT_FREE when calling it twice is harmless. Selections with @defer or
-@stream, directives other than @include/@skip, abstract types, arguments, field
-middleware (Strawberry extensions with a `resolve` hook) are never planned.
+marked SIDE_EFFECT_FREE when calling it again is harmless, and why the sources must be plain
+data: an attribute (a property, a `__getattr__` proxy, an ORM lazy load) may be read again,
+once per enclosing planned object, when an object falls back. Here they are dataclasses built
+from the backends' JSON. Selections with @defer or @stream, directives other than
+@include/@skip, abstract types, arguments and field middleware (Strawberry extensions with a
+`resolve` hook) are never planned.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
@@ -47,10 +51,14 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
+logger = logging.getLogger("graphql.execution")
+
 SIDE_EFFECT_FREE_KEY = "eks-istio-shop/side-effect-free"
 # For @strawberry.field(metadata=SIDE_EFFECT_FREE): a synchronous resolver that takes only
-# `self` and is idempotent (a second call returns the same and changes nothing observable),
-# because the fast path may call it and then leave the field to graphql-core.
+# `self` and is idempotent (another call returns the same and changes nothing observable),
+# because the fast path may call it and then leave the object to graphql-core: once more per
+# enclosing planned object that falls back. A resolver returning DataLoader futures relies on
+# the loader's cache being on; one that starts a task per call is not idempotent.
 SIDE_EFFECT_FREE = {SIDE_EFFECT_FREE_KEY: True}
 
 _PLANNABLE_DIRECTIVES = frozenset({"include", "skip"})
@@ -74,15 +82,23 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if plan is not None:
             try:
                 return plan(result)
-            except Exception:  # noqa: BLE001 - graphql-core completes it again and reports the error
-                pass
+            except Exception as irregular:  # noqa: BLE001 - graphql-core completes it again and reports the error
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("planned completion handed %s back to graphql-core: %s",
+                                 return_type.name, type(irregular).__name__)
         return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
 
     def _object_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> Complete | None:
         key = (object_type, id(field_details_list))
         cached = self._object_plans.get(key)
         if cached is None:
-            cached = (field_details_list, self._build_object_plan(object_type, field_details_list))
+            try:
+                plan = self._build_object_plan(object_type, field_details_list)
+            except Exception:
+                # A planner bug must not cost the client its answer: graphql-core does the work.
+                logger.exception("planning %s failed; completing it without a plan", object_type.name)
+                plan = None
+            cached = (field_details_list, plan)
             self._object_plans[key] = cached
         return cached[1]
 
@@ -121,7 +137,7 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
             inner_type = return_type.of_type  # type: ignore[union-attr]
             if is_leaf_type(inner_type):
                 # Most fields of a page are these: one call instead of two.
-                return _leaf_plan(inner_type, non_null=True)
+                return _leaf_plan(inner_type, non_null=True, is_awaitable=self.is_awaitable)
             inner = self._value_plan(inner_type, field_details_list)
             if inner is None:
                 return None
@@ -149,17 +165,20 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return complete_list
 
         if is_leaf_type(return_type):
-            return _leaf_plan(return_type, non_null=False)
+            return _leaf_plan(return_type, non_null=False, is_awaitable=self.is_awaitable)
 
         if is_object_type(return_type):
             complete_fields = self._object_plan(return_type, field_details_list)  # type: ignore[arg-type]
             if complete_fields is None:
                 return None
+            is_awaitable = self.is_awaitable
 
             def complete_object(value: Any) -> dict[str, Any] | None:
                 if value is None or value is Undefined:
                     return None
-                if isinstance(value, Exception):
+                # An awaitable may still turn out null or an error; a selection of only
+                # __typename would not notice it, so check before completing.
+                if isinstance(value, Exception) or is_awaitable(value):
                     raise _Irregular
                 return complete_fields(value)
 
@@ -168,7 +187,7 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return None  # interfaces and unions: graphql-core resolves the runtime type
 
 
-def _leaf_plan(leaf_type: Any, non_null: bool) -> Complete:
+def _leaf_plan(leaf_type: Any, non_null: bool, is_awaitable: Callable[[Any], bool]) -> Complete:
     coerce = leaf_type.coerce_output_value
     # graphql-core's String and ID coercion return a str unchanged, and Int an int in range.
     passes_str = leaf_type is GraphQLString or leaf_type is GraphQLID
@@ -182,7 +201,9 @@ def _leaf_plan(leaf_type: Any, non_null: bool) -> Complete:
             if non_null:
                 raise _Irregular
             return None
-        if isinstance(value, Exception):
+        # Custom scalars often serialize with str(): an error or a pending value (a future held
+        # in an attribute) must not become its repr.
+        if isinstance(value, Exception) or is_awaitable(value):
             raise _Irregular
         coerced = coerce(value)
         if coerced is None or coerced is Undefined:

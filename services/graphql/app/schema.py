@@ -77,7 +77,7 @@ class OrderItem:
         # No `info` parameter: building Strawberry's Info object costs more than the rest of
         # this resolver, and it would be built once per item.
         if self.prefetched is not NOT_PREFETCHED:
-            if isinstance(self.prefetched, BaseException):
+            if isinstance(self.prefetched, Exception):
                 raise self.prefetched
             return self.prefetched
         # Returning the loader's future, rather than awaiting it in a coroutine, keeps all
@@ -183,6 +183,9 @@ async def _prefetch_products(loader: DataLoader, orders: list[Order]) -> None:
     answers = await asyncio.gather(*(loader.load_fn(batch) for batch in batches), *held.values(),
                                    return_exceptions=True)
     found: dict[str, Any] = {}
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, Exception):
+            raise answer  # cancellation is the request's, not a field error
     for batch, answer in zip(batches, answers):
         if isinstance(answer, BaseException):
             found.update(dict.fromkeys(batch, answer))
