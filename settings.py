@@ -21,6 +21,8 @@ PROJECT = "eks-istio-shop"
 # would bill extended support ($0.60/h instead of $0.10/h for the control plane).
 SUPPORTED_KUBERNETES_VERSIONS = ("1.34", "1.35", "1.36")
 DEFAULT_KUBERNETES_VERSION = "1.35"
+# The EKS cluster is named <clusterName>-<stack>; tools that find it use this default too.
+DEFAULT_CLUSTER_NAME = "alpha"
 
 CAPACITY_TYPES = {"on-demand": "ON_DEMAND", "spot": "SPOT"}
 NAT_GATEWAY_MODES = ("single", "per-zone")
@@ -108,7 +110,7 @@ class Settings:
     stack: str
     region: str
     owner: str
-    cluster_name: str = "alpha"
+    cluster_name: str = DEFAULT_CLUSTER_NAME
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     endpoint_public_access_cidrs: tuple[str, ...] = ()
     endpoint_public_access_from_anywhere: bool = False
@@ -250,7 +252,7 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
         r.problems.append(f"{PROJECT}:owner: not set; every AWS resource is tagged with its owner, "
                           f"set it with `pulumi config set owner <team or person>`")
 
-    cluster_name = r.string("clusterName", "alpha", _NAME,
+    cluster_name = r.string("clusterName", DEFAULT_CLUSTER_NAME, _NAME,
                             "2-32 lowercase letters, digits or hyphens, starting with a letter")
     kubernetes_version = r.choice("kubernetesVersion", DEFAULT_KUBERNETES_VERSION, SUPPORTED_KUBERNETES_VERSIONS)
 

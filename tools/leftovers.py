@@ -33,7 +33,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
-PROJECT = "eks-istio-shop"
+from settings import PROJECT
+
 PROJECT_TAG = "project"
 STACK_TAG = "stack"
 

@@ -25,12 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
+from settings import DEFAULT_CLUSTER_NAME, PROJECT
+
 EXPIRY_TAG = "expires-at"
 # Long-lived stacks the reaper refuses to destroy even if someone tags them by mistake.
 PROTECTED_STACKS = frozenset({"dev"})
-# The program's default `clusterName` (settings.py); the EKS cluster is <clusterName>-<stack>.
-DEFAULT_CLUSTER_NAME = "alpha"
-CONFIG_NAMESPACE = "eks-istio-shop"
 # Destroys per run: about 15 minutes each, sequential, inside reap.yml's 120-minute timeout.
 DEFAULT_MAX_STACKS = 6
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,7 +233,7 @@ class AutomationWorkspace:
             stack.refresh_config()
         except Exception:
             pass  # a stack that was never deployed has none: the defaults apply
-        config = stack.get_all_config().get(f"{CONFIG_NAMESPACE}:clusterName")
+        config = stack.get_all_config().get(f"{PROJECT}:clusterName")
         prefix = config.value if config is not None and config.value else DEFAULT_CLUSTER_NAME
         return f"{prefix}-{bare_stack_name(stack_name)}"
 

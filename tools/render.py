@@ -27,8 +27,9 @@ from typing import Any, Callable, Optional
 
 import yaml
 
+from settings import PROJECT
+
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "eks-istio-shop"
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
