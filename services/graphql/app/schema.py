@@ -13,6 +13,7 @@ import logging
 from asyncio import Future
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -78,7 +79,10 @@ class OrderItem:
         # this resolver, and it would be built once per item.
         if self.prefetched is not NOT_PREFETCHED:
             if isinstance(self.prefetched, Exception):
-                raise self.prefetched
+                # Every item of a failed batch raises the same error; re-raising an exception
+                # extends the traceback it already has, so without the reset each item's
+                # error would carry the frames of all the items before it.
+                raise self.prefetched.with_traceback(None)
             return self.prefetched
         # Returning the loader's future, rather than awaiting it in a coroutine, keeps all
         # lookups of a query in the same DataLoader batch.
@@ -134,28 +138,37 @@ class ShopContext:
         self.products = products
         self.orders = orders
         self.trace_headers = trace_headers
-        self.product_loader: DataLoader[str, Product | None] = DataLoader(self._load_products, max_batch_size=MAX_IDS)
-        self.order_loader: DataLoader[str, Order | None] = DataLoader(self._load_orders, max_batch_size=MAX_IDS)
+        # The loaders' functions must not refer back to this context: a cycle would leave the
+        # request's whole object graph (loaders, caches, records) to the cycle collector,
+        # whose full collections then paused the service for 15-60 ms under load.
+        self.product_loader: DataLoader[str, Product | None] = DataLoader(
+            partial(_load_products, products, trace_headers), max_batch_size=MAX_IDS)
+        self.order_loader: DataLoader[str, Order | None] = DataLoader(
+            partial(_load_orders, orders, trace_headers, self.product_loader), max_batch_size=MAX_IDS)
 
-    async def _load_products(self, keys: list[str]) -> list[Product | None]:
-        found = await self._load_by_ids(self.products, "/products", keys)
-        with answer_of(self.products.name):
-            return [None if record is None else product_from(record) for record in found]
 
-    async def _load_orders(self, keys: list[str]) -> list[Order | None]:
-        found = await self._load_by_ids(self.orders, "/orders", keys)
-        with answer_of(self.orders.name):
-            return [None if record is None else order_from(record, self.product_loader) for record in found]
+async def _load_products(backend: Backend, trace_headers: dict[str, str], keys: list[str]) -> list[Product | None]:
+    found = await _load_by_ids(backend, "/products", keys, trace_headers)
+    with answer_of(backend.name):
+        return [None if record is None else product_from(record) for record in found]
 
-    async def _load_by_ids(self, backend: Backend, path: str, keys: list[str]) -> list[dict | None]:
-        # An id that cannot exist must not turn the whole batch into a 422.
-        valid = [key for key in keys if ID_PATTERN.match(key)]
-        if not valid:
-            return [None] * len(keys)
-        page = await backend.get(path, {"ids": ",".join(valid), "limit": len(valid)}, self.trace_headers)
-        with answer_of(backend.name):
-            by_id = {record["id"]: record for record in page["items"]}
-        return [by_id.get(key) for key in keys]
+
+async def _load_orders(backend: Backend, trace_headers: dict[str, str], product_loader: DataLoader,
+                       keys: list[str]) -> list[Order | None]:
+    found = await _load_by_ids(backend, "/orders", keys, trace_headers)
+    with answer_of(backend.name):
+        return [None if record is None else order_from(record, product_loader) for record in found]
+
+
+async def _load_by_ids(backend: Backend, path: str, keys: list[str], trace_headers: dict[str, str]) -> list[dict | None]:
+    # An id that cannot exist must not turn the whole batch into a 422.
+    valid = [key for key in keys if ID_PATTERN.match(key)]
+    if not valid:
+        return [None] * len(keys)
+    page = await backend.get(path, {"ids": ",".join(valid), "limit": len(valid)}, trace_headers)
+    with answer_of(backend.name):
+        by_id = {record["id"]: record for record in page["items"]}
+    return [by_id.get(key) for key in keys]
 
 
 async def _prefetch_products(loader: DataLoader, orders: list[Order]) -> None:
@@ -279,6 +292,12 @@ class ShopSchema(strawberry.Schema):
                              extra={"path": error.path})
             else:
                 logger.info("graphql error", extra={"error": error.message, "path": error.path})
+        # Logged: the tracebacks are of no further use, and each holds the frames of the
+        # execution, which hold the errors: cycles that would wait for the cycle collector.
+        for error in errors:
+            error.__traceback__ = None
+            if error.original_error is not None:
+                error.original_error.__traceback__ = None
 
 
 def build_schema(execution_context_class: type | None = PlannedExecutionContext) -> ShopSchema:
