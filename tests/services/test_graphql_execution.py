@@ -438,3 +438,77 @@ def test_which_field_nodes_are_planned(query: str, plannable: bool) -> None:
 
     node = parse(query).definitions[0].selection_set.selections[0]
     assert execution._plannable_node(node) is plannable
+
+
+# Plans are shared across requests (PlannedExecutionContext._plans).
+
+def test_the_same_document_with_other_directive_variables_gets_its_own_plan() -> None:
+    # One document, run with each combination in turn: a plan cached for one combination of
+    # @include/@skip variables must never serve another.
+    query = QUERIES["include and skip from variables"][0]
+    for with_items in (True, False, True):
+        for no_status in (False, True):
+            data, errors = assert_same(query, {"withItems": with_items, "noStatus": no_status})
+            node = data["orders"]["nodes"][0]
+            assert ("items" in node) is with_items and ("status" in node) is not no_status
+
+
+def _count_plan_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    built: list[str] = []
+    original = execution.PlannedExecutionContext._build_object_plan
+
+    def counting(self: Any, object_type: Any, field_details_list: Any) -> Any:
+        built.append(object_type.name)
+        return original(self, object_type, field_details_list)
+
+    monkeypatch.setattr(execution.PlannedExecutionContext, "_build_object_plan", counting)
+    return built
+
+
+def test_plans_are_built_once_and_reused_by_later_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(execution.PlannedExecutionContext, "_plans", execution.OrderedDict())
+    built = _count_plan_builds(monkeypatch)
+    assert_same(REPRESENTATIVE)
+    assert {"OrderConnection", "Order", "OrderItem", "Product"} <= set(built)
+    built.clear()
+    assert_same(REPRESENTATIVE)
+    assert built == []
+
+
+def test_the_plan_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(execution.PlannedExecutionContext, "_plans", execution.OrderedDict())
+    monkeypatch.setattr(execution, "MAX_CACHED_PLANS", 3)
+    for name in QUERIES:
+        assert_same(*QUERIES[name])
+        assert len(execution.PlannedExecutionContext._plans) <= 3
+    built = _count_plan_builds(monkeypatch)
+    assert_same(REPRESENTATIVE)  # evicted long ago: planned again, and still right
+    assert built
+
+
+# A configured default resolver (here: sources are dicts) must be used instead of attribute reads.
+
+@strawberry.type
+class Row:
+    name: str
+    size: int
+
+
+@strawberry.type
+class RowQuery:
+    @strawberry.field
+    def rows(self) -> list[Row]:
+        return [{"name": "a", "size": 1}, {"name": "b", "size": 2}]  # type: ignore[list-item]
+
+
+def test_a_configured_default_resolver_is_used_by_the_plan() -> None:
+    config = StrawberryConfig(default_resolver=lambda source, name: source[name])
+    planned_schema = strawberry.Schema(query=RowQuery, config=config,
+                                       execution_context_class=execution.PlannedExecutionContext)
+    reference_schema = strawberry.Schema(query=RowQuery, config=config)
+    query = "{ rows { name size __typename } }"
+    planned, reference = (asyncio.run(schema.execute(query)) for schema in (planned_schema, reference_schema))
+    assert planned.errors is None and reference.errors is None
+    assert planned.data == reference.data == {"rows": [{"name": "a", "size": 1, "__typename": "Row"},
+                                                       {"name": "b", "size": 2, "__typename": "Row"}]}
+    assert _count_field_executions(planned_schema, query) == 1  # the rows were completed by the plan
