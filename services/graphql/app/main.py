@@ -15,8 +15,9 @@ from strawberry.asgi import GraphQL
 from strawberry.http.ides import get_graphql_ide_html
 from strawberry.types.unset import UNSET
 
-from app.backends import Backend, make_client
+from app.backends import Backend
 from app.guards import MAX_BODY_BYTES
+from app.http_client import HttpClient
 from app.schema import ShopContext, schema
 from app.settings import load_settings
 from service_kit.app import JSON, create_service_app
@@ -30,7 +31,7 @@ logger = logging.getLogger("graphql")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = load_settings()
-    client = make_client(settings.backend_timeout_seconds)
+    client = HttpClient()
     app.state.products = Backend("products", settings.products_url, client, settings.backend_timeout_seconds)
     app.state.orders = Backend("orders", settings.orders_url, client, settings.backend_timeout_seconds)
     logger.info("backends configured", extra={"products_url": settings.products_url,
@@ -40,7 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await client.close()
+        client.close()
 
 
 class ShopGraphQL(GraphQL):
