@@ -1,6 +1,6 @@
 """Benchmark of the GraphQL service against calling the REST backends directly.
 
-    python bench/services_bench.py [--seconds 6] [--clients 1,32] [--repeat 3]
+    python bench/services_bench.py [--seconds 6] [--clients 1,32] [--repeat 3] [--floor]
 
 Starts the three services on free loopback ports (real processes, as deployed), then
 for each client count runs a closed loop for a fixed time, --repeat times, alternating
@@ -8,6 +8,9 @@ the two paths so that both see the same background load:
   graphql  one POST /graphql: 20 orders with items and each item's product
   direct   the same data the way a client without the gateway gets it:
            GET /orders?limit=20, then GET /products?ids=<distinct ids>, joined client-side
+  floor    (with --floor) the same page through bench/floor_gateway.py: a bare ASGI app
+           making the same two calls with the GraphQL service's HTTP client, no GraphQL;
+           what one more Python hop costs here before any GraphQL work
 It prints throughput, p50/p99 latency and backend requests per query (counted from the
 backends' access logs) for every run, then the median of the runs for each figure (the
 p99's range across runs too): on a small shared machine one run can differ from the next
@@ -23,6 +26,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +36,7 @@ import orjson
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
-from run_local import LOOPBACK, free_port, start_stack, stop_service  # noqa: E402
+from run_local import LOOPBACK, SERVICES_DIR, RunningService, free_port, start_stack, stop_service, wait_ready  # noqa: E402
 
 QUERY = """
 query Recent {
@@ -97,6 +101,25 @@ async def graphql_query(conns: dict[str, HttpConnection]) -> None:
         raise QueryFailed(f"HTTP {status} {result.get('errors', [])[:1]}")
 
 
+async def floor_query(conns: dict[str, HttpConnection]) -> None:
+    status, payload = await conns["floor"].request("POST", "/", orjson.dumps({"query": QUERY}))
+    if status != 200 or len(orjson.loads(payload)["data"]["orders"]["nodes"]) != 20:
+        raise QueryFailed(f"HTTP {status}")
+
+
+def start_floor_gateway(port: int, orders_url: str, products_url: str, stdout: object) -> RunningService:
+    env = {**os.environ, "PYTHONPATH": str(SERVICES_DIR / "graphql"), "ORDERS_URL": orders_url,
+           "PRODUCTS_URL": products_url}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "floor_gateway:app", "--app-dir", str(Path(__file__).resolve().parent),
+         "--host", LOOPBACK, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+         "--no-access-log", "--log-level", "warning"],
+        env=env, stdout=stdout, stderr=subprocess.STDOUT)
+    service = RunningService("floor", port, process)
+    wait_ready(service)
+    return service
+
+
 async def direct_query(conns: dict[str, HttpConnection]) -> None:
     status, payload = await conns["orders"].request("GET", "/orders?limit=20")
     orders = orjson.loads(payload)["items"]
@@ -114,7 +137,7 @@ async def run_phase(kind: str, clients: int, seconds: float, ports: dict[str, in
     latencies: list[float] = []
     failures: list[str] = []
     deadline = time.perf_counter() + seconds
-    operation = graphql_query if kind == "graphql" else direct_query
+    operation = {"graphql": graphql_query, "floor": floor_query, "direct": direct_query}[kind]
 
     async def client() -> None:
         conns = {name: HttpConnection(port) for name, port in ports.items()}
@@ -157,33 +180,41 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per path and client count (default 3)")
     parser.add_argument("--graphql-workers", type=int, default=1,
                         help="GraphQL server processes (WORKERS; default 1, as in one pod)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure bench/floor_gateway.py: the same two calls through a bare ASGI app")
     parser.add_argument("--json", type=Path, help="also write every run's figures to this JSON file")
     args = parser.parse_args()
     client_counts = [int(value) for value in args.clients.split(",")]
     if not 0 < args.seconds <= 120 or any(not 0 < count <= 256 for count in client_counts) or not 1 <= args.repeat <= 20:
         parser.error("--seconds must be in (0, 120], each client count in 1..256 and --repeat in 1..20")
 
-    ports = {name: free_port() for name in ("graphql", "products", "orders")}
+    kinds = ("graphql", "floor", "direct") if args.floor else ("graphql", "direct")
+    ports = {name: free_port() for name in ("graphql", "products", "orders", "floor")}
     workdir = Path(tempfile.mkdtemp(prefix="services-bench-"))
     logs = {name: (workdir / f"{name}.log").open("wb") for name in ports}
-    services = start_stack(ports, stdout_for=logs, graphql_env={"WORKERS": str(args.graphql_workers)})
+    services = start_stack({name: ports[name] for name in ("graphql", "products", "orders")}, stdout_for=logs,
+                           graphql_env={"WORKERS": str(args.graphql_workers)})
+    if args.floor:
+        services["floor"] = start_floor_gateway(ports["floor"], services["orders"].url, services["products"].url,
+                                                logs["floor"])
     runs: list[dict] = []
     load_before = os.getloadavg()
     try:
         for run in range(1, args.repeat + 1):
             for clients in client_counts:
-                for kind in ("graphql", "direct"):
+                for kind in kinds:
                     runs.append(measure(kind, clients, args, ports, workdir, run))
                     print(json.dumps(runs[-1]), flush=True)
     finally:
-        for name in ("graphql", "products", "orders"):
-            stop_service(services[name])
+        for name in ("floor", "graphql", "products", "orders"):
+            if name in services:
+                stop_service(services[name])
         for log in logs.values():
             log.close()
 
     medians = {}
     for clients in client_counts:
-        for kind in ("graphql", "direct"):
+        for kind in kinds:
             mine = [row for row in runs if row["kind"] == kind and row["clients"] == clients]
             medians[(kind, clients)] = {
                 **{key: statistics.median(row[key] for row in mine)
@@ -205,9 +236,11 @@ def main() -> int:
           f"only if nothing else runs)")
     print()
     for clients in client_counts:
-        graphql, direct = medians[("graphql", clients)], medians[("direct", clients)]
-        print(f"{clients:>3} clients: graphql/direct latency ratio p50 {graphql['p50_ms'] / direct['p50_ms']:.2f}, "
-              f"p99 {graphql['p99_ms'] / direct['p99_ms']:.2f}")
+        direct = medians[("direct", clients)]
+        for kind in kinds[:-1]:
+            row = medians[(kind, clients)]
+            print(f"{clients:>3} clients: {kind}/direct latency ratio p50 {row['p50_ms'] / direct['p50_ms']:.2f}, "
+                  f"p99 {row['p99_ms'] / direct['p99_ms']:.2f}")
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2) + "\n")
     return 0
