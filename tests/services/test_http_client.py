@@ -135,6 +135,19 @@ def test_status_and_body_of_an_error_answer_are_returned() -> None:
     run(test)
 
 
+def test_an_informational_answer_before_the_answer_is_skipped() -> None:
+    async def early_hints(server: Server, number: int, head: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" + ok(b'{"a":1}'))
+
+    async def test() -> None:
+        async with serving(early_hints) as (server, client):
+            for _ in range(2):
+                assert await client.get(server.origin(), "/x", {}) == (200, b'{"a":1}')
+            assert server.connections == 1
+
+    run(test)
+
+
 def test_connection_close_is_honoured() -> None:
     async def closing(server: Server, number: int, head: bytes, writer: asyncio.StreamWriter) -> None:
         writer.write(ok(b"{}", b"Connection: close\r\n"))

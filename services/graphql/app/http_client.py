@@ -119,6 +119,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         body, self.body, self.body_size = b"".join(self.body), [], 0
+        if 100 <= self.parser.get_status_code() < 200:
+            return  # informational (103 Early Hints): the answer follows on the same connection
         if not self.parser.should_keep_alive():
             self.reusable = False
         if self.answer is not None and not self.answer.done():
