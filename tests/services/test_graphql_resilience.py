@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.services.services_testkit import assert_no_traceback, graphql
+from tests.services.services_testkit import assert_no_traceback
 
 QUERY = """{
   orders(first: 5) { nodes { id items { quantity product { id name } } } }

@@ -10,7 +10,7 @@ PlannedExecutionContext plans how to complete an object whose whole subtree is p
 attribute fields (Strawberry's basic fields), resolvers marked SIDE_EFFECT_FREE, scalars,
 enums, lists and object types without `is_type_of`. A plan is a function per selected
 object type, generated once per selection (field nodes of a parsed document, values of the
-variables @include/@skip read) and kept for later requests; it builds the result dict in
+variables @include, @skip, @defer and @stream read) and kept for later requests; it builds the result dict in
 straight-line code and coerces leaves with the same `coerce_output_value` graphql-core calls.
 
 Anything the plan does not expect (a null in a non-null field, an error value, an
@@ -30,6 +30,7 @@ from __future__ import annotations
 import inspect
 import keyword
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from operator import attrgetter
@@ -39,6 +40,8 @@ from graphql import (
     GRAPHQL_MAX_INT,
     GRAPHQL_MIN_INT,
     DirectiveNode,
+    ExperimentalIncrementalExecutionResults,
+    GraphQLError,
     GraphQLField,
     GraphQLID,
     GraphQLInt,
@@ -70,9 +73,12 @@ SIDE_EFFECT_FREE_KEY = "eks-istio-shop/side-effect-free"
 SIDE_EFFECT_FREE = {SIDE_EFFECT_FREE_KEY: True}
 
 _PLANNABLE_DIRECTIVES = frozenset({"include", "skip"})
-# Distinct (selection, directive variable values) pairs whose plans are kept; a client can
-# only grow this by sending new documents, and the oldest plans go first.
-MAX_CACHED_PLANS = 1024
+# The directives whose arguments decide which fields graphql-core collects.
+_COLLECTION_DIRECTIVES = frozenset({"include", "skip", "defer", "stream"})
+# Distinct (selection, directive variable values) pairs whose plans are kept, oldest dropped
+# first. Each keeps its parsed document alive (the field nodes hold it through their
+# locations): as many as Strawberry's ParserCache(maxsize=256) in schema.py keeps.
+MAX_CACHED_PLANS = 256
 
 Complete = Callable[[Any], Any]
 
@@ -88,6 +94,8 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
     # nodes' ids; each entry keeps its nodes alive, so no id is reused while it is cached.
     _plans: ClassVar[OrderedDict[tuple, tuple[Any, Complete | None]]] = OrderedDict()
     _directive_variables: ClassVar[OrderedDict[int, tuple[Any, tuple[str, ...]]]] = OrderedDict()
+    # Strawberry runs synchronous executions in worker threads too.
+    _cache_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
         # graphql-core's execution context refers to itself (async_helpers holds its bound
@@ -95,25 +103,30 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # would wait for the cycle collector; under load that garbage reached the oldest
         # generation and its collections paused the service for 15-60 ms. Resolvers keep
         # the helpers they were given in their ResolveInfo.
+        # Incremental results (@defer, @stream) are completed after this returns, by executors
+        # copied from this one that still need the helpers: those keep them.
         try:
             result = super().execute_operation(*args, **kwargs)
         except BaseException:
             self._drop_self_references()
             raise
         if not self.is_awaitable(result):
-            self._drop_self_references()
+            self._drop_self_references(result)
             return result
 
         async def await_result() -> Any:
+            awaited = None
             try:
-                return await result
+                awaited = await result
+                return awaited
             finally:
-                self._drop_self_references()
+                self._drop_self_references(awaited)
 
         return await_result()
 
-    def _drop_self_references(self) -> None:
-        self.async_helpers = None  # type: ignore[assignment]
+    def _drop_self_references(self, result: Any = None) -> None:
+        if not isinstance(result, ExperimentalIncrementalExecutionResults):
+            self.async_helpers = None  # type: ignore[assignment]
 
     def complete_object_value(self, return_type, field_details_list, info, path, result, position_context):  # type: ignore[no-untyped-def]
         plan = self._object_plan(return_type, field_details_list)
@@ -134,34 +147,43 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
                self._directive_values(), *map(id, nodes))
         plans = PlannedExecutionContext._plans
         try:
-            cached = plans.get(key)
+            with self._cache_lock:
+                cached = plans.get(key)
+                if cached is not None:
+                    plans.move_to_end(key)
         except TypeError:  # a directive variable's value that cannot be hashed: no plan
             return None
         if cached is not None:
-            plans.move_to_end(key)
             return cached[1]
         try:
             plan = self._build_object_plan(object_type, field_details_list)
+        except GraphQLError:
+            plan = None  # the request's own error (a variable graphql-core rejects too): it reports it
         except Exception:
             # A planner bug must not cost the client its answer: graphql-core does the work.
             logger.exception("planning %s failed; completing it without a plan", object_type.name)
             plan = None
-        plans[key] = (nodes, plan)
-        if len(plans) > MAX_CACHED_PLANS:
-            plans.popitem(last=False)
+        with self._cache_lock:
+            plans[key] = (nodes, plan)
+            while len(plans) > MAX_CACHED_PLANS:
+                plans.popitem(last=False)
         return plan
 
     def _directive_values(self) -> tuple:
-        """The values of the variables that @include/@skip read anywhere in the operation."""
+        """The variables that @include, @skip, @defer and @stream read anywhere in the
+        operation, with their values: names too, since operations of one document share
+        fragments but not variable names."""
         cache = PlannedExecutionContext._directive_variables
-        cached = cache.get(id(self.operation))
+        with self._cache_lock:
+            cached = cache.get(id(self.operation))
         if cached is None:
             cached = (self.operation, _variables_in_directives(self.operation, self.fragments))
-            cache[id(self.operation)] = cached
-            if len(cache) > MAX_CACHED_PLANS:
-                cache.popitem(last=False)
+            with self._cache_lock:
+                cache[id(self.operation)] = cached
+                while len(cache) > MAX_CACHED_PLANS:
+                    cache.popitem(last=False)
         coerced = self.variable_values.coerced
-        return tuple(coerced.get(name, Undefined) for name in cached[1])
+        return tuple((name, coerced.get(name, Undefined)) for name in cached[1])
 
     def _build_object_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> Complete | None:
         # Strawberry always passes a middleware manager; it wraps resolvers only when an
@@ -173,8 +195,8 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return None
         fields: list[_PlannedField] = []
         for response_name, sub_field_details in grouped_field_set.items():
-            if any(details.defer_usage is not None or not _plannable_node(details.node)
-                   for details in sub_field_details):
+            if any(details.defer_usage is not None or details.fragment_variable_values is not None
+                   or not _plannable_node(details.node) for details in sub_field_details):
                 return None
             field_name = sub_field_details[0].node.name.value
             if field_name == "__typename":
@@ -275,7 +297,7 @@ def _variables_in_directives(operation: OperationDefinitionNode, fragments: dict
 
     class Finder(Visitor):
         def enter_directive(self, node: DirectiveNode, *_args: Any) -> None:
-            if node.name.value not in _PLANNABLE_DIRECTIVES:
+            if node.name.value not in _COLLECTION_DIRECTIVES:
                 return  # a field with any other directive is not planned
             for argument in node.arguments or ():
                 if isinstance(argument.value, VariableNode):
@@ -336,7 +358,7 @@ def _plain_attribute(field_def: GraphQLField) -> str | None:
     `source.<name>` (an identifier that is not a keyword)."""
     field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     if (isinstance(field, StrawberryField) and getattr(field_def.resolve, "_is_default", False)
-            and field.default_resolver is getattr and field.python_name.isidentifier()
+            and field.default_resolver is getattr and field.python_name.isascii() and field.python_name.isidentifier()
             and not keyword.iskeyword(field.python_name)):
         return field.python_name
     return None
