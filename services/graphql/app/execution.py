@@ -353,12 +353,22 @@ def _compile_object_plan(type_name: str, fields: list[_PlannedField]) -> Complet
     return namespace["complete_object"]
 
 
+def _basic_field(field_def: GraphQLField) -> StrawberryField | None:
+    """The Strawberry field behind a graphql-core field, if it has no resolver of its own."""
+    field = _strawberry_field(field_def)
+    return field if field is not None and getattr(field_def.resolve, "_is_default", False) else None
+
+
+def _strawberry_field(field_def: GraphQLField) -> StrawberryField | None:
+    field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    return field if isinstance(field, StrawberryField) else None
+
+
 def _plain_attribute(field_def: GraphQLField) -> str | None:
     """The attribute a Strawberry basic field reads with getattr, if it can be written as
     `source.<name>` (an identifier that is not a keyword)."""
-    field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    if (isinstance(field, StrawberryField) and getattr(field_def.resolve, "_is_default", False)
-            and field.default_resolver is getattr and field.python_name.isascii() and field.python_name.isidentifier()
+    field = _basic_field(field_def)
+    if (field is not None and field.default_resolver is getattr and field.python_name.isascii() and field.python_name.isidentifier()
             and not keyword.iskeyword(field.python_name)):
         return field.python_name
     return None
@@ -380,10 +390,10 @@ def _plannable_node(node: Any) -> bool:
 def _reader(field_def: GraphQLField, is_awaitable: Callable[[Any], bool]) -> Callable[[Any], Any] | None:
     """How to read the field's value from its parent, exactly as Strawberry's resolver would,
     or None when the field needs Strawberry's full resolver path."""
-    field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    if not isinstance(field, StrawberryField) or field_def.args or field.extensions:
+    field = _strawberry_field(field_def)
+    if field is None or field_def.args or field.extensions:
         return None
-    if getattr(field_def.resolve, "_is_default", False):
+    if _basic_field(field_def) is not None:
         # Strawberry's basic field: field.default_resolver(source, python_name).
         python_name = field.python_name
         if field.default_resolver is getattr:

@@ -85,7 +85,6 @@ class _Connection(asyncio.Protocol):
         self.body_size = 0
         self.framed = False  # the answer being read has a Content-Length or is chunked
         self.headers_read = False
-        self.open = False
         self.reusable = True
         self.answered_any = False  # bytes of an answer arrived since the last request
         self.idle_since = 0.0
@@ -94,7 +93,6 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.open = True
 
     def data_received(self, data: bytes) -> None:
         if self.answer is None or self.answer.done():
@@ -109,7 +107,6 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.open = False
         if exc is None and self.headers_read and not self.framed and self.answer is not None and not self.answer.done():
             # No length and not chunked: the body is everything up to the end of the connection.
             self._answer(b"".join(self.body))
@@ -117,6 +114,11 @@ class _Connection(asyncio.Protocol):
         self.parser = None
         self.body = []
         self.transport = None
+
+    @property
+    def open(self) -> bool:
+        """Connected and not lost yet (connection_lost drops the transport)."""
+        return self.transport is not None
 
     # httptools callbacks
 
