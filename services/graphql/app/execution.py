@@ -32,6 +32,9 @@ import keyword
 import logging
 import threading
 from collections import OrderedDict
+from datetime import date, datetime, time
+from decimal import Decimal
+from uuid import UUID
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any, ClassVar, NamedTuple
@@ -81,6 +84,8 @@ _COLLECTION_DIRECTIVES = frozenset({"include", "skip", "defer", "stream"})
 MAX_CACHED_PLANS = 256
 
 Complete = Callable[[Any], Any]
+# Exactly these types (no subclasses): their values are never errors, awaitables or proxies.
+_PLAIN_TYPES = frozenset({str, int, float, bool, Decimal, datetime, date, time, UUID})
 
 
 class _Irregular(Exception):
@@ -208,7 +213,8 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if complete is None:
                 return None
             fields.append(_PlannedField(response_name, read=read, attribute=_plain_attribute(field_def),
-                                        complete=complete, passes=_passing_leaf(field_def.type)))
+                                        complete=complete, passes=_passing_leaf(field_def.type),
+                                        coerce=_leaf_coercion(field_def.type)))
         return _compile_object_plan(object_type.name, fields)
 
     def _value_plan(self, return_type: GraphQLOutputType, field_details_list: Any) -> Complete | None:
@@ -315,6 +321,7 @@ class _PlannedField(NamedTuple):
     attribute: str | None = None  # read as source.<attribute>: Strawberry's getattr default resolver
     complete: Complete | None = None
     passes: str | None = None  # "str" or "int": values of that type need no completion
+    coerce: Callable[[Any], Any] | None = None  # a leaf's coercion, for values of _PLAIN_TYPES
     constant: str | None = None  # __typename
 
 
@@ -324,7 +331,8 @@ def _compile_object_plan(type_name: str, fields: list[_PlannedField]) -> Complet
     attribute read and a type check instead of three Python calls. Anything but the common
     case (a str for String/ID, an int in range for Int) goes through `complete`, which is
     graphql-core's coercion and raises _Irregular where the plan cannot decide."""
-    namespace: dict[str, Any] = {"MIN_INT": GRAPHQL_MIN_INT, "MAX_INT": GRAPHQL_MAX_INT}
+    namespace: dict[str, Any] = {"MIN_INT": GRAPHQL_MIN_INT, "MAX_INT": GRAPHQL_MAX_INT, "PLAIN_TYPES": _PLAIN_TYPES,
+                                 "Undefined": Undefined, "Irregular": _Irregular}
     lines = ["def complete_object(source):"]
     entries = []
     for index, field in enumerate(fields):
@@ -344,6 +352,15 @@ def _compile_object_plan(type_name: str, fields: list[_PlannedField]) -> Complet
             lines.append(f"    if type(value_{index}) is not str:")
         elif field.passes == "int":
             lines.append(f"    if type(value_{index}) is not int or not MIN_INT <= value_{index} <= MAX_INT:")
+        elif field.coerce is not None:
+            # A value of a plain type can be neither an error nor pending: straight to the
+            # scalar's coercion, which must still not answer null.
+            namespace[f"coerce_{index}"] = field.coerce
+            lines.append(f"    if type(value_{index}) in PLAIN_TYPES:")
+            lines.append(f"        value_{index} = coerce_{index}(value_{index})")
+            lines.append(f"        if value_{index} is None or value_{index} is Undefined:")
+            lines.append("            raise Irregular")
+            lines.append("    else:")
         else:
             lines.append("    if True:")
         lines.append(f"        value_{index} = complete_{index}(value_{index})")
@@ -381,6 +398,11 @@ def _passing_leaf(field_type: GraphQLOutputType) -> str | None:
     if leaf_type is GraphQLInt:
         return "int"
     return None
+
+
+def _leaf_coercion(field_type: GraphQLOutputType) -> Callable[[Any], Any] | None:
+    leaf_type = field_type.of_type if is_non_null_type(field_type) else field_type  # type: ignore[union-attr]
+    return leaf_type.coerce_output_value if is_leaf_type(leaf_type) else None
 
 
 def _plannable_node(node: Any) -> bool:
