@@ -329,10 +329,22 @@ def _settled(value: Any) -> asyncio.Future:
 
 
 @strawberry.type
+class AwaitableLeaf:
+    """An object type whose instances are awaitable: graphql-core completes what they give."""
+
+    name: str
+
+    def __await__(self) -> Any:
+        yield from asyncio.sleep(0).__await__()
+        return AwaitableLeaf(name=self.name.upper())
+
+
+@strawberry.type
 class Pending:
     """Attributes holding futures, as when a source is filled with DataLoader.load results."""
 
     price: Decimal
+    awaitable: AwaitableLeaf
     maybe: Leaf | None
     many: list[Leaf | None]
     ids: strawberry.Private[list[str]]
@@ -346,7 +358,7 @@ class Pending:
 class PendingQuery:
     @strawberry.field
     async def pending(self) -> Pending:
-        return Pending(price=_settled(Decimal("9.99")), maybe=_settled(None),  # type: ignore[arg-type]
+        return Pending(price=_settled(Decimal("9.99")), maybe=_settled(None), awaitable=AwaitableLeaf(name="x"),  # type: ignore[arg-type]
                        many=[_settled(None), _settled(Leaf(name="n"))], ids=["a", "gone"])  # type: ignore[list-item]
 
 
@@ -354,6 +366,7 @@ class PendingQuery:
     "{ pending { price } }",                                       # a str()-serialized scalar
     "{ pending { maybe { __typename } many { __typename } } }",    # nothing read from the object
     "{ pending { loaded { __typename name } } }",                  # futures from a marked resolver
+    "{ pending { awaitable { name } } }",                          # an awaitable object type
 ])
 def test_pending_values_are_awaited_as_graphql_core_does(query: str) -> None:
     planned_schema = strawberry.Schema(query=PendingQuery, config=TREE_CONFIG,

@@ -37,6 +37,7 @@ from decimal import Decimal
 from uuid import UUID
 from collections.abc import Callable
 from operator import attrgetter
+from types import CoroutineType, GeneratorType
 from typing import Any, ClassVar, NamedTuple
 
 from graphql import (
@@ -55,6 +56,7 @@ from graphql import (
     Undefined,
     VariableNode,
     Visitor,
+    get_named_type,
     is_leaf_type,
     is_list_type,
     is_non_null_type,
@@ -257,8 +259,11 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if complete_fields is None:
                 return None
             is_awaitable = self.is_awaitable
+            plain_class = _plain_object_class(return_type)  # type: ignore[arg-type]
 
             def complete_object(value: Any) -> dict[str, Any] | None:
+                if type(value) is plain_class:
+                    return complete_fields(value)
                 if value is None or value is Undefined:
                     return None
                 # An awaitable may still turn out null or an error; a selection of only
@@ -405,6 +410,17 @@ def _leaf_coercion(field_type: GraphQLOutputType) -> Callable[[Any], Any] | None
     return leaf_type.coerce_output_value if is_leaf_type(leaf_type) else None
 
 
+def _plain_object_class(object_type: GraphQLObjectType) -> type | None:
+    """The Python class of a Strawberry object type, if its instances can be neither awaitable
+    nor errors: a value of exactly this class (not a subclass) needs no check."""
+    definition = (object_type.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    origin = getattr(definition, "origin", None)
+    if (not isinstance(origin, type) or issubclass(origin, (BaseException, GeneratorType, CoroutineType))
+            or hasattr(origin, "__await__")):
+        return None
+    return origin
+
+
 def _plannable_node(node: Any) -> bool:
     return not node.arguments and all(directive.name.value in _PLANNABLE_DIRECTIVES for directive in node.directives or ())
 
@@ -429,9 +445,13 @@ def _reader(field_def: GraphQLField, is_awaitable: Callable[[Any], bool]) -> Cal
             or inspect.isasyncgenfunction(resolver.wrapped_func)):
         return None
     function = resolver.wrapped_func
+    named_type = get_named_type(field_def.type)
+    plain_class = _plain_object_class(named_type) if is_object_type(named_type) else None
 
     def read_resolved(source: Any) -> Any:
         value = function(source)
+        if value is None or type(value) is plain_class:
+            return value
         if is_awaitable(value):
             # Not ready yet: graphql-core awaits it (the resolver runs again and gets the
             # same DataLoader future). A coroutine is closed, so it is not left un-awaited.
