@@ -377,6 +377,76 @@ def test_pending_values_are_awaited_as_graphql_core_does(query: str) -> None:
     assert planned.errors is None
 
 
+# Objects whose nullable object field is still pending when they are completed: the plan
+# completes everything else and waits for the value (a page of orders and its products).
+seen_pending: list[bool] = []
+
+
+@strawberry.type
+class Waiting:
+    gate: strawberry.Private[asyncio.Future]
+    later: Leaf | None
+    required: Leaf | None = None
+
+    @strawberry.field(metadata=execution.SIDE_EFFECT_FREE)
+    def seen(self) -> str:
+        seen_pending.append(not self.gate.done())
+        return "seen"
+
+
+def _settle(gate: asyncio.Future, outcome: str) -> None:
+    if outcome == "error":
+        gate.set_exception(ValueError("the value failed"))
+    elif outcome == "pending again":
+        gate.set_result(asyncio.get_running_loop().create_future())
+    else:
+        gate.set_result({"object": Leaf(name="late"), "null": None, "not a leaf": "text"}[outcome])
+
+
+@strawberry.type
+class WaitingQuery:
+    @strawberry.field
+    async def waiting(self, outcome: str, shared: bool = True) -> list[Waiting]:
+        loop = asyncio.get_running_loop()
+        gates = [loop.create_future()] * 3 if shared else [loop.create_future() for _ in range(3)]
+        for gate in dict.fromkeys(gates):
+            loop.call_later(0.005, _settle, gate, outcome)
+        return [Waiting(gate=gate, later=gate) for gate in gates]  # type: ignore[arg-type]
+
+
+def execute_waiting(planned: bool, query: str) -> tuple[Any, list, list[bool]]:
+    schema = strawberry.Schema(query=WaitingQuery, config=TREE_CONFIG,
+                               execution_context_class=execution.PlannedExecutionContext if planned else None)
+    seen_pending.clear()
+    result = asyncio.run(schema.execute(query))
+    errors = sorted((error.message, tuple(error.path or ())) for error in result.errors or [])
+    return result.data, errors, list(seen_pending)
+
+
+@pytest.mark.parametrize(("outcome", "shared"), [("object", True), ("object", False), ("null", True)])
+def test_a_pending_nullable_object_is_waited_for_with_the_rest_completed(outcome: str, shared: bool) -> None:
+    query = f'{{ waiting(outcome: "{outcome}", shared: {str(shared).lower()}) {{ seen later {{ name }} }} }}'
+    planned = execute_waiting(True, query)
+    reference = execute_waiting(False, query)
+    assert planned[:2] == reference[:2]
+    assert planned[1] == []
+    # Each object completed once, all while the value was still pending: nothing handed back.
+    assert planned[2] == [True, True, True]
+
+
+@pytest.mark.parametrize("query", [
+    '{ waiting(outcome: "error") { seen later { name } } }',
+    '{ waiting(outcome: "error", shared: false) { later { name } seen } }',
+    '{ waiting(outcome: "pending again") { seen later { name } } }',
+    '{ waiting(outcome: "not a leaf") { seen later { name } } }',
+    '{ waiting(outcome: "object") { seen later { __typename } } }',
+])
+def test_a_pending_value_that_goes_wrong_is_completed_by_graphql_core(query: str) -> None:
+    planned = execute_waiting(True, query)
+    reference = execute_waiting(False, query)
+    assert planned[:2] == reference[:2]
+
+
 def test_extension_with_resolve_hook_disables_planning() -> None:
     from strawberry.extensions import SchemaExtension
 

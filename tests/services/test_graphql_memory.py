@@ -84,17 +84,25 @@ def test_items_of_a_failed_batch_do_not_pile_up_each_others_frames() -> None:
     # Every item of a failed products batch raises the same error object; each raise must start
     # a fresh traceback, or the n-th item's error would carry the frames of the n-1 before it.
     from app.backends import BackendUnavailable
-    from app.schema import OrderItem
+    from app.schema import OrderItem, PageProduct
 
     shared = BackendUnavailable("products", "connection failed")
-    items = [OrderItem(product_id=f"p{number:03d}", quantity=1, unit_price="1.00", prefetched=shared)
-             for number in range(5)]
-    depths = []
-    for item in items:
-        with pytest.raises(BackendUnavailable) as raised:
-            item.product()
-        depths.append(len(list(_frames(raised.value.__traceback__))))
-    assert depths == [depths[0]] * len(items)
+    ids = [f"p{number:03d}" for number in range(5)]
+
+    async def scenario() -> list[int]:
+        fetch = asyncio.get_running_loop().create_future()
+        fetch.set_result(dict.fromkeys(ids, shared))
+        items = [OrderItem(product_id=product_id, quantity=1, unit_price="1.00", page_product=PageProduct(fetch, product_id))
+                 for product_id in ids]
+        depths = []
+        for item in items:
+            with pytest.raises(BackendUnavailable) as raised:
+                item.product()
+            depths.append(len(list(_frames(raised.value.__traceback__))))
+        return depths
+
+    depths = asyncio.run(scenario())
+    assert depths == [depths[0]] * len(ids)
 
 
 def _frames(traceback):

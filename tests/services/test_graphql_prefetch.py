@@ -151,9 +151,9 @@ def test_the_products_request_is_sent_before_the_page_is_built(monkeypatch: pyte
     events: list[str] = []
     building = shop.order_from
 
-    def recorded_order_from(record: dict, loader: object) -> shop.Order:
+    def recorded_order_from(record: dict, *args: object) -> shop.Order:
         events.append("page built") if "page built" not in events else None
-        return building(record, loader)
+        return building(record, *args)
 
     monkeypatch.setattr(shop, "order_from", recorded_order_from)
     result = execute("{ orders(first: 3) { nodes { id items { product { id } } } } }", events)
@@ -162,6 +162,28 @@ def test_the_products_request_is_sent_before_the_page_is_built(monkeypatch: pyte
     assert events == ["orders asked", f"products asked {','.join(wanted)}", "page built"]
     products = [item["product"]["id"] for node in result["data"]["orders"]["nodes"] for item in node["items"]]
     assert products == [item["product_id"] for order in ORDERS_DATA[:3] for item in order["items"]]
+
+
+def test_the_page_is_completed_while_its_products_are_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each item's product is read once, when the fetch has answered: the executor waited for
+    # it with the rest of the page already completed, instead of handing the page back to
+    # graphql-core (which would read every product again).
+    events: list[str] = []
+    reads: list[bool] = []
+    read = shop.PageProduct.result
+
+    def recorded_read(self: shop.PageProduct) -> object:
+        reads.append(self.done())
+        return read(self)
+
+    monkeypatch.setattr(shop.PageProduct, "result", recorded_read)
+    result = execute("{ orders(first: 5) { nodes { id status items { quantity product { id name } } } } }", events)
+    assert result["errors"] == []
+    items = sum(len(order["items"]) for order in ORDERS_DATA[:5])
+    assert reads == [True] * items
+    names = {record["id"]: record["name"] for record in PRODUCTS_DATA}
+    assert [item["product"]["name"] for node in result["data"]["orders"]["nodes"] for item in node["items"]] == [
+        names[item["product_id"]] for order in ORDERS_DATA[:5] for item in order["items"]]
 
 
 def test_products_already_loaded_in_the_query_are_not_asked_for_again() -> None:

@@ -13,8 +13,14 @@ object type, generated once per selection (field nodes of a parsed document, val
 variables @include, @skip, @defer and @stream read) and kept for later requests; it builds the result dict in
 straight-line code and coerces leaves with the same `coerce_output_value` graphql-core calls.
 
-Anything the plan does not expect (a null in a non-null field, an error value, an
-awaitable, a coercion failure, a non-list for a list) abandons the fast path for that
+A nullable object field whose value is still pending (a future, or a type registered with
+register_settling_type) does not stop the plan: it leaves a hole, completes the rest of the
+object, and then waits for each hole in turn. The orders resolver returns its page while
+the page's products are being fetched, so the page is completed during that call.
+
+Anything else the plan does not expect (a null in a non-null field, an error value, another
+awaitable, a coercion failure, a non-list for a list, a pending value that fails or is
+pending again) abandons the fast path for that
 object, and graphql-core completes it again from the start; errors, their paths and null
 propagation therefore come from graphql-core itself. That is why a resolver may only be
 marked SIDE_EFFECT_FREE when calling it again is harmless, and why the sources must be plain
@@ -27,6 +33,7 @@ from the backends' JSON. Selections with @defer or @stream, directives other tha
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import keyword
 import logging
@@ -94,6 +101,47 @@ class _Irregular(Exception):
     """The value needs graphql-core's own completion (an error, a null, an awaitable)."""
 
 
+# Pending values a plan may leave a hole for (exact types): they can be awaited any number of
+# times with the same outcome, and read with done() and result() (which raises the error)
+# like asyncio.Future. Anything else awaitable (a coroutine can be awaited only once) is
+# left to graphql-core.
+_SETTLING_TYPES: set[type] = {asyncio.Future, asyncio.Task}
+
+
+def register_settling_type(cls: type) -> type:
+    """Declares that instances of `cls` behave as described above _SETTLING_TYPES."""
+    _SETTLING_TYPES.add(cls)
+    return cls
+
+
+class _Hole:
+    """A nullable object field whose value was still pending when its parent was planned:
+    filled in once the value settles, or the planned object is handed to graphql-core."""
+
+    __slots__ = ("pending", "complete", "parent", "key")
+
+    def __init__(self, pending: Any, complete: Complete) -> None:
+        self.pending = pending
+        self.complete = complete
+        self.parent: dict[str, Any] | None = None
+        self.key = ""
+
+
+def _abandon(holes: list[_Hole]) -> None:
+    # A hole and the dict it sits in refer to each other: without this, every object
+    # handed back to graphql-core would leave its holes to the cycle collector.
+    for hole in holes:
+        hole.parent = None
+
+
+class _PlanState(threading.local):
+    # The holes of the plan being run; None when holes may not be left (filling them).
+    holes: list[_Hole] | None = None
+
+
+_plan_state = _PlanState()
+
+
 class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
     # Plans outlive requests: a plan depends only on the schema's types, the document's field
     # nodes and the values of the variables its @include/@skip read, and building one (and
@@ -138,13 +186,43 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def complete_object_value(self, return_type, field_details_list, info, path, result, position_context):  # type: ignore[no-untyped-def]
         plan = self._object_plan(return_type, field_details_list)
         if plan is not None:
+            holes: list[_Hole] = []
+            enclosing, _plan_state.holes = _plan_state.holes, holes
             try:
-                return plan(result)
+                completed = plan(result)
             except Exception as irregular:  # noqa: BLE001 - graphql-core completes it again and reports the error
+                _abandon(holes)
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("planned completion handed %s back to graphql-core: %s",
                                  return_type.name, type(irregular).__name__)
+            else:
+                if not holes:
+                    return completed
+                return self._fill_holes(completed, holes, lambda: super(PlannedExecutionContext, self).complete_object_value(
+                    return_type, field_details_list, info, path, result, position_context))
+            finally:
+                _plan_state.holes = enclosing
         return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
+
+    async def _fill_holes(self, completed: dict[str, Any], holes: list[_Hole], fallback: Callable[[], Any]) -> Any:
+        """Waits for the pending values the plan left holes for, in order, and completes each
+        in place. The rest of the object was completed while they were pending (a page of
+        orders while its products are fetched). Anything irregular (an error, a value that
+        is pending again) hands the whole object to graphql-core, as a plan does."""
+        try:
+            for hole in holes:
+                pending = hole.pending
+                value = pending.result() if pending.done() else await pending
+                hole.parent[hole.key] = hole.complete(value)  # type: ignore[index]
+        except Exception as irregular:  # noqa: BLE001 - graphql-core completes it again and reports the error
+            # The error may be shared (a failed batch held by every item that waited for it):
+            # its traceback would hold this frame, and through it the holes, in a cycle.
+            irregular.__traceback__ = None
+            _abandon(holes)
+        else:
+            return completed
+        again = fallback()
+        return await again if self.is_awaitable(again) else again
 
     def _object_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> Complete | None:
         if any(details.fragment_variable_values is not None for details in field_details_list):
@@ -211,15 +289,18 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 continue
             field_def = self.schema.get_field(object_type, field_name)
             read = None if field_def is None else _reader(field_def, self.is_awaitable)
-            complete = None if read is None else self._value_plan(field_def.type, sub_field_details)
+            # Only a nullable object field may be left pending: null is all it can turn into
+            # besides the object, so nothing above it depends on the wait.
+            may_wait = field_def is not None and is_object_type(field_def.type)
+            complete = None if read is None else self._value_plan(field_def.type, sub_field_details, may_wait=may_wait)
             if complete is None:
                 return None
             fields.append(_PlannedField(response_name, read=read, attribute=_plain_attribute(field_def),
                                         complete=complete, passes=_passing_leaf(field_def.type),
-                                        coerce=_leaf_coercion(field_def.type)))
+                                        coerce=_leaf_coercion(field_def.type), may_wait=may_wait))
         return _compile_object_plan(object_type.name, fields)
 
-    def _value_plan(self, return_type: GraphQLOutputType, field_details_list: Any) -> Complete | None:
+    def _value_plan(self, return_type: GraphQLOutputType, field_details_list: Any, may_wait: bool = False) -> Complete | None:
         if is_non_null_type(return_type):
             inner_type = return_type.of_type  # type: ignore[union-attr]
             if is_leaf_type(inner_type):
@@ -261,14 +342,21 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
             is_awaitable = self.is_awaitable
             plain_class = _plain_object_class(return_type)  # type: ignore[arg-type]
 
-            def complete_object(value: Any) -> dict[str, Any] | None:
+            def complete_object(value: Any) -> dict[str, Any] | _Hole | None:
                 if type(value) is plain_class:
                     return complete_fields(value)
                 if value is None or value is Undefined:
                     return None
                 # An awaitable may still turn out null or an error; a selection of only
                 # __typename would not notice it, so check before completing.
-                if isinstance(value, Exception) or is_awaitable(value):
+                if isinstance(value, Exception):
+                    raise _Irregular
+                if is_awaitable(value):
+                    holes = _plan_state.holes
+                    if may_wait and holes is not None and type(value) in _SETTLING_TYPES:
+                        hole = _Hole(value, complete_object)
+                        holes.append(hole)
+                        return hole
                     raise _Irregular
                 return complete_fields(value)
 
@@ -327,6 +415,7 @@ class _PlannedField(NamedTuple):
     complete: Complete | None = None
     passes: str | None = None  # "str" or "int": values of that type need no completion
     coerce: Callable[[Any], Any] | None = None  # a leaf's coercion, for values of _PLAIN_TYPES
+    may_wait: bool = False  # `complete` may answer a _Hole, to be told where it is
     constant: str | None = None  # __typename
 
 
@@ -337,7 +426,7 @@ def _compile_object_plan(type_name: str, fields: list[_PlannedField]) -> Complet
     case (a str for String/ID, an int in range for Int) goes through `complete`, which is
     graphql-core's coercion and raises _Irregular where the plan cannot decide."""
     namespace: dict[str, Any] = {"MIN_INT": GRAPHQL_MIN_INT, "MAX_INT": GRAPHQL_MAX_INT, "PLAIN_TYPES": _PLAIN_TYPES,
-                                 "Undefined": Undefined, "Irregular": _Irregular}
+                                 "Undefined": Undefined, "Irregular": _Irregular, "Hole": _Hole}
     lines = ["def complete_object(source):"]
     entries = []
     for index, field in enumerate(fields):
@@ -370,7 +459,13 @@ def _compile_object_plan(type_name: str, fields: list[_PlannedField]) -> Complet
             lines.append("    if True:")
         lines.append(f"        value_{index} = complete_{index}(value_{index})")
         entries.append(f"{key}: value_{index}")
-    lines.append(f"    return {{{', '.join(entries)}}}")
+    lines.append(f"    result = {{{', '.join(entries)}}}")
+    for index, field in enumerate(fields):
+        if field.may_wait:
+            lines.append(f"    if type(value_{index}) is Hole:")
+            lines.append(f"        value_{index}.parent = result")
+            lines.append(f"        value_{index}.key = key_{index}")
+    lines.append("    return result")
     exec(compile("\n".join(lines), f"<planned completion of {type_name}>", "exec"), namespace)  # noqa: S102 - code built above from indices and checked attribute names only
     return namespace["complete_object"]
 
@@ -450,8 +545,8 @@ def _reader(field_def: GraphQLField, is_awaitable: Callable[[Any], bool]) -> Cal
 
     def read_resolved(source: Any) -> Any:
         value = function(source)
-        if value is None or type(value) is plain_class:
-            return value
+        if value is None or type(value) is plain_class or type(value) in _SETTLING_TYPES:
+            return value  # pending values: the completion decides whether the plan may wait
         if is_awaitable(value):
             # Not ready yet: graphql-core awaits it (the resolver runs again and gets the
             # same DataLoader future). A coroutine is closed, so it is not left un-awaited.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from asyncio import Future
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -24,7 +24,7 @@ from strawberry.extensions import MaskErrors, MaxTokensLimiter, ParserCache
 from strawberry.types import ExecutionContext
 
 from app.backends import Backend, BadArgument, ShopError, answer_of
-from app.execution import SIDE_EFFECT_FREE, PlannedExecutionContext
+from app.execution import SIDE_EFFECT_FREE, PlannedExecutionContext, register_settling_type
 from app.guards import MAX_TOKENS, BoundedValidation
 from service_kit.collection import ID_PATTERN, MAX_IDS
 
@@ -56,8 +56,34 @@ class ProductConnection:
     total_count: int
 
 
-# OrderItem.prefetched before the orders resolver has fetched the item's product.
-NOT_PREFETCHED: Any = object()
+@register_settling_type
+class PageProduct:
+    """One item's product out of its page's products fetch (a task answering every id of the
+    page: a product, None, or the error of its batch). Like a future, it can be awaited any
+    number of times and read with done() and result()."""
+
+    __slots__ = ("fetch", "product_id")
+
+    def __init__(self, fetch: asyncio.Future, product_id: str) -> None:
+        self.fetch = fetch
+        self.product_id = product_id
+
+    def done(self) -> bool:
+        return self.fetch.done()
+
+    def result(self) -> Product | None:
+        found = self.fetch.result()[self.product_id]
+        if isinstance(found, Exception):
+            # Every item of a failed batch raises the same error; re-raising an exception
+            # extends the traceback it already has, so without the reset each item's error
+            # would carry the frames of all the items before it.
+            raise found.with_traceback(None)
+        return found
+
+    def __await__(self) -> Generator[Any, None, Product | None]:
+        if not self.fetch.done():
+            yield from self.fetch.__await__()
+        return self.result()
 
 
 @strawberry.type
@@ -67,23 +93,19 @@ class OrderItem:
     unit_price: Decimal
 
     loader: strawberry.Private[DataLoader | None] = None
-    # The product (or None, or the error of its batch) once the orders resolver has fetched it.
-    prefetched: strawberry.Private[Any] = NOT_PREFETCHED
+    # The product as fetched with the rest of its page's products, when the orders resolver did.
+    page_product: strawberry.Private[PageProduct | None] = None
 
-    # Idempotent, as SIDE_EFFECT_FREE requires: it reads the prefetched result, or asks the
+    # Idempotent, as SIDE_EFFECT_FREE requires: it reads the page's fetch, or asks the
     # DataLoader, which returns the same future for the same key within a request.
     @strawberry.field(description="null if the product no longer exists or the products service failed",
                       metadata=SIDE_EFFECT_FREE)
     def product(self) -> Product | None:
         # No `info` parameter: building Strawberry's Info object costs more than the rest of
         # this resolver, and it would be built once per item.
-        if self.prefetched is not NOT_PREFETCHED:
-            if isinstance(self.prefetched, Exception):
-                # Every item of a failed batch raises the same error; re-raising an exception
-                # extends the traceback it already has, so without the reset each item's
-                # error would carry the frames of all the items before it.
-                raise self.prefetched.with_traceback(None)
-            return self.prefetched
+        if self.page_product is not None:
+            # Still pending, the executor completes the rest of the page meanwhile (app/execution.py).
+            return self.page_product.result() if self.page_product.done() else self.page_product  # type: ignore[return-value]
         # Returning the loader's future, rather than awaiting it in a coroutine, keeps all
         # lookups of a query in the same DataLoader batch.
         return self.loader.load(self.product_id)  # type: ignore[union-attr,return-value]
@@ -112,7 +134,7 @@ def product_from(record: dict) -> Product:
                    price=record["price"], currency=record["currency"], stock=record["stock"])
 
 
-def order_from(record: dict, product_loader: DataLoader) -> Order:
+def order_from(record: dict, product_loader: DataLoader, page_products: asyncio.Future | None = None) -> Order:
     return Order(
         id=record["id"],
         customer_id=record["customer_id"],
@@ -121,7 +143,8 @@ def order_from(record: dict, product_loader: DataLoader) -> Order:
         currency=record["currency"],
         total=record["total"],
         items=[OrderItem(product_id=item["product_id"], quantity=item["quantity"], unit_price=item["unit_price"],
-                         loader=product_loader)
+                         loader=product_loader,
+                         page_product=None if page_products is None else PageProduct(page_products, item["product_id"]))
                for item in record["items"]],
     )
 
@@ -326,27 +349,24 @@ class Query:
                 raise BadArgument("customerId", "letters, digits, '-' or '_', at most 64")
             params["customer_id"] = customer_id
         page = await context.orders.get("/orders", params, context.trace_headers)
-        products: asyncio.Future | None = None
+        page_products: asyncio.Future | None = None
         if selects_item_products(info._raw_info.field_nodes, info._raw_info.fragments):
             with answer_of(context.orders.name):
                 product_ids = list(dict.fromkeys(item["product_id"] for record in page["items"] for item in record["items"]))
-            products = asyncio.ensure_future(_fetch_products(context.product_loader, product_ids))
-            # Let it send its request now: the products service then answers while this one
-            # builds the page's objects, instead of after.
+            page_products = asyncio.ensure_future(_fetch_products(context.product_loader, product_ids))
+            # Let it send its request now. The page is returned without waiting for the
+            # answer: the products service works while this one builds and completes the page.
+            # The items hold the fetch; if the request ends first, the fetch still ends
+            # within the backend timeout.
             await asyncio.sleep(0)
         try:
             with answer_of(context.orders.name):
-                nodes = [order_from(record, context.product_loader) for record in page["items"]]
-                connection = OrderConnection(nodes=nodes, page_info=page_info(page), total_count=int(page["total"]))
-            if products is not None:
-                found = await products
-                for order in nodes:
-                    for item in order.items:
-                        item.prefetched = found[item.product_id]
-        finally:
-            if products is not None and not products.done():
-                products.cancel()
-        return connection
+                nodes = [order_from(record, context.product_loader, page_products) for record in page["items"]]
+                return OrderConnection(nodes=nodes, page_info=page_info(page), total_count=int(page["total"]))
+        except BaseException:
+            if page_products is not None:
+                page_products.cancel()
+            raise
 
     @strawberry.field(description="One order, or null if there is no order with that id.")
     def order(self, info: strawberry.Info, id: strawberry.ID) -> Order | None:
