@@ -21,6 +21,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -88,34 +89,31 @@ def expanded_selection_count(document: DocumentNode, cap: int) -> int:
     return total
 
 
-_cached_validate = lru_cache(maxsize=256)(validate_document)
-
 # Strawberry's QueryDepthLimiter and MaxAliasesLimiter extensions build new rule classes
 # per instance, i.e. per request, which defeats any validation cache keyed by the rules.
 # The same rules, built once:
 LIMIT_RULES = (create_depth_rule(MAX_DEPTH, None), create_alias_rule(MAX_ALIASES))
 
 
-class BoundedValidation(SchemaExtension):
-    def on_operation(self) -> Iterator[None]:
-        self.execution_context.validation_rules = self.execution_context.validation_rules + LIMIT_RULES
-        yield
+@lru_cache(maxsize=256)
+def checked_document(schema: GraphQLSchema, document: DocumentNode, rules: tuple) -> list[GraphQLError]:
+    """The errors of a parsed document: too large once its fragments are expanded, or what
+    validation with these rules finds. Parsed documents come from the parser cache, so a
+    repeated query is the same object and is checked once."""
+    if expanded_selection_count(document, MAX_EXPANDED_SELECTIONS) > MAX_EXPANDED_SELECTIONS:
+        return [GraphQLError(
+            f"document too large: more than {MAX_EXPANDED_SELECTIONS} fields once fragments "
+            f"are expanded (allowed: {MAX_EXPANDED_SELECTIONS})",
+            extensions={"code": "QUERY_TOO_COMPLEX"},
+        )]
+    return validate_document(schema, document, rules)
 
+
+class BoundedValidation(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
-            size = expanded_selection_count(document, MAX_EXPANDED_SELECTIONS)
-            if size > MAX_EXPANDED_SELECTIONS:
-                context.pre_execution_errors = [GraphQLError(
-                    f"document too large: more than {MAX_EXPANDED_SELECTIONS} fields once fragments "
-                    f"are expanded (allowed: {MAX_EXPANDED_SELECTIONS})",
-                    extensions={"code": "QUERY_TOO_COMPLEX"},
-                )]
-            else:
-                # Parsed documents come from the parser cache, so a repeated query is the same
-                # object and its validation result is reused.
-                context.pre_execution_errors = _cached_validate(
-                    context.schema._schema, document, context.validation_rules
-                )
+            context.validation_rules = (*context.validation_rules, *LIMIT_RULES)
+            context.pre_execution_errors = checked_document(context.schema._schema, document, context.validation_rules)
         yield

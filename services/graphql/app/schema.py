@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from asyncio import Future
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
 import strawberry
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, SelectionSetNode
 from strawberry.dataloader import AbstractCache, DataLoader
 from strawberry.extensions import MaskErrors, MaxTokensLimiter, ParserCache
 from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionResult as StrawberryExecutionResult
 
 from app.backends import Backend, BadArgument, ShopError, answer_of
 from app.execution import SIDE_EFFECT_FREE, PlannedExecutionContext, register_settling_type
@@ -378,6 +380,18 @@ def _is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, ShopError) and not isinstance(original, GraphQLError)
 
 
+class MaskUnexpectedErrors(MaskErrors):
+    """Strawberry's MaskErrors for the results this service gives (no streaming): MaskErrors
+    tells them apart with a runtime Protocol isinstance, about 10 µs a request."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if isinstance(result, (GraphQLExecutionResult, StrawberryExecutionResult)) and result.errors:
+            result.errors = [self.anonymise_error(error) if self.should_mask_error(error) else error
+                             for error in result.errors]
+
+
 class ShopSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         for error in errors:
@@ -407,7 +421,7 @@ def build_schema(execution_context_class: type | None = PlannedExecutionContext)
             BoundedValidation,
             # Unexpected exceptions may carry internals (URLs, library messages): clients get
             # a generic message, the log gets the details.
-            lambda: MaskErrors(should_mask_error=_is_unexpected, error_message="internal error"),
+            lambda: MaskUnexpectedErrors(should_mask_error=_is_unexpected, error_message="internal error"),
         ],
     )
 
