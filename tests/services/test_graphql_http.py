@@ -1,0 +1,134 @@
+"""The GraphQL endpoint's fast path for plain JSON POSTs (app/main.py) against Strawberry's
+own view: for every request, the same status, headers and body. In process, over ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.services.services_testkit import ORDERS_DATA, PRODUCTS_DATA
+from tests.services.test_graphql_execution import FakeBackend, _with_totals
+
+GRAPHQL_SERVICE = Path(__file__).resolve().parents[2] / "services" / "graphql"
+for path in (GRAPHQL_SERVICE, GRAPHQL_SERVICE.parent / "common"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from app.main import ShopGraphQL  # noqa: E402
+from app.schema import schema  # noqa: E402
+
+
+class StrawberryPath(ShopGraphQL):
+    async def _run_plain_post(self, request: Any) -> None:
+        return None
+
+
+class CountingPath(ShopGraphQL):
+    taken = 0
+
+    async def _run_plain_post(self, request: Any) -> Any:
+        answered = await super()._run_plain_post(request)
+        CountingPath.taken += answered is not None
+        return answered
+
+
+STATE = SimpleNamespace(products=FakeBackend("products", PRODUCTS_DATA), orders=FakeBackend("orders", _with_totals(ORDERS_DATA)))
+
+
+def call(view: ShopGraphQL, method: str, body: bytes, headers: dict[str, str], query_string: bytes = b"") -> tuple:
+    async def scenario() -> tuple:
+        sent: list[dict] = []
+        chunks = [body]
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": chunks.pop() if chunks else b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+                 "path": "/graphql", "raw_path": b"/graphql", "query_string": query_string, "root_path": "",
+                 "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080), "state": {},
+                 "app": SimpleNamespace(state=STATE)}
+        await view(scope, receive, send)
+        start = sent[0]
+        return start["status"], sorted(start["headers"]), b"".join(message.get("body", b"") for message in sent[1:])
+
+    return asyncio.run(scenario())
+
+
+JSON_HEADERS = {"content-type": "application/json"}
+QUERY = "{ orders(first: 2) { nodes { id items { product { name } } } } }"
+REQUESTS = {
+    "a query": (JSON_HEADERS, {"query": QUERY}),
+    "variables and an operation name": (JSON_HEADERS, {
+        "query": "query A($n: Int!) { orders(first: $n) { totalCount } } query B { products(first: 1) { totalCount } }",
+        "variables": {"n": 3}, "operationName": "A"}),
+    "null variables, operation name and extensions": (JSON_HEADERS, {
+        "query": QUERY, "variables": None, "operationName": None, "extensions": None}),
+    "extensions": (JSON_HEADERS, {"query": QUERY, "extensions": {"persistedQuery": {"version": 1}}}),
+    "an operation name that is not in the document": (JSON_HEADERS, {"query": QUERY, "operationName": "Nope"}),
+    "two operations and no name": (JSON_HEADERS, {"query": "query A { __typename } query B { __typename }"}),
+    "a mutation (the schema has none)": (JSON_HEADERS, {"query": "mutation { x }"}),
+    "a subscription (streams, not plain)": (JSON_HEADERS, {"query": "subscription { x }"}),
+    "a syntax error": (JSON_HEADERS, {"query": "{ orders("}),
+    "a validation error": (JSON_HEADERS, {"query": "{ orders { nope } }"}),
+    "an argument error": (JSON_HEADERS, {"query": "{ orders(first: 0) { totalCount } }"}),
+    "a missing query": (JSON_HEADERS, {"variables": {}}),
+    "a null query": (JSON_HEADERS, {"query": None}),
+    "an empty query": (JSON_HEADERS, {"query": ""}),
+    "a query that is not a string": (JSON_HEADERS, {"query": 5}),
+    "variables that are a list": (JSON_HEADERS, {"query": QUERY, "variables": [1]}),
+    "an operation name that is a number": (JSON_HEADERS, {"query": QUERY, "operationName": 3}),
+    "extensions that are a string": (JSON_HEADERS, {"query": QUERY, "extensions": "x"}),
+    "a batch": (JSON_HEADERS, [{"query": QUERY}]),
+    "a JSON string": (JSON_HEADERS, "query"),
+    "JSON with a charset": ({"content-type": "application/json; charset=utf-8"}, {"query": QUERY}),
+    "another content type": ({"content-type": "text/plain"}, {"query": QUERY}),
+    "no content type": ({}, {"query": QUERY}),
+    "an Accept of JSON": ({**JSON_HEADERS, "accept": "application/json"}, {"query": QUERY}),
+    "an Accept of multipart": ({**JSON_HEADERS, "accept": "multipart/mixed"}, {"query": QUERY}),
+    "an Accept of GraphQL responses": ({**JSON_HEADERS, "accept": "application/graphql-response+json"}, {"query": QUERY}),
+}
+
+
+@pytest.mark.parametrize("name", REQUESTS)
+def test_the_fast_path_answers_as_strawberrys_view_does(name: str) -> None:
+    headers, payload = REQUESTS[name]
+    body = orjson.dumps(payload)
+    fast = call(CountingPath(schema, graphql_ide=None, allow_queries_via_get=True), "POST", body, headers)
+    reference = call(StrawberryPath(schema, graphql_ide=None, allow_queries_via_get=True), "POST", body, headers)
+    assert fast == reference
+
+
+@pytest.mark.parametrize("body", [b"{", b"", b"\xff", b"null"])
+def test_bodies_that_are_not_json_objects_are_answered_by_the_view(body: bytes) -> None:
+    fast = call(CountingPath(schema, graphql_ide=None, allow_queries_via_get=True), "POST", body, JSON_HEADERS)
+    reference = call(StrawberryPath(schema, graphql_ide=None, allow_queries_via_get=True), "POST", body, JSON_HEADERS)
+    assert fast == reference
+    assert fast[0] == 400
+
+
+def test_get_is_answered_by_the_view() -> None:
+    query_string = b"query=%7B__typename%7D"
+    fast = call(CountingPath(schema, graphql_ide=None, allow_queries_via_get=True), "GET", b"", {}, query_string)
+    reference = call(StrawberryPath(schema, graphql_ide=None, allow_queries_via_get=True), "GET", b"", {}, query_string)
+    assert fast == reference
+    assert fast[0] == 200 and orjson.loads(fast[2]) == {"data": {"__typename": "Query"}}
+
+
+def test_the_plain_requests_take_the_fast_path() -> None:
+    CountingPath.taken = 0
+    plain = ["a query", "variables and an operation name", "null variables, operation name and extensions",
+             "extensions", "a syntax error", "a validation error", "an argument error", "an Accept of JSON"]
+    for name in plain:
+        headers, payload = REQUESTS[name]
+        call(CountingPath(schema, graphql_ide=None, allow_queries_via_get=True), "POST", orjson.dumps(payload), headers)
+    assert CountingPath.taken == len(plain)
