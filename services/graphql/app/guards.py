@@ -12,8 +12,9 @@ validation, cached per document.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
-from functools import lru_cache
 
 from graphql import (
     DocumentNode,
@@ -95,18 +96,38 @@ def expanded_selection_count(document: DocumentNode, cap: int) -> int:
 LIMIT_RULES = (create_depth_rule(MAX_DEPTH, None), create_alias_rule(MAX_ALIASES))
 
 
-@lru_cache(maxsize=256)
+# Documents checked, by identity: a parsed document is a frozen dataclass whose hash walks its
+# whole tree, so an lru_cache keyed by the document costs a walk per query. Each entry keeps
+# its document (and schema) alive, so no id is reused while it is cached. As many as the
+# parser cache (schema.py) keeps.
+MAX_CHECKED_DOCUMENTS = 256
+_checked: OrderedDict[tuple, tuple[GraphQLSchema, DocumentNode, list[GraphQLError]]] = OrderedDict()
+_checked_lock = threading.Lock()
+
+
 def checked_document(schema: GraphQLSchema, document: DocumentNode, rules: tuple) -> list[GraphQLError]:
     """The errors of a parsed document: too large once its fragments are expanded, or what
     validation with these rules finds. Parsed documents come from the parser cache, so a
     repeated query is the same object and is checked once."""
+    key = (id(schema), id(document), rules)
+    with _checked_lock:
+        cached = _checked.get(key)
+        if cached is not None:
+            _checked.move_to_end(key)
+            return cached[2]
     if expanded_selection_count(document, MAX_EXPANDED_SELECTIONS) > MAX_EXPANDED_SELECTIONS:
-        return [GraphQLError(
+        errors = [GraphQLError(
             f"document too large: more than {MAX_EXPANDED_SELECTIONS} fields once fragments "
             f"are expanded (allowed: {MAX_EXPANDED_SELECTIONS})",
             extensions={"code": "QUERY_TOO_COMPLEX"},
         )]
-    return validate_document(schema, document, rules)
+    else:
+        errors = validate_document(schema, document, rules)
+    with _checked_lock:
+        _checked[key] = (schema, document, errors)
+        while len(_checked) > MAX_CHECKED_DOCUMENTS:
+            _checked.popitem(last=False)
+    return errors
 
 
 class BoundedValidation(SchemaExtension):
