@@ -13,12 +13,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
+from collections.abc import Awaitable, Callable
 
 import pytest
 import strawberry
 
 from tests.services.services_testkit import ORDERS_DATA, PRODUCTS_DATA
-from tests.services.test_graphql_execution import PLANNED, QUERIES, FakeBackend, ShopContext, _with_totals
+from tests.services.test_graphql_execution import (
+    PLANNED,
+    QUERIES,
+    TREE_CONFIG,
+    FakeBackend,
+    execution,
+    ShopContext,
+    Waiting,
+    _with_totals,
+)
 
 # Instances of these carry request data: none may be left to the cycle collector.
 REQUEST_TYPES = {"ShopContext", "DataLoader", "DefaultCache", "Future", "Task", "Product", "Order", "OrderItem",
@@ -38,6 +48,12 @@ def cyclic_garbage(schema: strawberry.Schema, query: str, variables: dict | None
         context = ShopContext(FakeBackend("products", PRODUCTS_DATA, products_fail), FakeBackend("orders", orders), {})
         result = await schema.execute(query, variable_values=variables, context_value=context)
         assert result.data is not None, result.errors
+
+    return garbage_left_by(once)
+
+
+def garbage_left_by(once: Callable[[], Awaitable[None]]) -> collections.Counter:
+    """Types and counts of what REPEAT calls of `once` leave to the cycle collector."""
 
     async def measure() -> collections.Counter:
         await once()  # parser, validation and schema caches filled before counting
@@ -109,3 +125,37 @@ def _frames(traceback):
     while traceback is not None:
         yield traceback.tb_frame
         traceback = traceback.tb_next
+
+
+@strawberry.type
+class CancelledQuery:
+    @strawberry.field
+    async def waiting(self) -> list[Waiting]:
+        loop = asyncio.get_running_loop()
+        gates = [loop.create_future() for _ in range(2)]
+        for gate in gates:
+            loop.call_later(0.001, gate.cancel)
+        return [Waiting(gate=gate, later=gate) for gate in gates]  # type: ignore[arg-type]
+
+
+def test_a_cancelled_pending_value_ends_the_request_and_leaves_no_cycle() -> None:
+    # Found by review: a cancellation (a BaseException) skipped the holes' cleanup, leaving
+    # each hole and its result dict in a cycle with the pending value.
+    def garbage_of(execution_context_class: type | None) -> tuple[list[str], collections.Counter]:
+        schema = strawberry.Schema(query=CancelledQuery, config=TREE_CONFIG, execution_context_class=execution_context_class)
+        outcomes: list[str] = []
+
+        async def once() -> None:
+            try:
+                await schema.execute("{ waiting { seen later { name } } }")
+                outcomes.append("answered")
+            except asyncio.CancelledError:
+                outcomes.append("cancelled")
+
+        return outcomes, garbage_left_by(once)
+
+    planned_outcomes, planned = garbage_of(execution.PlannedExecutionContext)
+    reference_outcomes, reference = garbage_of(None)
+    assert planned_outcomes == reference_outcomes == ["cancelled"] * (REPEAT + 1)
+    assert reference["Future"] == 0
+    assert (planned["_Hole"], planned["Future"]) == (0, 0), planned.most_common(8)

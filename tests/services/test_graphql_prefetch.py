@@ -87,7 +87,8 @@ def test_the_product_cache_makes_futures_only_when_asked() -> None:
 
         cache.delete("p001")
         assert cache.get("p001") is None
-        cache.delete("p404")  # absent keys are fine, as DataLoader.clear(key) expects
+        with pytest.raises(KeyError):
+            cache.delete("p404")  # as DefaultCache does
         cache.clear()
         assert cache.get("p003") is None and cache.results == {}
 
@@ -114,6 +115,27 @@ def test_a_page_asks_only_for_the_products_the_loader_does_not_hold() -> None:
     found = asyncio.run(scenario())
     assert sorted(asked) == [["p002"], ["p003"]], "p001 came from the cache; p002 from the pending load's own batch"
     assert {key: product.id for key, product in found.items()} == {"p001": "p001", "p002": "p002", "p003": "p003"}
+
+
+def test_a_forced_prime_is_seen_by_the_page_fetch_as_by_load() -> None:
+    # Found by review: the cache's two stores were read in opposite orders, so after
+    # prime(force=True) a later page of the same request still got the replaced value.
+    async def scenario() -> tuple[object, object]:
+        async def load(keys: list[str]) -> list[str]:
+            return [f"old {key}" for key in keys]
+
+        from strawberry.dataloader import DataLoader
+
+        loader = DataLoader(load, cache_map=shop.ProductCache())
+        await shop._fetch_products(loader, ["p1"])
+        loader.prime("p1", "new p1", force=True)
+        loaded = await loader.load("p1")
+        fetched = (await shop._fetch_products(loader, ["p1"]))["p1"]
+        return loaded, fetched
+
+    loaded, fetched = asyncio.run(scenario())
+    assert loaded == "new p1"
+    assert fetched == loaded
 
 
 class RecordingBackend:

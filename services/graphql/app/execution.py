@@ -190,8 +190,10 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
             enclosing, _plan_state.holes = _plan_state.holes, holes
             try:
                 completed = plan(result)
-            except Exception as irregular:  # noqa: BLE001 - graphql-core completes it again and reports the error
+            except BaseException as irregular:
                 _abandon(holes)
+                if not isinstance(irregular, Exception):
+                    raise  # cancelled: the request's, not the object's
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("planned completion handed %s back to graphql-core: %s",
                                  return_type.name, type(irregular).__name__)
@@ -214,11 +216,13 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 pending = hole.pending
                 value = pending.result() if pending.done() else await pending
                 hole.parent[hole.key] = hole.complete(value)  # type: ignore[index]
-        except Exception as irregular:  # noqa: BLE001 - graphql-core completes it again and reports the error
+        except BaseException as irregular:
             # The error may be shared (a failed batch held by every item that waited for it):
             # its traceback would hold this frame, and through it the holes, in a cycle.
             irregular.__traceback__ = None
             _abandon(holes)
+            if not isinstance(irregular, Exception):
+                raise  # cancelled (the request, or a pending value): as graphql-core lets it through
         else:
             return completed
         again = fallback()
@@ -507,7 +511,9 @@ def _leaf_coercion(field_type: GraphQLOutputType) -> Callable[[Any], Any] | None
 
 def _plain_object_class(object_type: GraphQLObjectType) -> type | None:
     """The Python class of a Strawberry object type, if its instances can be neither awaitable
-    nor errors: a value of exactly this class (not a subclass) needs no check."""
+    nor errors: a value of exactly this class (not a subclass) needs no check. (graphql-core
+    looks for `__await__` on the instance; an instance given one of its own, unlike its class,
+    would be completed here and awaited there. Sources are plain data, as for every plan.)"""
     definition = (object_type.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     origin = getattr(definition, "origin", None)
     if (not isinstance(origin, type) or issubclass(origin, (BaseException, GeneratorType, CoroutineType))

@@ -216,9 +216,14 @@ class ProductCache(AbstractCache[str, "Product | None"]):
         return future
 
     def set(self, key: str, value: Future) -> None:
+        # A future set (DataLoader.load, prime with force=True) replaces a result, so that
+        # every reader of the key sees the same value.
+        self.results.pop(key, None)
         self.futures[key] = value
 
     def delete(self, key: str) -> None:
+        if key not in self.futures and key not in self.results:
+            raise KeyError(key)  # as DefaultCache does, for DataLoader.clear
         self.futures.pop(key, None)
         self.results.pop(key, None)
 
@@ -356,12 +361,13 @@ class Query:
             with answer_of(context.orders.name):
                 product_ids = list(dict.fromkeys(item["product_id"] for record in page["items"] for item in record["items"]))
             page_products = asyncio.ensure_future(_fetch_products(context.product_loader, product_ids))
-            # Let it send its request now. The page is returned without waiting for the
-            # answer: the products service works while this one builds and completes the page.
-            # The items hold the fetch; if the request ends first, the fetch still ends
-            # within the backend timeout.
-            await asyncio.sleep(0)
         try:
+            if page_products is not None:
+                # Let it send its request now. The page is returned without waiting for the
+                # answer: the products service works while this one builds and completes the
+                # page. The items hold the fetch; if the request ends after this, the fetch
+                # still ends within the backend timeout.
+                await asyncio.sleep(0)
             with answer_of(context.orders.name):
                 nodes = [order_from(record, context.product_loader, page_products) for record in page["items"]]
                 return OrderConnection(nodes=nodes, page_info=page_info(page), total_count=int(page["total"]))
