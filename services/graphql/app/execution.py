@@ -39,13 +39,13 @@ import keyword
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
-from uuid import UUID
-from collections.abc import Callable
 from operator import attrgetter
 from types import CoroutineType, GeneratorType
 from typing import Any, ClassVar, NamedTuple
+from uuid import UUID
 
 from graphql import (
     GRAPHQL_MAX_INT,
@@ -64,6 +64,7 @@ from graphql import (
     VariableNode,
     Visitor,
     get_named_type,
+    get_nullable_type,
     is_leaf_type,
     is_list_type,
     is_non_null_type,
@@ -496,7 +497,7 @@ def _plain_attribute(field_def: GraphQLField) -> str | None:
 
 
 def _passing_leaf(field_type: GraphQLOutputType) -> str | None:
-    leaf_type = field_type.of_type if is_non_null_type(field_type) else field_type  # type: ignore[union-attr]
+    leaf_type = get_nullable_type(field_type)
     if leaf_type is GraphQLString or leaf_type is GraphQLID:
         return "str"
     if leaf_type is GraphQLInt:
@@ -505,7 +506,7 @@ def _passing_leaf(field_type: GraphQLOutputType) -> str | None:
 
 
 def _leaf_coercion(field_type: GraphQLOutputType) -> Callable[[Any], Any] | None:
-    leaf_type = field_type.of_type if is_non_null_type(field_type) else field_type  # type: ignore[union-attr]
+    leaf_type = get_nullable_type(field_type)
     return leaf_type.coerce_output_value if is_leaf_type(leaf_type) else None
 
 
