@@ -90,7 +90,7 @@ _PLANNABLE_DIRECTIVES = frozenset({"include", "skip"})
 _COLLECTION_DIRECTIVES = frozenset({"include", "skip", "defer", "stream"})
 # Distinct (selection, directive variable values) pairs whose plans are kept, oldest dropped
 # first. Each keeps its parsed document alive (the field nodes hold it through their
-# locations): as many as Strawberry's ParserCache(maxsize=256) in schema.py keeps.
+# locations): as many as the parser cache (guards.parse_document) keeps.
 MAX_CACHED_PLANS = 256
 
 Complete = Callable[[Any], Any]

@@ -1,13 +1,16 @@
 """Limits on what a GraphQL document may ask for, checked before anything executes.
 
-Strawberry's depth and alias rules and its MaxTokensLimiter (>= 0.315.7, which follows
-fragments and survives fragment cycles) do the main work. Their walk follows every
-fragment spread on every path, though, so a short document whose fragments each spread the
-next one twice makes them (and graphql-core's rules) do 2**n steps: 40 fragments, well
-under the token limit, would stall the event loop for hours. BoundedValidation first counts
-the selections the document expands to, in linear time with memoised fragments, and rejects
-oversized documents before any validation rule walks them; otherwise it runs the normal
-validation, cached per document.
+graphql-core's parser stops at MAX_TOKENS tokens. Strawberry's depth and alias rules
+(>= 0.315.7, which follow fragments and survive fragment cycles) do the main work of
+validation. Their walk follows every fragment spread on every path, though, so a short
+document whose fragments each spread the next one twice makes them (and graphql-core's rules)
+do 2**n steps: 40 fragments, well under the token limit, would stall the event loop for
+hours. checked_document first counts the selections the document expands to, in linear time
+with memoised fragments, and rejects oversized documents before any validation rule walks
+them; otherwise it runs the normal validation, cached per document.
+
+RequestChecks is the Strawberry extension that parses and checks a request that way;
+ShopSchema (schema.py) calls the same two functions when it runs a query directly.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from functools import lru_cache
 
 from graphql import (
     DocumentNode,
@@ -26,6 +30,8 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    parse,
+    specified_rules,
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as create_alias_rule
@@ -94,13 +100,28 @@ def expanded_selection_count(document: DocumentNode, cap: int) -> int:
 # per instance, i.e. per request, which defeats any validation cache keyed by the rules.
 # The same rules, built once:
 LIMIT_RULES = (create_depth_rule(MAX_DEPTH, None), create_alias_rule(MAX_ALIASES))
+# graphql-core's rules and the limits: what RequestChecks validates with, as Strawberry's
+# execution context starts from graphql-core's rules.
+VALIDATION_RULES = (*specified_rules, *LIMIT_RULES)
+
+# Parsed documents by query text, as many as are checked. A repeated query is then the same
+# document object, which the checks and the execution plans (execution.py) are cached by.
+MAX_PARSED_DOCUMENTS = 256
+_parse_bounded = lru_cache(maxsize=MAX_PARSED_DOCUMENTS)(parse)
+
+
+def parse_document(query: str) -> DocumentNode:
+    """The query's document, parsed once: a GraphQLError above MAX_TOKENS tokens (counted
+    by the parser as it goes, so a huge document costs no more than the limit) or when the
+    syntax is wrong."""
+    return _parse_bounded(query, max_tokens=MAX_TOKENS)
 
 
 # Documents checked, by identity: a parsed document is a frozen dataclass whose hash walks its
 # whole tree, so an lru_cache keyed by the document costs a walk per query. Each entry keeps
 # its document (and schema) alive, so no id is reused while it is cached. As many as the
-# parser cache (schema.py) keeps.
-MAX_CHECKED_DOCUMENTS = 256
+# parser cache keeps.
+MAX_CHECKED_DOCUMENTS = MAX_PARSED_DOCUMENTS
 _checked: OrderedDict[tuple, tuple[GraphQLSchema, DocumentNode, list[GraphQLError]]] = OrderedDict()
 _checked_lock = threading.Lock()
 
@@ -130,7 +151,16 @@ def checked_document(schema: GraphQLSchema, document: DocumentNode, rules: tuple
     return errors
 
 
-class BoundedValidation(SchemaExtension):
+class RequestChecks(SchemaExtension):
+    """The token limit and parser cache (parse_document), then the fragment-expansion bound and
+    validation with the depth and alias limits (checked_document)."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None and context.query:
+            context.graphql_document = parse_document(context.query)
+        yield
+
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document

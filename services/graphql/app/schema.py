@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from asyncio import Future
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -19,15 +19,26 @@ from typing import Any
 
 import strawberry
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, SelectionSetNode
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    execute,
+)
+from graphql.execution.middleware import MiddlewareManager
 from strawberry.dataloader import AbstractCache, DataLoader
-from strawberry.extensions import MaskErrors, MaxTokensLimiter, ParserCache
+from strawberry.execution import optimized_is_awaitable
+from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 from strawberry.types import ExecutionResult as StrawberryExecutionResult
+from strawberry.types.graphql import OperationType
 
 from app.backends import Backend, BadArgument, ShopError, answer_of
 from app.execution import SIDE_EFFECT_FREE, PlannedExecutionContext, register_settling_type
-from app.guards import MAX_TOKENS, BoundedValidation
+from app.guards import VALIDATION_RULES, RequestChecks, checked_document, parse_document
 from service_kit.collection import ID_PATTERN, MAX_IDS
 
 logger = logging.getLogger("graphql")
@@ -387,18 +398,98 @@ def _is_unexpected(error: GraphQLError) -> bool:
 
 
 class MaskUnexpectedErrors(MaskErrors):
-    """Strawberry's MaskErrors for the results this service gives (no streaming): MaskErrors
-    tells them apart with a runtime Protocol isinstance, about 10 µs a request."""
+    """Unexpected exceptions may carry internals (URLs, library messages): clients get a
+    generic message, the log gets the details (ShopSchema.process_errors). Strawberry's
+    MaskErrors, for the results this service gives (no streaming): MaskErrors tells them
+    apart with a runtime Protocol isinstance, about 10 µs a request."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_is_unexpected, error_message="internal error")
 
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         if isinstance(result, (GraphQLExecutionResult, StrawberryExecutionResult)) and result.errors:
-            result.errors = [self.anonymise_error(error) if self.should_mask_error(error) else error
-                             for error in result.errors]
+            result.errors = self.masked(result.errors)
+
+    def masked(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return [self.anonymise_error(error) if self.should_mask_error(error) else error for error in errors]
+
+
+# Every request goes through these: the limits, then the masking of what comes out.
+REQUEST_EXTENSIONS = (RequestChecks, MaskUnexpectedErrors)
+# Subscriptions stream: Strawberry's subscribe handles them.
+_DIRECT_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
 class ShopSchema(strawberry.Schema):
+    """Runs a valid query or mutation directly on graphql-core, the way Strawberry's pipeline
+    would with REQUEST_EXTENSIONS. Strawberry's execute builds an execution context, the
+    extensions and a context manager per hook for every request, about 0.1 ms of a query
+    (more than a tenth of its CPU); what the extensions do here is a cached parse, a cached
+    check and a mask. Anything else takes Strawberry's own execute: a document that does
+    not parse, is invalid or has no such operation (so its errors, and the exceptions the
+    view turns into HTTP errors, are Strawberry's), and every request of a schema with other
+    extensions, directives or incremental delivery, which this path knows nothing of.
+    tests/services/test_graphql_direct.py holds the two to the same results."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._runs_directly = (tuple(self.extensions) == REQUEST_EXTENSIONS and not self.directives
+                               and not self.config.enable_experimental_incremental_execution)
+        self._masking = MaskUnexpectedErrors()
+
+    async def execute(  # noqa: PLR0913, PLR0917 - Strawberry's signature
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> StrawberryExecutionResult:
+        document = self._direct_document(query, operation_name, allowed_operation_types)
+        if document is None:
+            return await super().execute(query, variable_values, context_value, root_value, operation_name,
+                                         allowed_operation_types, operation_extensions)
+        try:
+            result = execute(self._schema, document, root_value=root_value, context_value=context_value,
+                             variable_values=variable_values, operation_name=operation_name,
+                             middleware=MiddlewareManager(), executor_class=self.execution_context_class,
+                             is_awaitable=optimized_is_awaitable, operation_extensions=operation_extensions)
+            if optimized_is_awaitable(result):
+                result = await result
+        except Exception as error:  # noqa: BLE001 - as Strawberry's execute: an error result, not a 500
+            result = GraphQLExecutionResult(data=None, errors=[
+                error if isinstance(error, GraphQLError) else GraphQLError(str(error), original_error=error)])
+        errors = result.errors
+        if errors:
+            self._process_errors(errors)
+            errors = self._masking.masked(errors)
+        return StrawberryExecutionResult(data=result.data, errors=errors, extensions={})
+
+    def _direct_document(self, query: str | None, operation_name: str | None,
+                         allowed_operation_types: Iterable[OperationType] | None) -> Any:
+        """The parsed document, if this request may run directly: valid, and with an
+        operation of an allowed type."""
+        if not self._runs_directly or not query or type(query) is not str:
+            return None
+        try:
+            document = parse_document(query)
+        except GraphQLError:
+            return None
+        operation = _operation_of(document, operation_name)
+        if operation is None:
+            return None
+        operation_type = OperationType(operation.operation.value)
+        if operation_type not in _DIRECT_OPERATIONS or (
+                allowed_operation_types is not None and operation_type not in allowed_operation_types):
+            return None
+        if checked_document(self._schema, document, VALIDATION_RULES):
+            return None
+        return document
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         for error in errors:
             if _is_unexpected(error):
@@ -414,22 +505,22 @@ class ShopSchema(strawberry.Schema):
                 error.original_error.__traceback__ = None
 
 
+def _operation_of(document: Any, operation_name: str | None) -> OperationDefinitionNode | None:
+    """The operation graphql-core would run: the named one, or the only one."""
+    operations = [definition for definition in document.definitions if isinstance(definition, OperationDefinitionNode)]
+    if operation_name is None:
+        return operations[0] if len(operations) == 1 else None
+    for operation in operations:
+        if operation.name is not None and operation.name.value == operation_name:
+            return operation
+    return None
+
+
 def build_schema(execution_context_class: type | None = PlannedExecutionContext) -> ShopSchema:
     """The service's schema. Tests build it with execution_context_class=None too, to
     compare the planned execution with graphql-core's own."""
-    return ShopSchema(
-        query=Query,
-        execution_context_class=execution_context_class,
-        extensions=[
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: ParserCache(maxsize=256),
-            # Depth and alias limits (Strawberry's rules) and the fragment-expansion bound.
-            BoundedValidation,
-            # Unexpected exceptions may carry internals (URLs, library messages): clients get
-            # a generic message, the log gets the details.
-            lambda: MaskUnexpectedErrors(should_mask_error=_is_unexpected, error_message="internal error"),
-        ],
-    )
+    return ShopSchema(query=Query, execution_context_class=execution_context_class,
+                      extensions=list(REQUEST_EXTENSIONS))
 
 
 schema = build_schema()
