@@ -41,7 +41,9 @@ class CountingPath(ShopGraphQL):
 STATE = SimpleNamespace(products=FakeBackend("products", PRODUCTS_DATA), orders=FakeBackend("orders", _with_totals(ORDERS_DATA)))
 
 
-def call(view: ShopGraphQL, method: str, body: bytes, headers: dict[str, str], query_string: bytes = b"") -> tuple:
+def exchange(asgi_app: Any, method: str, body: bytes, headers: dict[str, str], path: str = "/graphql",
+             root_path: str = "", query_string: bytes = b"", **scope_items: Any) -> tuple:
+    """Status, headers and body as sent, and what was raised to the server."""
     async def scenario() -> tuple:
         sent: list[dict] = []
         chunks = [body]
@@ -53,15 +55,25 @@ def call(view: ShopGraphQL, method: str, body: bytes, headers: dict[str, str], q
             sent.append(message)
 
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-                 "path": "/graphql", "raw_path": b"/graphql", "query_string": query_string, "root_path": "",
-                 "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
-                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080), "state": {},
-                 "app": SimpleNamespace(state=STATE)}
-        await view(scope, receive, send)
+                 "path": root_path + path, "raw_path": (root_path + path).encode(), "query_string": query_string,
+                 "root_path": root_path, "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080), "state": {}, **scope_items}
+        raised = None
+        try:
+            await asgi_app(scope, receive, send)
+        except Exception as error:  # noqa: BLE001 - what the server is given is part of the answer
+            raised = repr(error)
         start = sent[0]
-        return start["status"], sorted(start["headers"]), b"".join(message.get("body", b"") for message in sent[1:])
+        return start["status"], sorted(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:]), raised
 
     return asyncio.run(scenario())
+
+
+def call(view: ShopGraphQL, method: str, body: bytes, headers: dict[str, str], query_string: bytes = b"") -> tuple:
+    status, sent_headers, sent_body, raised = exchange(view, method, body, headers, query_string=query_string,
+                                                       app=SimpleNamespace(state=STATE))
+    assert raised is None
+    return status, sent_headers, sent_body
 
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -132,3 +144,93 @@ def test_the_plain_requests_take_the_fast_path() -> None:
         headers, payload = REQUESTS[name]
         call(CountingPath(schema, graphql_ide=None, allow_queries_via_get=True), "POST", orjson.dumps(payload), headers)
     assert CountingPath.taken == len(plain)
+
+
+# The service as uvicorn runs it (main.app: POST /graphql straight to its middleware and the
+# view) against FastAPI's own route to the same view (main.service).
+from app import main  # noqa: E402
+
+
+def through(asgi_app: Any, method: str, body: bytes, headers: dict[str, str], path: str = "/graphql",
+            root_path: str = "") -> tuple:
+    """exchange()'s answer, and the access and service log lines."""
+    import logging
+
+    lines: list[tuple] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append((record.name, record.getMessage(), getattr(record, "method", None),
+                          getattr(record, "path", None), getattr(record, "status", None)))
+
+    handler = Collect(level=logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in ("access", "service")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    try:
+        answer = exchange(asgi_app, method, body, headers, path=path, root_path=root_path)
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    return *answer, lines
+
+
+@pytest.fixture
+def backends(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(main.service.state, "products", STATE.products, raising=False)
+    monkeypatch.setattr(main.service.state, "orders", STATE.orders, raising=False)
+
+
+@pytest.mark.parametrize("name", REQUESTS)
+@pytest.mark.usefixtures("backends")
+def test_post_graphql_answers_as_fastapis_route_does(name: str) -> None:
+    headers, payload = REQUESTS[name]
+    body = orjson.dumps(payload)
+    direct = through(main.app, "POST", body, headers)
+    assert direct == through(main.service, "POST", body, headers)
+    assert [line[0] for line in direct[4]] == ["access"]
+
+
+@pytest.mark.usefixtures("backends")
+def test_a_body_over_the_limit_is_refused_as_fastapis_route_does() -> None:
+    body = orjson.dumps({"query": "{ __typename }", "pad": "x" * main.MAX_BODY_BYTES})
+    direct = through(main.app, "POST", body, JSON_HEADERS)
+    assert direct == through(main.service, "POST", body, JSON_HEADERS)
+    assert direct[0] == 413
+
+
+@pytest.mark.usefixtures("backends")
+def test_an_unexpected_error_is_answered_and_raised_as_fastapi_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("view state at secret-host.internal")
+
+    monkeypatch.setattr(main.ShopGraphQL, "run", broken)
+    body = orjson.dumps({"query": QUERY})
+    direct = through(main.app, "POST", body, JSON_HEADERS)
+    assert direct == through(main.service, "POST", body, JSON_HEADERS)
+    status, _headers, answer, raised, lines = direct
+    assert status == 500 and orjson.loads(answer)["message"] == "internal error" and b"secret-host" not in answer
+    assert raised is not None and "secret-host" in raised, "raised on for the server to log"
+    assert ("service", "unhandled error", None, "/graphql", None) in lines and ("access", "request", "POST", "/graphql", 500) in lines
+
+
+@pytest.mark.parametrize(("method", "path", "root_path"), [
+    ("GET", "/graphql", ""), ("PUT", "/graphql", ""), ("POST", "/graphql/", ""), ("POST", "/healthz", ""),
+    ("POST", "/graphql", "/shop"),  # under a root path (ASGI's path includes it)
+])
+@pytest.mark.usefixtures("backends")
+def test_every_other_request_is_fastapis(method: str, path: str, root_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = []
+    original = main.service.__call__
+
+    async def recording(self: Any, scope: dict, receive: Any, send: Any) -> None:
+        taken.append(scope["path"])
+        await original(scope, receive, send)
+
+    monkeypatch.setattr(type(main.service), "__call__", recording)
+    body = orjson.dumps({"query": "{ __typename }"})
+    through(main.app, method, body, JSON_HEADERS, path=path, root_path=root_path)
+    assert taken == [root_path + path]
