@@ -1,10 +1,13 @@
 """Benchmark of the GraphQL service against calling the REST backends directly.
 
-    python bench/services_bench.py [--seconds 6] [--clients 1,32] [--repeat 3] [--floor]
+    python bench/services_bench.py [--seconds 6] [--window 1.5] [--clients 1,32] [--repeat 3] [--floor]
 
 Starts the three services on free loopback ports (real processes, as deployed), then
-for each client count runs a closed loop for a fixed time, --repeat times, alternating
-the two paths so that both see the same background load:
+for each client count runs a closed loop of each path for --seconds, --repeat times. The
+paths take turns in windows of --window seconds (each window starting with a short,
+unmeasured warm-up), so that a run's figures for every path come from the same minute:
+this machine's speed drifts by up to a third over tens of seconds, and paths measured one
+after the other for many seconds each compared one moment with another. The paths:
   graphql  one POST /graphql: 20 orders with items and each item's product
   direct   the same data the way a client without the gateway gets it:
            GET /orders?limit=20, then GET /products?ids=<distinct ids>, joined client-side
@@ -133,38 +136,56 @@ async def direct_query(conns: dict[str, HttpConnection]) -> None:
         raise QueryFailed(f"HTTP {status}/{status2}")
 
 
-async def run_phase(kind: str, clients: int, seconds: float, ports: dict[str, int]) -> tuple[list[float], list[str]]:
+async def run_phase(kind: str, clients: int, seconds: float, ports: dict[str, int],
+                    warmup: float = 0.0) -> tuple[list[float], list[str], int]:
+    """Closed loops of `clients` for warmup + seconds: the latencies and failures of the
+    queries started after the warm-up, and how many queries were sent in all."""
     latencies: list[float] = []
     failures: list[str] = []
-    deadline = time.perf_counter() + seconds
+    sent = 0
+    measure_from = time.perf_counter() + warmup
+    deadline = measure_from + seconds
     operation = {"graphql": graphql_query, "floor": floor_query, "direct": direct_query}[kind]
 
     async def client() -> None:
+        nonlocal sent
         conns = {name: HttpConnection(port) for name, port in ports.items()}
         try:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
+            while (started := time.perf_counter()) < deadline:
+                sent += 1
                 try:
                     await operation(conns)
                 except QueryFailed as failure:
-                    failures.append(str(failure))
+                    if started >= measure_from:
+                        failures.append(str(failure))
                     continue
-                latencies.append(time.perf_counter() - started)
+                if started >= measure_from:
+                    latencies.append(time.perf_counter() - started)
         finally:
             for conn in conns.values():
                 conn.close()
 
     await asyncio.gather(*(client() for _ in range(clients)))
-    return latencies, failures
+    return latencies, failures, sent
 
 
-def count_backend_requests(log_path: Path) -> int:
-    count = 0
-    with log_path.open("rb") as log:
-        for line in log:
-            if b'"logger":"access"' in line and b'"path":"/healthz"' not in line and b'"path":"/readyz"' not in line:
-                count += 1
-    return count
+class BackendRequestCounter:
+    """Counts the backends' access-log lines (not probes) written since it last counted."""
+
+    def __init__(self, log_paths: list[Path]) -> None:
+        self.offsets = {path: 0 for path in log_paths}
+
+    def new_requests(self) -> int:
+        count = 0
+        for path, offset in self.offsets.items():
+            with path.open("rb") as log:
+                log.seek(offset)
+                lines = log.read().split(b"\n")
+            # A line still being written stays for the next count.
+            self.offsets[path] = offset + sum(len(line) + 1 for line in lines[:-1])
+            count += sum(1 for line in lines[:-1] if b'"logger":"access"' in line
+                         and b'"path":"/healthz"' not in line and b'"path":"/readyz"' not in line)
+        return count
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -174,8 +195,12 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=6.0, help="duration of each measured run (default 6)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured warm-up before each run (default 2)")
+    parser.add_argument("--seconds", type=float, default=6.0,
+                        help="measured seconds of each path per run and client count (default 6)")
+    parser.add_argument("--window", type=float, default=1.5,
+                        help="the paths take turns in windows of this many measured seconds (default 1.5)")
+    parser.add_argument("--warmup", type=float, default=0.25,
+                        help="unmeasured warm-up at the start of each window (default 0.25)")
     parser.add_argument("--clients", default="1,32", help="comma-separated concurrent client counts (default 1,32)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per path and client count (default 3)")
     parser.add_argument("--graphql-workers", type=int, default=1,
@@ -185,8 +210,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write every run's figures to this JSON file")
     args = parser.parse_args()
     client_counts = [int(value) for value in args.clients.split(",")]
-    if not 0 < args.seconds <= 120 or any(not 0 < count <= 256 for count in client_counts) or not 1 <= args.repeat <= 20:
-        parser.error("--seconds must be in (0, 120], each client count in 1..256 and --repeat in 1..20")
+    if (not 0 < args.seconds <= 120 or not 0 < args.window <= args.seconds or not 0 <= args.warmup <= 10
+            or any(not 0 < count <= 256 for count in client_counts) or not 1 <= args.repeat <= 20):
+        parser.error("--seconds must be in (0, 120], --window in (0, --seconds], --warmup in [0, 10], "
+                     "each client count in 1..256 and --repeat in 1..20")
 
     kinds = ("graphql", "floor", "direct") if args.floor else ("graphql", "direct")
     ports = {name: free_port() for name in ("graphql", "products", "orders", "floor")}
@@ -198,13 +225,14 @@ def main() -> int:
         services["floor"] = start_floor_gateway(ports["floor"], services["orders"].url, services["products"].url,
                                                 logs["floor"])
     runs: list[dict] = []
+    counter = BackendRequestCounter([workdir / "products.log", workdir / "orders.log"])
     load_before = os.getloadavg()
     try:
         for run in range(1, args.repeat + 1):
             for clients in client_counts:
-                for kind in kinds:
-                    runs.append(measure(kind, clients, args, ports, workdir, run))
-                    print(json.dumps(runs[-1]), flush=True)
+                for row in measure(kinds, clients, args, ports, counter, run):
+                    runs.append(row)
+                    print(json.dumps(row), flush=True)
     finally:
         for name in ("floor", "graphql", "products", "orders"):
             if name in services:
@@ -246,30 +274,43 @@ def main() -> int:
     return 0
 
 
-def measure(kind: str, clients: int, args: argparse.Namespace, ports: dict[str, int], workdir: Path,
-            run: int) -> dict:
-    uvloop.run(run_phase(kind, clients, args.warmup, ports))
-    before = {name: count_backend_requests(workdir / f"{name}.log") for name in ("products", "orders")}
-    started = time.perf_counter()
-    latencies, failures = uvloop.run(run_phase(kind, clients, args.seconds, ports))
-    elapsed = time.perf_counter() - started
-    time.sleep(0.3)  # let the last access lines reach the log files
-    after = {name: count_backend_requests(workdir / f"{name}.log") for name in ("products", "orders")}
-    latencies.sort()
-    backend_calls = sum(after[name] - before[name] for name in after)
-    return {
-        "kind": kind,
-        "clients": clients,
-        "run": run,
-        "queries": len(latencies),
-        "failed": len(failures),
-        "first_failure": failures[0] if failures else None,
-        "throughput_qps": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
-        "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
-        "backend_requests_per_query": round(backend_calls / (len(latencies) + len(failures)), 3),
-    }
+def measure(kinds: tuple[str, ...], clients: int, args: argparse.Namespace, ports: dict[str, int],
+            counter: BackendRequestCounter, run: int) -> list[dict]:
+    """One run at this client count: the paths take turns, a window each, in alternating
+    order, until each has been measured for args.seconds."""
+    windows = max(1, round(args.seconds / args.window))
+    window = args.seconds / windows
+    latencies: dict[str, list[float]] = {kind: [] for kind in kinds}
+    failures: dict[str, list[str]] = {kind: [] for kind in kinds}
+    queries_sent = dict.fromkeys(kinds, 0)
+    backend_requests = dict.fromkeys(kinds, 0)
+    for index in range(windows):
+        for kind in kinds if index % 2 == 0 else kinds[::-1]:
+            counter.new_requests()
+            measured, failed, sent = uvloop.run(run_phase(kind, clients, window, ports, warmup=args.warmup))
+            time.sleep(0.1)  # the backends write an access line right after each answer
+            backend_requests[kind] += counter.new_requests()
+            latencies[kind] += measured
+            failures[kind] += failed
+            queries_sent[kind] += sent
+    rows = []
+    for kind in kinds:
+        measured = sorted(latencies[kind])
+        rows.append({
+            "kind": kind,
+            "clients": clients,
+            "run": run,
+            "queries": len(measured),
+            "failed": len(failures[kind]),
+            "first_failure": failures[kind][0] if failures[kind] else None,
+            "throughput_qps": round(len(measured) / args.seconds, 1),
+            "p50_ms": round(percentile(measured, 0.50) * 1000, 2),
+            "p99_ms": round(percentile(measured, 0.99) * 1000, 2),
+            "mean_ms": round(statistics.fmean(measured) * 1000, 2),
+            # Warm-up queries included: every query costs the same backend requests.
+            "backend_requests_per_query": round(backend_requests[kind] / queries_sent[kind], 3),
+        })
+    return rows
 
 
 if __name__ == "__main__":
