@@ -216,4 +216,3 @@ async def playground() -> HTMLResponse:
 
 
 app = GraphQLPostFirst(service, graphql_view)
-
