@@ -136,6 +136,9 @@ REQUESTS = {
     "a backend failing unexpectedly (masked)": ("{ orders(first: 2) { totalCount } product(id: \"p001\") { id } }",
                                                 {"orders": Exploding("orders", [])}),
     "introspection": ("{ __schema { queryType { name } types { name kind } } }", {}),
+    "a fragment chain deeper than the limit": ("{ ...F0 } " + " ".join(
+        f"fragment F{index} on Query {{ ...F{index + 1} }}" for index in range(246)
+    ) + " fragment F246 on Query { __typename }", {}),
     "a mutation, which this schema has none of": ("mutation { nope }", {}),
 }
 
@@ -225,3 +228,14 @@ def test_an_exception_out_of_execution_is_an_error_result_masked_and_logged(monk
     assert answer["data"] is None and [error["message"] for error in answer["errors"]] == ["internal error"]
     assert "secret-host" not in repr(answer)
     assert any(line.startswith("ERROR resolver failed") and "secret-host" in line for line in logged)
+
+
+def test_a_check_that_fails_unexpectedly_leaves_the_request_to_strawberry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the check raises on the direct path, the request is not lost with it: Strawberry's
+    pipeline answers it (its extension runs the check on its own, here unbroken)."""
+    def broken(*args: Any) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(shop, "checked_document", broken)
+    assert went_through_strawberry(DIRECT, REPRESENTATIVE)
+    assert execute(DIRECT, REPRESENTATIVE) == execute(PIPELINE, REPRESENTATIVE)

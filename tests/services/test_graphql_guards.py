@@ -63,3 +63,44 @@ def test_the_checked_documents_are_bounded() -> None:
     assert len(guards._checked) == guards.MAX_CHECKED_DOCUMENTS
     kept = {id(entry[1]) for entry in guards._checked.values()}
     assert id(documents[0]) not in kept and id(documents[-1]) in kept
+
+
+def fragment_chain(length: int) -> str:
+    """An operation spreading F0, which spreads F1, ... down to F<length - 1>: `length` deep,
+    one field once expanded."""
+    return ("{ ...F0 } " + " ".join(f"fragment F{n} on Query {{ ...F{n + 1} }}" for n in range(length - 1))
+            + f" fragment F{length - 1} on Query {{ __typename }}")
+
+
+def nesting_of(document: str) -> int:
+    return guards.document_extent(parse(document), 3000, 50)[1]
+
+
+def test_fragment_nesting_is_measured_along_every_path() -> None:
+    assert nesting_of("{ orders { totalCount } }") == 0
+    assert nesting_of(fragment_chain(7)) == 7
+    # Through fields and inline fragments, and the deepest of two branches; a fragment reached
+    # again (memoised) still counts at its full height.
+    branches = parse("""{ orders { nodes { ... on Order { ...Short } } } ...Long }
+        fragment Short on Order { ...Leaf } fragment Long on Query { orders { nodes { ...Mid } } }
+        fragment Mid on Order { ...Short } fragment Leaf on Order { id }""")
+    assert guards.document_extent(branches, 3000, 50) == (6, 4)
+    # A cycle counts as nothing here (validation rejects it), and nothing stalls.
+    assert nesting_of("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }") == 2
+    assert nesting_of(fragment_chain(200)) == 51
+
+
+def test_fragments_nested_too_deep_are_refused_before_validation(monkeypatch) -> None:
+    assert guards.checked_document(GRAPHQL_SCHEMA, parse(fragment_chain(guards.MAX_FRAGMENT_NESTING)), RULES) == []
+    monkeypatch.setattr(guards, "validate_document", lambda *args: (_ for _ in ()).throw(AssertionError("validated")))
+    errors = guards.checked_document(GRAPHQL_SCHEMA, parse(fragment_chain(guards.MAX_FRAGMENT_NESTING + 1)), RULES)
+    assert [error.extensions["code"] for error in errors] == ["QUERY_TOO_COMPLEX"]
+    assert f"more than {guards.MAX_FRAGMENT_NESTING} deep" in errors[0].message
+
+
+def test_a_fragment_chain_under_the_token_limit_does_not_exhaust_the_stack() -> None:
+    """Strawberry's depth rule recurses a few frames per spread: 247 spreads in a chain (1987
+    tokens) raised RecursionError from validation, which the direct path answered with a 500."""
+    document = guards.parse_document(fragment_chain(248))
+    errors = guards.checked_document(GRAPHQL_SCHEMA, document, RULES)
+    assert [error.extensions["code"] for error in errors] == ["QUERY_TOO_COMPLEX"]

@@ -220,6 +220,7 @@ def test_an_unexpected_error_is_answered_and_raised_as_fastapi_does(monkeypatch:
 @pytest.mark.parametrize(("method", "path", "root_path"), [
     ("GET", "/graphql", ""), ("PUT", "/graphql", ""), ("POST", "/graphql/", ""), ("POST", "/healthz", ""),
     ("POST", "/graphql", "/shop"),  # under a root path (ASGI's path includes it)
+    ("POST", "", "/graphql"),  # "/" under the root path /graphql: FastAPI's 404
 ])
 @pytest.mark.usefixtures("backends")
 def test_every_other_request_is_fastapis(method: str, path: str, root_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,3 +235,35 @@ def test_every_other_request_is_fastapis(method: str, path: str, root_path: str,
     body = orjson.dumps({"query": "{ __typename }"})
     through(main.app, method, body, JSON_HEADERS, path=path, root_path=root_path)
     assert taken == [root_path + path]
+
+
+@pytest.mark.usefixtures("backends")
+def test_a_post_to_the_root_under_root_path_graphql_is_fastapis_404() -> None:
+    body = orjson.dumps({"query": "{ __typename }"})
+    direct = through(main.app, "POST", body, JSON_HEADERS, path="", root_path="/graphql")
+    assert direct == through(main.service, "POST", body, JSON_HEADERS, path="", root_path="/graphql")
+    assert direct[0] == 404
+
+
+@pytest.mark.usefixtures("backends")
+def test_a_document_that_once_exhausted_the_stack_is_a_graphql_error_not_a_500() -> None:
+    chain = ("{ ...F0 } " + " ".join(f"fragment F{n} on Query {{ ...F{n + 1} }}" for n in range(246))
+             + " fragment F246 on Query { __typename }")
+    status, _headers, answer, raised, _lines = through(main.app, "POST", orjson.dumps({"query": chain}), JSON_HEADERS)
+    assert (status, raised) == (200, None)
+    assert [error["extensions"]["code"] for error in orjson.loads(answer)["errors"]] == ["QUERY_TOO_COMPLEX"]
+
+
+def test_post_graphql_first_knows_every_middleware_and_error_handler_of_the_service() -> None:
+    """GraphQLPostFirst repeats the service's middleware for POST /graphql: one added to the
+    service only would silently not apply to it."""
+    from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
+    from service_kit.access_log import AccessLogMiddleware
+    from service_kit.errors import FieldError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    assert [middleware.cls for middleware in main.service.user_middleware] == [AccessLogMiddleware,
+                                                                               main.BodyLimitMiddleware]
+    # The 500 handler it uses, and the handlers of exceptions the view does not raise.
+    assert set(main.service.exception_handlers) == {Exception, StarletteHTTPException, RequestValidationError,
+                                                    WebSocketRequestValidationError, FieldError}

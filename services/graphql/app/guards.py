@@ -5,9 +5,12 @@ graphql-core's parser stops at MAX_TOKENS tokens. Strawberry's depth and alias r
 validation. Their walk follows every fragment spread on every path, though, so a short
 document whose fragments each spread the next one twice makes them (and graphql-core's rules)
 do 2**n steps: 40 fragments, well under the token limit, would stall the event loop for
-hours. checked_document first counts the selections the document expands to, in linear time
-with memoised fragments, and rejects oversized documents before any validation rule walks
-them; otherwise it runs the normal validation, cached per document.
+hours. The depth rule also recurses a few frames per spread, so a chain of about 250
+fragments, each spreading the next (still under the token limit), would exhaust Python's
+stack. checked_document first measures how deep fragments spread within each other and how
+many selections the document expands to, in linear time with memoised fragments, and rejects
+such documents before any validation rule walks them; otherwise it runs the normal
+validation, cached per document.
 
 RequestChecks is the Strawberry extension that parses and checks a request that way;
 ShopSchema (schema.py) calls the same two functions when it runs a query directly.
@@ -27,7 +30,6 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     GraphQLSchema,
-    InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
     parse,
@@ -42,58 +44,68 @@ MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
 MAX_EXPANDED_SELECTIONS = 3000
+MAX_FRAGMENT_NESTING = 50
 MAX_BODY_BYTES = 64 * 1024
 
 
-def expanded_selection_count(document: DocumentNode, cap: int) -> int:
-    """Fields in all operations once every fragment spread is inlined, stopping early above cap.
+def document_extent(document: DocumentNode, max_fields: int, max_nesting: int) -> tuple[int, int]:
+    """The fields in all operations once every fragment spread is inlined, and how deep spreads
+    go within each other (a spread of a fragment that spreads another is 2), each stopping
+    early above its cap (then cap + 1).
 
-    A fragment on a cycle counts as empty here; graphql-core's NoFragmentCycles rule
-    rejects such documents during the validation that follows.
+    A fragment on a cycle counts as empty here; graphql-core's NoFragmentCycles rule rejects
+    such documents during the validation that follows.
     """
     fragments = {
         definition.name.value: definition
         for definition in document.definitions
         if isinstance(definition, FragmentDefinitionNode)
     }
-    sizes: dict[str, int] = {}
+    known: dict[str, tuple[int, int]] = {}
     in_progress: set[str] = set()
 
-    def size_of_fragment(name: str) -> int:
-        if name in sizes:
-            return sizes[name]
+    def capped(fields: int, nesting: int) -> tuple[int, int]:
+        # Keeps the numbers small: a fragment bomb's true size has hundreds of digits.
+        return min(fields, max_fields + 1), min(nesting, max_nesting + 1)
+
+    def extent_of_fragment(name: str) -> tuple[int, int]:
+        if name in known:
+            return known[name]
         fragment = fragments.get(name)
         if fragment is None or name in in_progress:
-            return 0
+            return 0, 0
+        if len(in_progress) >= max_nesting:
+            return 0, max_nesting + 1  # deep enough to refuse: going on would only grow the stack
         in_progress.add(name)
-        size = size_of(fragment.selection_set)
+        fields, nesting = extent_of(fragment.selection_set)
         in_progress.discard(name)
-        sizes[name] = size
-        return size
+        known[name] = capped(fields, nesting + 1)
+        return known[name]
 
-    def size_of(selection_set: SelectionSetNode | None) -> int:
-        if selection_set is None:
-            return 0
-        total = 0
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                total += 1 + size_of(selection.selection_set)
-            elif isinstance(selection, InlineFragmentNode):
-                total += size_of(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode):
-                total += size_of_fragment(selection.name.value)
-            if total > cap:
-                # Keeps the numbers small: a fragment bomb's true size has hundreds of digits.
-                return cap + 1
-        return total
+    def extent_of(selection_set: SelectionSetNode | None) -> tuple[int, int]:
+        fields = nesting = 0
+        for selection in selection_set.selections if selection_set is not None else ():
+            if isinstance(selection, FragmentSpreadNode):
+                inner_fields, inner_nesting = extent_of_fragment(selection.name.value)
+            else:
+                inner_fields, inner_nesting = extent_of(selection.selection_set)
+                if isinstance(selection, FieldNode):
+                    inner_fields += 1
+            fields += inner_fields
+            nesting = max(nesting, inner_nesting)
+            if fields > max_fields or nesting > max_nesting:
+                break
+        return capped(fields, nesting)
 
-    total = 0
+    fields = nesting = 0
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
-            total += size_of(definition.selection_set)
-            if total > cap:
-                return cap + 1
-    return total
+            inner_fields, inner_nesting = extent_of(definition.selection_set)
+            fields += inner_fields
+            nesting = max(nesting, inner_nesting)
+            if fields > max_fields or nesting > max_nesting:
+                break
+    return capped(fields, nesting)
 
 
 # Strawberry's QueryDepthLimiter and MaxAliasesLimiter extensions build new rule classes
@@ -127,8 +139,8 @@ _checked_lock = threading.Lock()
 
 
 def checked_document(schema: GraphQLSchema, document: DocumentNode, rules: tuple) -> list[GraphQLError]:
-    """The errors of a parsed document: too large once its fragments are expanded, or what
-    validation with these rules finds. Parsed documents come from the parser cache, so a
+    """The errors of a parsed document: fragments nested too deep, too large once its fragments
+    are expanded, or what validation with these rules finds. Parsed documents come from the parser cache, so a
     repeated query is the same object and is checked once."""
     key = (id(schema), id(document), rules)
     with _checked_lock:
@@ -136,7 +148,14 @@ def checked_document(schema: GraphQLSchema, document: DocumentNode, rules: tuple
         if cached is not None:
             _checked.move_to_end(key)
             return cached[2]
-    if expanded_selection_count(document, MAX_EXPANDED_SELECTIONS) > MAX_EXPANDED_SELECTIONS:
+    fields, nesting = document_extent(document, MAX_EXPANDED_SELECTIONS, MAX_FRAGMENT_NESTING)
+    if nesting > MAX_FRAGMENT_NESTING:
+        errors = [GraphQLError(
+            f"document too complex: fragments spread within each other more than {MAX_FRAGMENT_NESTING} "
+            f"deep (allowed: {MAX_FRAGMENT_NESTING})",
+            extensions={"code": "QUERY_TOO_COMPLEX"},
+        )]
+    elif fields > MAX_EXPANDED_SELECTIONS:
         errors = [GraphQLError(
             f"document too large: more than {MAX_EXPANDED_SELECTIONS} fields once fragments "
             f"are expanded (allowed: {MAX_EXPANDED_SELECTIONS})",
