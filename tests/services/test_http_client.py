@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import uvloop
 
 GRAPHQL_SERVICE = Path(__file__).resolve().parents[2] / "services" / "graphql"
 if str(GRAPHQL_SERVICE) not in sys.path:
@@ -94,8 +95,16 @@ async def serving(handler: Handler) -> AsyncIterator[tuple[Server, HttpClient]]:
         await server.stop()
 
 
+LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+
+
+def run_on(loop: str, test: Callable[[], Awaitable[None]]) -> None:
+    """The test on that event loop, failing rather than hanging if it does not end in 20 s."""
+    (uvloop.run if loop == "uvloop" else asyncio.run)(asyncio.wait_for(test(), 20))
+
+
 def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 10))
+    run_on("asyncio", test)
 
 
 def test_sequential_calls_share_one_keep_alive_connection() -> None:

@@ -7,21 +7,12 @@ import asyncio
 import random
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
 
 import pytest
-import uvloop
 
-from tests.services.test_http_client import Server, _self_signed_certificate, ok, serving
+from tests.services.test_http_client import LOOPS, Server, _self_signed_certificate, ok, run_on, serving
 from app import http_client
 from app.http_client import HttpClient, HttpError, Origin
-
-LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-
-
-def run_on(loop: str, test: Callable[[], Awaitable[None]]) -> None:
-    (uvloop.run if loop == "uvloop" else asyncio.run)(asyncio.wait_for(test(), 20))
-
 
 @LOOPS
 @pytest.mark.parametrize("raw", [

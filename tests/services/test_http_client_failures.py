@@ -17,17 +17,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 import uvloop
 
-from tests.services.test_http_client import Server, ok, serving
+from tests.services.test_http_client import LOOPS, Server, ok, run_on, serving
 from app import http_client
 from app.http_client import HttpClient, HttpError, Origin
-
-LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-
-
-def run_on(loop: str, test: Callable[[], Awaitable[None]]) -> None:
-    runner = uvloop.run if loop == "uvloop" else asyncio.run
-    runner(asyncio.wait_for(test(), 10))
-
 
 def run_without_the_collector(loop: str, test: Callable[[], Awaitable[None]]) -> None:
     """Only the test's own gc.collect() may run, so what stays alive is what references keep."""

@@ -24,9 +24,9 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
-    OperationDefinitionNode,
     SelectionSetNode,
     execute,
+    get_operation_ast,
 )
 from graphql.execution.middleware import MiddlewareManager
 from strawberry.dataloader import AbstractCache, DataLoader
@@ -479,7 +479,7 @@ class ShopSchema(strawberry.Schema):
             document = parse_document(query)
         except GraphQLError:
             return None
-        operation = _operation_of(document, operation_name)
+        operation = get_operation_ast(document, operation_name)  # the one graphql-core would run
         if operation is None:
             return None
         operation_type = OperationType(operation.operation.value)
@@ -505,17 +505,6 @@ class ShopSchema(strawberry.Schema):
             error.__traceback__ = None
             if error.original_error is not None:
                 error.original_error.__traceback__ = None
-
-
-def _operation_of(document: Any, operation_name: str | None) -> OperationDefinitionNode | None:
-    """The operation graphql-core would run: the named one, or the only one."""
-    operations = [definition for definition in document.definitions if isinstance(definition, OperationDefinitionNode)]
-    if operation_name is None:
-        return operations[0] if len(operations) == 1 else None
-    for operation in operations:
-        if operation.name is not None and operation.name.value == operation_name:
-            return operation
-    return None
 
 
 def build_schema(execution_context_class: type | None = PlannedExecutionContext) -> ShopSchema:
