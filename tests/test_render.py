@@ -1,10 +1,8 @@
 """The offline render itself: what it writes, how it fails."""
 
 import ast
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -219,7 +219,6 @@ def test_stale_tagging_api_entries_are_confirmed_with_describe_calls(aws, capsys
 
 
 def test_eks_cluster_left_is_billable(aws, capsys):
-    ec2 = aws.client("ec2")
     vpc, subnets = make_network(aws)
     role = "arn:aws:iam::123456789012:role/eks"
     aws.client("eks").create_cluster(name="alpha-pr-12", roleArn=role, resourcesVpcConfig={"subnetIds": subnets},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import copy
-from pathlib import Path
 
 import pytest
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
