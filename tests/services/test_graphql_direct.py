@@ -18,6 +18,7 @@ from tests.services.services_testkit import ORDERS_DATA, PRODUCTS_DATA
 from tests.services.test_graphql_execution import QUERIES, REPRESENTATIVE, FakeBackend, _with_totals
 
 from app import schema as shop  # noqa: E402 - on sys.path through test_graphql_execution
+from app.compiled import QueryCompiler
 from app.guards import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 
 DIRECT = shop.build_schema()
@@ -224,10 +225,29 @@ def test_an_exception_out_of_execution_is_an_error_result_masked_and_logged(monk
         raise RuntimeError("planner state at secret-host.internal")
 
     monkeypatch.setattr(shop, "execute", broken)
-    answer, logged = execute(DIRECT, REPRESENTATIVE)
+    # A query the service would compile runs on graphql-core here: this is about that path.
+    answer, logged = execute(shop.build_schema(compile_queries=False), REPRESENTATIVE)
     assert answer["data"] is None and [error["message"] for error in answer["errors"]] == ["internal error"]
     assert "secret-host" not in repr(answer)
     assert any(line.startswith("ERROR resolver failed") and "secret-host" in line for line in logged)
+
+
+@pytest.mark.parametrize("stage", ["compile", "run"])
+def test_a_compiled_query_that_fails_unexpectedly_is_answered_by_graphql_core(stage: str,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the query compiler (app/compiled.py) costs the client nothing: graphql-core
+    answers, with the backends' answers the compiled attempt got (nothing is asked twice)."""
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("compiler state")
+
+    monkeypatch.setattr(QueryCompiler, "_compile" if stage == "compile" else "_fill_products", broken)
+    orders = FakeBackend("orders", _with_totals(ORDERS_DATA))
+    answer, logged = execute(shop.build_schema(), REPRESENTATIVE, orders=orders)
+    assert answer == execute(PIPELINE, REPRESENTATIVE)[0]
+    assert "errors" not in answer
+    assert len(orders.calls) == 1
+    if stage == "compile":
+        assert any(line.startswith("ERROR compiling a query failed") for line in logged)
 
 
 def test_a_check_that_fails_unexpectedly_leaves_the_request_to_strawberry(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,9 @@
-"""The planned execution (app/execution.py) against graphql-core's own, in process.
+"""The compiled queries (app/compiled.py) and the planned execution (app/execution.py) against
+graphql-core's own, in process.
 
-Every query runs twice over the same backend answers: once with the service's schema and
-once with the same schema on Strawberry's default executor. Data, errors, error paths and
+Every query runs three times over the same backend answers: with the service's schema, with it
+not compiling queries (so on the planned execution), and with the same schema on Strawberry's
+default executor. Data, errors, error paths and
 locations must be identical, for normal answers and for the answers that make the fast
 path hand an object back to graphql-core (errors, nulls in non-null fields, values a
 scalar cannot represent, a failed products batch).
@@ -31,14 +33,16 @@ for path in (GRAPHQL_SERVICE, COMMON):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from app import execution  # noqa: E402
+from app import compiled, execution  # noqa: E402
+from app import schema as schema_module  # noqa: E402
 from app.backends import BackendUnavailable  # noqa: E402
 from app.schema import ShopContext, build_schema  # noqa: E402
 
 assert Path(execution.__file__).is_relative_to(GRAPHQL_SERVICE), "another service's `app` package was imported"
 
-PLANNED = build_schema()
-REFERENCE = build_schema(execution_context_class=None)
+COMPILED = build_schema()  # the service's
+PLANNED = build_schema(compile_queries=False)
+REFERENCE = build_schema(execution_context_class=None, compile_queries=False)
 
 
 def _with_totals(orders: list[dict]) -> list[dict]:
@@ -50,12 +54,14 @@ def _with_totals(orders: list[dict]) -> list[dict]:
 class FakeBackend:
     """Answers like the products or orders service, from the shipped data, in process."""
 
-    def __init__(self, name: str, records: list[dict], fail: bool = False) -> None:
+    def __init__(self, name: str, records: list[dict], fail: bool = False, calls: list | None = None) -> None:
         self.name = name
         self.records = records
         self.fail = fail
+        self.calls = [] if calls is None else calls
 
     async def get(self, path: str, params: dict, headers: dict) -> dict:
+        self.calls.append((self.name, path, tuple(sorted(params.items()))))
         await asyncio.sleep(0)
         if self.fail:
             raise BackendUnavailable(self.name, "connection failed")
@@ -71,9 +77,13 @@ class FakeBackend:
 
 
 def run(schema: strawberry.Schema, query: str, variables: dict | None, products: list[dict], orders: list[dict],
-        products_fail: bool = False) -> tuple[Any, list[tuple]]:
+        products_fail: bool = False, calls: list | None = None) -> tuple[Any, list[tuple]]:
+    """The data and errors; each backend call is appended to `calls`."""
+    calls = [] if calls is None else calls
+
     async def execute() -> Any:
-        context = ShopContext(FakeBackend("products", products, products_fail), FakeBackend("orders", orders), {})
+        context = ShopContext(FakeBackend("products", products, products_fail, calls),
+                              FakeBackend("orders", orders, calls=calls), {})
         return await schema.execute(query, variable_values=variables, context_value=context)
 
     result = asyncio.run(execute())
@@ -86,10 +96,14 @@ def assert_same(query: str, variables: dict | None = None, products: list[dict] 
                 orders: list[dict] | None = None, products_fail: bool = False) -> tuple[Any, list[tuple]]:
     products = PRODUCTS_DATA if products is None else products
     orders = _with_totals(ORDERS_DATA) if orders is None else orders
-    planned = run(PLANNED, query, variables, products, orders, products_fail)
-    reference = run(REFERENCE, query, variables, products, orders, products_fail)
-    assert planned == reference
-    return planned
+    calls: dict[str, list] = {"reference": [], "planned": [], "compiled": []}
+    reference = run(REFERENCE, query, variables, products, orders, products_fail, calls["reference"])
+    assert run(PLANNED, query, variables, products, orders, products_fail, calls["planned"]) == reference
+    assert run(COMPILED, query, variables, products, orders, products_fail, calls["compiled"]) == reference
+    # The same backend calls, each once: a compiled query that gives up has graphql-core
+    # answer from what the backends already said.
+    assert sorted(calls["compiled"]) == sorted(calls["planned"]) == sorted(calls["reference"])
+    return reference
 
 
 # The benchmark's query: the fast path must hold for exactly what is measured.
@@ -161,7 +175,32 @@ BREAKAGES: dict[str, Callable[[list[dict], list[dict]], None]] = {
     "null in a non-null order field": lambda products, orders: orders[0].update(status=None),
     "a list field holding a string": lambda products, orders: orders[0].update(items="not a list"),
     "a product that no longer exists": lambda products, orders: products.remove(_product_of_first_item(products, orders)),
+    # What the resolvers read of every record, selected or not (schema.order_from), and values
+    # graphql-core would coerce rather than pass: a compiled query must give up on each.
+    "an order record without a field": lambda products, orders: orders[0].pop("currency"),
+    "an item without its unit price": lambda products, orders: orders[1]["items"][0].pop("unit_price"),
+    "a date that does not parse": lambda products, orders: orders[0].update(created_at="yesterday"),
+    "a boolean in an Int field": lambda products, orders: orders[0]["items"][0].update(quantity=True),
+    "a number in a Decimal field": lambda products, orders: orders[0].update(total=12.5),
+    "a number in an ID field": lambda products, orders: orders[0].update(customer_id=17),
 }
+
+# Arguments and variables the resolvers or graphql-core reject: their errors, not a compiled answer.
+REJECTED_QUERIES = {
+    "first out of range": ("{ orders(first: 0) { nodes { id } } }", None),
+    "a malformed customer id": ('{ orders(customerId: "no spaces") { nodes { id } } }', None),
+    "an empty cursor": ('{ orders(after: "") { nodes { id } } }', None),
+    "first from a variable out of range": ("query($n: Int!) { orders(first: $n) { nodes { id } } }", {"n": 500}),
+    "a variable of the wrong type": ("query($n: Int!) { orders(first: $n) { nodes { id } } }", {"n": "many"}),
+    "a missing variable": ("query($n: Int!) { orders(first: $n) { nodes { id } } }", {}),
+}
+
+
+@pytest.mark.parametrize("name", REJECTED_QUERIES)
+def test_rejected_arguments_get_graphql_cores_errors(name: str) -> None:
+    query, variables = REJECTED_QUERIES[name]
+    data, errors = assert_same(query, variables)
+    assert errors
 
 
 @pytest.mark.parametrize("breakage", BREAKAGES)
@@ -177,7 +216,8 @@ def test_planned_execution_matches_graphql_core_on_broken_records(query: str, br
         assert broken != unbroken
 
 
-def _count_field_executions(schema: strawberry.Schema, query: str) -> int:
+def field_executions(action: Callable[[], object]) -> int:
+    """How many fields graphql-core's executor resolves during `action`."""
     calls = 0
     original = graphql_executor.Executor.execute_field
 
@@ -188,10 +228,76 @@ def _count_field_executions(schema: strawberry.Schema, query: str) -> int:
 
     graphql_executor.Executor.execute_field = counting  # type: ignore[method-assign]
     try:
-        run(schema, query, None, PRODUCTS_DATA, _with_totals(ORDERS_DATA))
+        action()
     finally:
         graphql_executor.Executor.execute_field = original  # type: ignore[method-assign]
     return calls
+
+
+def _count_field_executions(schema: strawberry.Schema, query: str, variables: dict | None = None) -> int:
+    return field_executions(lambda: run(schema, query, variables, PRODUCTS_DATA, _with_totals(ORDERS_DATA)))
+
+
+COMPILABLE = {
+    "representative": REPRESENTATIVE,
+    "aliases, typenames, fragments and directives": """
+        query($withItems: Boolean!) { page: orders(first: 5) { ...Page } }
+        fragment Page on OrderConnection { __typename totalCount pageInfo { hasNextPage endCursor }
+            nodes { ref: id ... on Order { status } items @include(if: $withItems) { quantity product { __typename id } } } }""",
+    "arguments from variables": """query($n: Int!, $c: ID) { orders(first: $n, customerId: $c) { nodes { id } } }""",
+    "an item's product selected twice": """
+        { orders(first: 6) { nodes { items { a: product { id } b: product { name price } } } } }""",
+}
+NOT_COMPILABLE = {
+    "another root field": "{ products(first: 5) { nodes { id } } }",
+    "two root fields": "{ orders(first: 2) { nodes { id } } order(id: \"o0001\") { id } }",
+    "a root __typename": "{ __typename orders(first: 2) { nodes { id } } }",
+}
+
+
+@pytest.mark.parametrize("name", COMPILABLE)
+def test_a_compiled_query_skips_graphql_core_execution(name: str) -> None:
+    variables = {"withItems": True, "n": 3, "c": "c010"}
+    assert _count_field_executions(COMPILED, COMPILABLE[name], variables) == 0
+    assert_same(COMPILABLE[name], variables)
+
+
+@pytest.mark.parametrize("name", NOT_COMPILABLE)
+def test_other_queries_run_on_graphql_core(name: str) -> None:
+    assert _count_field_executions(COMPILED, NOT_COMPILABLE[name]) > 0
+    assert_same(NOT_COMPILABLE[name])
+
+
+def test_field_recipes_cover_the_compiled_types_exactly() -> None:
+    # A field added to one of these types without a recipe would only make its queries slower
+    # (not compiled); a recipe must read a field that exists, with a kind that fits its type.
+    expected_kinds = {"String!": {"str"}, "ID!": {"str"}, "Decimal!": {"str"}, "Int!": {"int"},
+                      "DateTime!": {"datetime"}, "Boolean!": {"bool"}, "String": {"str?"}, "Product": {"product"}}
+    graphql_schema = COMPILED._schema
+    for type_name, recipes in compiled.FIELD_RECIPES.items():
+        object_type = graphql_schema.get_type(type_name)
+        assert set(recipes) == set(object_type.fields), type_name
+        for field_name, (kind, _read, target) in recipes.items():
+            field_type = str(object_type.fields[field_name].type)
+            if kind == "list":
+                assert field_type == f"[{target}!]!", (type_name, field_name)
+            elif kind == "object":
+                assert field_type == f"{target}!", (type_name, field_name)
+            else:
+                assert kind in expected_kinds[field_type], (type_name, field_name, field_type)
+
+
+def test_the_record_keys_are_what_order_from_reads() -> None:
+    record = {key: value for key, value in _with_totals(ORDERS_DATA)[0].items() if key in schema_module.ORDER_KEYS}
+    record["items"] = [{key: item[key] for key in schema_module.ORDER_ITEM_KEYS} for item in record["items"]]
+    schema_module.order_from(record, None)  # these keys are enough
+    for key in schema_module.ORDER_KEYS:
+        with pytest.raises(KeyError):
+            schema_module.order_from({name: value for name, value in record.items() if name != key}, None)
+    for key in schema_module.ORDER_ITEM_KEYS:
+        items = [{name: value for name, value in item.items() if name != key} for item in record["items"]]
+        with pytest.raises(KeyError):
+            schema_module.order_from({**record, "items": items}, None)
 
 
 def test_plain_subtrees_skip_graphql_core_per_field_work() -> None:

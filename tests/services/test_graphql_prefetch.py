@@ -12,6 +12,7 @@ import pytest
 from graphql import FieldNode, FragmentDefinitionNode, OperationDefinitionNode, parse
 
 from tests.services.services_testkit import ORDERS_DATA, PRODUCTS_DATA
+from tests.services.test_graphql_execution import field_executions
 
 GRAPHQL_SERVICE = Path(__file__).resolve().parents[2] / "services" / "graphql"
 for path in (GRAPHQL_SERVICE, GRAPHQL_SERVICE.parent / "common"):
@@ -158,12 +159,12 @@ class RecordingBackend:
         return {"items": page, "total": len(records), "next_cursor": None}
 
 
-def execute(query: str, events: list[str], products_fail: bool = False) -> dict:
+def execute(query: str, events: list[str], products_fail: bool = False, schema: shop.ShopSchema | None = None) -> dict:
     async def scenario() -> dict:
         orders = [{**order, "total": "0"} for order in ORDERS_DATA]
         context = shop.ShopContext(RecordingBackend("products", PRODUCTS_DATA, events, products_fail),
                                    RecordingBackend("orders", orders, events), {})
-        result = await shop.schema.execute(query, context_value=context)
+        result = await (schema or shop.schema).execute(query, context_value=context)
         return {"data": result.data, "errors": [error.message for error in result.errors or []]}
 
     return asyncio.run(scenario())
@@ -178,7 +179,8 @@ def test_the_products_request_is_sent_before_the_page_is_built(monkeypatch: pyte
         return building(record, *args)
 
     monkeypatch.setattr(shop, "order_from", recorded_order_from)
-    result = execute("{ orders(first: 3) { nodes { id items { product { id } } } } }", events)
+    result = execute("{ orders(first: 3) { nodes { id items { product { id } } } } }", events,
+                     schema=shop.build_schema(compile_queries=False))
     assert result["errors"] == []
     wanted = list(dict.fromkeys(item["product_id"] for order in ORDERS_DATA[:3] for item in order["items"]))
     assert events == ["orders asked", f"products asked {','.join(wanted)}", "page built"]
@@ -199,13 +201,49 @@ def test_the_page_is_completed_while_its_products_are_fetched(monkeypatch: pytes
         return read(self)
 
     monkeypatch.setattr(shop.PageProduct, "result", recorded_read)
-    result = execute("{ orders(first: 5) { nodes { id status items { quantity product { id name } } } } }", events)
+    result = execute("{ orders(first: 5) { nodes { id status items { quantity product { id name } } } } }", events,
+                     schema=shop.build_schema(compile_queries=False))
     assert result["errors"] == []
     items = sum(len(order["items"]) for order in ORDERS_DATA[:5])
     assert reads == [True] * items
     names = {record["id"]: record["name"] for record in PRODUCTS_DATA}
     assert [item["product"]["name"] for node in result["data"]["orders"]["nodes"] for item in node["items"]] == [
         names[item["product_id"]] for order in ORDERS_DATA[:5] for item in order["items"]]
+
+
+def test_a_compiled_query_builds_its_page_while_the_products_are_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The compiled query (app/compiled.py) sends the products request, builds the page, and
+    # only then waits for the products: each item's product field is filled in afterwards.
+    query = "{ orders(first: 3) { nodes { id items { product { id name } } } } }"
+    schema = shop.build_schema()
+    execute(query, [], schema=schema)  # compiled, and kept
+    (document, compiled_query), = schema._compiler._compiled.values()  # type: ignore[union-attr]
+    events: list[str] = []
+    build_page = compiled_query.build_page
+
+    def recorded_build_page(page: dict, pending: list) -> dict:
+        events.append("page built")
+        return build_page(page, pending)
+
+    answered = RecordingBackend.get
+
+    async def recorded_get(self: RecordingBackend, path: str, params: dict, headers: dict) -> dict:
+        answer = await answered(self, path, params, headers)
+        events.append(f"{self.name} answered")
+        return answer
+
+    monkeypatch.setattr(compiled_query, "build_page", recorded_build_page)
+    monkeypatch.setattr(RecordingBackend, "get", recorded_get)
+    fields_executed = field_executions(lambda: execute(query, events, schema=schema))
+    wanted = list(dict.fromkeys(item["product_id"] for order in ORDERS_DATA[:3] for item in order["items"]))
+    assert events == ["orders asked", "orders answered", f"products asked {','.join(wanted)}", "page built",
+                      "products answered"]
+    assert fields_executed == 0  # compiled: graphql-core executed nothing
+    result = execute(query, [], schema=schema)
+    names = {record["id"]: record["name"] for record in PRODUCTS_DATA}
+    assert result["errors"] == []
+    assert [item["product"]["name"] for node in result["data"]["orders"]["nodes"] for item in node["items"]] == [
+        names[item["product_id"]] for order in ORDERS_DATA[:3] for item in order["items"]]
 
 
 def test_products_already_loaded_in_the_query_are_not_asked_for_again() -> None:

@@ -39,7 +39,7 @@ import keyword
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, time
 from decimal import Decimal
 from operator import attrgetter
@@ -52,6 +52,7 @@ from graphql import (
     GRAPHQL_MIN_INT,
     DirectiveNode,
     ExperimentalIncrementalExecutionResults,
+    FragmentDefinitionNode,
     GraphQLError,
     GraphQLField,
     GraphQLID,
@@ -267,7 +268,8 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         with self._cache_lock:
             cached = cache.get(id(self.operation))
         if cached is None:
-            cached = (self.operation, _variables_in_directives(self.operation, self.fragments))
+            cached = (self.operation, variables_in_directives(
+                self.operation, [details.definition for details in self.fragments.values()]))
             with self._cache_lock:
                 cache[id(self.operation)] = cached
                 while len(cache) > MAX_CACHED_PLANS:
@@ -396,7 +398,7 @@ def _leaf_plan(leaf_type: Any, non_null: bool, is_awaitable: Callable[[Any], boo
     return complete_leaf
 
 
-def _variables_in_directives(operation: OperationDefinitionNode, fragments: dict[str, Any]) -> tuple[str, ...]:
+def variables_in_directives(operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]) -> tuple[str, ...]:
     names: set[str] = set()
 
     class Finder(Visitor):
@@ -408,8 +410,8 @@ def _variables_in_directives(operation: OperationDefinitionNode, fragments: dict
                     names.add(argument.value.name.value)
 
     visit(operation, Finder())
-    for fragment in fragments.values():
-        visit(fragment.definition, Finder())
+    for fragment in fragments:
+        visit(fragment, Finder())
     return tuple(sorted(names))
 
 

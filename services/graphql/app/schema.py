@@ -37,6 +37,7 @@ from strawberry.types import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.backends import Backend, BadArgument, ShopError, answer_of
+from app.compiled import QueryCompiler, Recording, ShopModel
 from app.execution import SIDE_EFFECT_FREE, PlannedExecutionContext, register_settling_type
 from app.guards import VALIDATION_RULES, RequestChecks, checked_document, parse_document
 from service_kit.collection import ID_PATTERN, MAX_IDS
@@ -145,6 +146,11 @@ class OrderConnection:
 def product_from(record: dict) -> Product:
     return Product(id=record["id"], name=record["name"], description=record["description"],
                    price=record["price"], currency=record["currency"], stock=record["stock"])
+
+
+# What order_from reads of an order record and of each item: app/compiled.py checks these.
+ORDER_KEYS = frozenset({"id", "customer_id", "status", "created_at", "currency", "total", "items"})
+ORDER_ITEM_KEYS = frozenset({"product_id", "quantity", "unit_price"})
 
 
 def order_from(record: dict, product_loader: DataLoader, page_products: asyncio.Future | None = None) -> Order:
@@ -328,6 +334,16 @@ def selects_item_products(field_nodes: Sequence[FieldNode], fragments: Mapping[s
     return any(search(node.selection_set, False, frozenset()) for node in field_nodes)
 
 
+def orders_params(customer_id: str | None, first: int, after: str | None) -> dict[str, str | int]:
+    """The orders call's query parameters for these arguments, or BadArgument."""
+    params = _check_page_arguments(first, after)
+    if customer_id is not None:
+        if not ID_PATTERN.match(customer_id):
+            raise BadArgument("customerId", "letters, digits, '-' or '_', at most 64")
+        params["customer_id"] = customer_id
+    return params
+
+
 def _check_page_arguments(first: int, after: str | None) -> dict[str, str | int]:
     if not 1 <= first <= MAX_PAGE_SIZE:
         raise BadArgument("first", f"must be between 1 and {MAX_PAGE_SIZE}, got {first}")
@@ -361,12 +377,7 @@ class Query:
         self, info: strawberry.Info, customer_id: strawberry.ID | None = None, first: int = 20, after: str | None = None
     ) -> OrderConnection | None:
         context: ShopContext = info.context
-        params = _check_page_arguments(first, after)
-        if customer_id is not None:
-            if not ID_PATTERN.match(customer_id):
-                raise BadArgument("customerId", "letters, digits, '-' or '_', at most 64")
-            params["customer_id"] = customer_id
-        page = await context.orders.get("/orders", params, context.trace_headers)
+        page = await context.orders.get("/orders", orders_params(customer_id, first, after), context.trace_headers)
         page_products: asyncio.Future | None = None
         if selects_item_products(info._raw_info.field_nodes, info._raw_info.fragments):
             with answer_of(context.orders.name):
@@ -433,11 +444,12 @@ class ShopSchema(strawberry.Schema):
     extensions, directives or incremental delivery, which this path knows nothing of.
     tests/services/test_graphql_direct.py holds the two to the same results."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, compile_queries: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._runs_directly = (tuple(self.extensions) == REQUEST_EXTENSIONS and not self.directives
                                and not self.config.enable_experimental_incremental_execution)
         self._masking = MaskUnexpectedErrors()
+        self._compiler = QueryCompiler(self._schema, SHOP_MODEL) if compile_queries and self._runs_directly else None
 
     async def execute(  # noqa: PLR0913, PLR0917 - Strawberry's signature
         self,
@@ -453,6 +465,11 @@ class ShopSchema(strawberry.Schema):
         if document is None:
             return await super().execute(query, variable_values, context_value, root_value, operation_name,
                                          allowed_operation_types, operation_extensions)
+        if self._compiler is not None and type(context_value) is ShopContext:
+            answered = await self._run_compiled(document, operation_name, variable_values, context_value)
+            if type(answered) is StrawberryExecutionResult:
+                return answered
+            context_value = answered
         try:
             result = execute(self._schema, document, root_value=root_value, context_value=context_value,
                              variable_values=variable_values, operation_name=operation_name,
@@ -468,6 +485,30 @@ class ShopSchema(strawberry.Schema):
             self._process_errors(errors)
             errors = self._masking.masked(errors)
         return StrawberryExecutionResult(data=result.data, errors=errors, extensions={})
+
+    async def _run_compiled(self, document: Any, operation_name: str | None, variable_values: dict[str, Any] | None,
+                            context: ShopContext) -> StrawberryExecutionResult | ShopContext:
+        """The result of the compiled query (app/compiled.py), or the context to run the query
+        with on graphql-core: the given one, or one whose backends give again what they gave
+        the compiled attempt."""
+        compiler: QueryCompiler = self._compiler  # type: ignore[assignment]
+        operation = get_operation_ast(document, operation_name)
+        try:
+            variables = compiler.variable_values(operation, variable_values)  # type: ignore[arg-type]
+            compiled = compiler.compiled(document, operation, variables, variable_values)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - graphql-core answers what the compiler cannot take
+            return context
+        if compiled is None:
+            return context
+        attempt = ShopContext(Recording(context.products), Recording(context.orders), context.trace_headers)
+        try:
+            data = await compiler.run(compiled, attempt, variables)
+        except Exception as irregular:  # noqa: BLE001 - graphql-core answers it, errors and all
+            irregular.__traceback__ = None  # its frames hold the attempt, which may hold it
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("compiled query handed to graphql-core: %s", type(irregular).__name__)
+            return ShopContext(attempt.products, attempt.orders, context.trace_headers)
+        return StrawberryExecutionResult(data=data, errors=None, extensions={})
 
     def _direct_document(self, query: str | None, operation_name: str | None,
                          allowed_operation_types: Iterable[OperationType] | None) -> Any:
@@ -507,11 +548,16 @@ class ShopSchema(strawberry.Schema):
                 error.original_error.__traceback__ = None
 
 
-def build_schema(execution_context_class: type | None = PlannedExecutionContext) -> ShopSchema:
-    """The service's schema. Tests build it with execution_context_class=None too, to
-    compare the planned execution with graphql-core's own."""
+SHOP_MODEL = ShopModel(orders_params=orders_params, order_keys=ORDER_KEYS, order_item_keys=ORDER_ITEM_KEYS,
+                       product_class=Product, fetch_products=_fetch_products, selects_item_products=selects_item_products)
+
+
+def build_schema(execution_context_class: type | None = PlannedExecutionContext, compile_queries: bool = True) -> ShopSchema:
+    """The service's schema. Tests build it with execution_context_class=None and
+    compile_queries=False too, to compare the compiled queries and the planned execution with
+    graphql-core's own."""
     return ShopSchema(query=Query, execution_context_class=execution_context_class,
-                      extensions=list(REQUEST_EXTENSIONS))
+                      extensions=list(REQUEST_EXTENSIONS), compile_queries=compile_queries)
 
 
 schema = build_schema()

@@ -1,0 +1,390 @@
+"""Queries of one `orders` page compiled to Python: the orders JSON read straight into the response.
+
+graphql-core executes a query field by field, and before that the resolvers build an object per
+record; for a page of 20 orders with their items' products that was most of the service's CPU per
+query (docs/services.md, Execution). A query whose only root field is `orders`, selecting fields
+without arguments below it (fragments, aliases, __typename, @include and @skip allowed), is compiled
+once per document, operation and values of the variables its directives read, into a function
+per selected type that builds the response's dicts from the orders service's records in
+straight-line code. It makes the calls the resolvers make (the orders page, then the page's
+products through the product loader's batch function), with the arguments checked by the same
+function.
+
+It answers only when everything is regular. A bad argument, a backend error, a record the
+resolvers would reject (any key they read missing, a date that does not parse) or a value the
+schema's types would not pass unchanged (a null, a number where a string belongs) makes it give
+up, and the query runs on graphql-core as before, over the answers the backends already gave
+(replayed, so no backend is asked twice). So every error, null and path in a response is still
+graphql-core's; tests/services/test_graphql_execution.py holds the two to the same answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    Undefined,
+)
+from graphql.execution import Executor
+from graphql.execution.collect_fields import collect_fields
+from graphql.execution.values import get_argument_values, get_variable_values
+
+from app.execution import MAX_CACHED_PLANS, variables_in_directives
+
+logger = logging.getLogger("graphql.compiled")
+
+# What a field of a compiled type reads from its source, and what the value must be to go into
+# the response unchanged (graphql-core's serialization would give it back as it is):
+#   "str"      a str (String!, ID!, and Decimal!, whose Strawberry scalar serializes with str())
+#   "int"      an int, not a bool, in GraphQL's 32-bit range (Int!)
+#   "datetime" a str that datetime.fromisoformat reads, answered as its isoformat() (DateTime!)
+#   "bool"     a bool (Boolean!)
+#   "str?"     a str or None (String)
+#   "list"     a list of records of the named type ([T!]!)
+#   "object"   the source itself, as the named type (T!)
+#   "product"  the product of the item's product_id from the page's products fetch (Product)
+# The source is a record of the orders service's JSON, except Product: objects built by
+# schema.product_from, as the product loader keeps them.
+FIELD_RECIPES: dict[str, dict[str, tuple[str, str, str | None]]] = {
+    "OrderConnection": {
+        "nodes": ("list", 'source["items"]', "Order"),
+        "pageInfo": ("object", "source", "PageInfo"),
+        "totalCount": ("int", 'int(source["total"])', None),
+    },
+    "PageInfo": {
+        "hasNextPage": ("bool", 'source["next_cursor"] is not None', None),
+        "endCursor": ("str?", 'source["next_cursor"]', None),
+    },
+    "Order": {
+        "id": ("str", 'source["id"]', None),
+        "customerId": ("str", 'source["customer_id"]', None),
+        "status": ("str", 'source["status"]', None),
+        "createdAt": ("datetime", 'source["created_at"]', None),
+        "currency": ("str", 'source["currency"]', None),
+        "total": ("str", 'source["total"]', None),
+        "items": ("list", 'source["items"]', "OrderItem"),
+    },
+    "OrderItem": {
+        "productId": ("str", 'source["product_id"]', None),
+        "quantity": ("int", 'source["quantity"]', None),
+        "unitPrice": ("str", 'source["unit_price"]', None),
+        "product": ("product", 'source["product_id"]', "Product"),
+    },
+    "Product": {
+        "id": ("str", "source.id", None),
+        "name": ("str", "source.name", None),
+        "description": ("str", "source.description", None),
+        "price": ("str", "source.price", None),
+        "currency": ("str", "source.currency", None),
+        "stock": ("int", "source.stock", None),
+    },
+}
+ROOT_FIELD = "orders"
+ROOT_TYPE = "OrderConnection"
+
+
+class Irregular(Exception):
+    """The query needs graphql-core's execution: something here is not the common case."""
+
+
+# The builders list each item's product field as (the item's dict, the field's response key,
+# the product id, the builder of that field's selection), to be filled once the page's products
+# have arrived.
+Build = Callable[[Any, list], Any]
+Pending = tuple[dict[str, Any], str, str, Build]
+
+
+class CompiledQuery:
+    """One operation's `orders` field, compiled for one set of directive variable values."""
+
+    def __init__(self, document: DocumentNode, operation: OperationDefinitionNode, response_key: str,
+                 field_def: Any, field_node: Any, build_page: Build, fetches_products: bool) -> None:
+        self.document = document  # keeps the nodes alive: the cache is keyed by their ids
+        self.operation = operation
+        self.response_key = response_key
+        self.field_def = field_def
+        self.field_node = field_node
+        self.build_page = build_page
+        self.fetches_products = fetches_products
+
+
+class ShopModel(NamedTuple):
+    """What the compiled queries share with the resolvers (app/schema.py), so that both read the
+    backends the same way."""
+
+    orders_params: Callable[[str | None, int, str | None], dict]  # the orders call's parameters, or BadArgument
+    order_keys: frozenset[str]  # what schema.order_from reads of an order record
+    order_item_keys: frozenset[str]  # ... and of each of its items
+    product_class: type  # what the product loader holds for a product
+    fetch_products: Callable[[Any, list[str]], Any]  # a page's products, with the product loader
+    selects_item_products: Callable[[Any, Mapping[str, FragmentDefinitionNode]], bool]
+
+
+class QueryCompiler:
+    """Compiled queries of one schema, kept like the plans of app/execution.py."""
+
+    def __init__(self, schema: GraphQLSchema, shop: ShopModel) -> None:
+        self.schema = schema
+        self.shop = shop
+        self._compiled: OrderedDict[tuple, tuple[DocumentNode, CompiledQuery | None]] = OrderedDict()
+        self._directive_variables: OrderedDict[tuple, tuple[Any, tuple[str, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def variable_values(self, operation: OperationDefinitionNode, raw: dict[str, Any] | None) -> Any:
+        coerced = get_variable_values(self.schema, operation.variable_definitions or (), raw or {})
+        if isinstance(coerced, list):
+            raise Irregular  # graphql-core reports the variables' errors
+        return coerced
+
+    def compiled(self, document: DocumentNode, operation: OperationDefinitionNode, variables: Any,
+                 raw_variables: dict[str, Any] | None) -> CompiledQuery | None:
+        key_of_operation = (id(document), id(operation))
+        with self._lock:
+            names = self._directive_variables.get(key_of_operation)
+        if names is None:
+            names = (document, variables_in_directives(operation, _fragments(document).values()))
+            with self._lock:
+                self._directive_variables[key_of_operation] = names
+                while len(self._directive_variables) > MAX_CACHED_PLANS:
+                    self._directive_variables.popitem(last=False)
+        coerced = variables.coerced
+        key = (*key_of_operation, tuple((name, coerced.get(name, Undefined)) for name in names[1]))
+        try:
+            with self._lock:
+                cached = self._compiled.get(key)
+                if cached is not None:
+                    self._compiled.move_to_end(key)
+                    return cached[1]
+        except TypeError:  # a directive variable's value that cannot be hashed
+            return None
+        try:
+            compiled = self._compile(document, operation, raw_variables)
+        except (Irregular, GraphQLError):
+            compiled = None  # GraphQLError: the request's own (a variable's value), graphql-core reports it
+        except Exception:
+            # A compiler bug must not cost the client its answer: graphql-core does the work.
+            logger.exception("compiling a query failed; it runs on graphql-core")
+            compiled = None
+        with self._lock:
+            self._compiled[key] = (document, compiled)  # the document alive: no other can take its id
+            while len(self._compiled) > MAX_CACHED_PLANS:
+                self._compiled.popitem(last=False)
+        return compiled
+
+    def _compile(self, document: DocumentNode, operation: OperationDefinitionNode,
+                 raw_variables: dict[str, Any] | None) -> CompiledQuery:
+        if operation.operation is not OperationType.QUERY:
+            raise Irregular
+        operation_name = operation.name.value if operation.name else None
+        executor = Executor.build(self.schema, document, raw_variable_values=raw_variables,
+                                  operation_name=operation_name)
+        if isinstance(executor, list):
+            raise Irregular
+        query_type = self.schema.query_type
+        grouped, defers, _forbidden = collect_fields(self.schema, executor.fragments, executor.variable_values,
+                                                     query_type, executor.operation)
+        if defers or len(grouped) != 1:
+            raise Irregular
+        (response_key, details), = grouped.items()
+        node = details[0].node
+        if node.name.value != ROOT_FIELD or _unusual(details):
+            raise Irregular
+        field_def = query_type.fields[ROOT_FIELD]
+        page_type = self.schema.get_type(ROOT_TYPE)
+        build_page = self._builder(executor, page_type, details)
+        fetches_products = self.shop.selects_item_products([detail.node for detail in details], _fragments(document))
+        return CompiledQuery(document, operation, response_key, field_def, node, build_page, fetches_products)
+
+    def _builder(self, executor: Any, object_type: GraphQLObjectType, details: Any) -> Build:
+        grouped, defers, _forbidden = executor.collect_subfields(object_type, details)
+        if defers:
+            raise Irregular
+        recipes = FIELD_RECIPES.get(object_type.name)
+        if recipes is None:
+            raise Irregular
+        namespace: dict[str, Any] = {"Irregular": Irregular, "MIN_INT": GRAPHQL_MIN_INT, "MAX_INT": GRAPHQL_MAX_INT,
+                                     "datetime": datetime}
+        lines = ["def build(source, pending):"]
+        entries: list[str] = []
+        waits: list[int] = []
+        for index, (response_key, sub_details) in enumerate(grouped.items()):
+            namespace[f"key_{index}"] = response_key
+            entries.append(f"key_{index}: value_{index}")
+            field_name = sub_details[0].node.name.value
+            if field_name == "__typename":
+                namespace[f"value_{index}"] = object_type.name
+                entries[-1] = f"key_{index}: {object_type.name!r}"
+                continue
+            if _unusual(sub_details) or field_name not in recipes:
+                raise Irregular
+            kind, read, type_name = recipes[field_name]
+            value = f"value_{index}"
+            lines.append(f"    {value} = {read}")
+            if kind == "str":
+                lines.append(f"    if type({value}) is not str: raise Irregular")
+            elif kind == "int":
+                lines.append(f"    if type({value}) is not int or not MIN_INT <= {value} <= MAX_INT: raise Irregular")
+            elif kind == "bool":
+                lines.append(f"    if type({value}) is not bool: raise Irregular")
+            elif kind == "str?":
+                lines.append(f"    if {value} is not None and type({value}) is not str: raise Irregular")
+            elif kind == "datetime":
+                lines.append(f"    if type({value}) is not str: raise Irregular")
+                lines.append(f"    {value} = datetime.fromisoformat({value}).isoformat()")
+            elif kind == "object":
+                namespace[f"build_{index}"] = self._builder(executor, self.schema.get_type(type_name), sub_details)
+                lines.append(f"    {value} = build_{index}({value}, pending)")
+            elif kind == "list":
+                namespace[f"build_{index}"] = self._builder(executor, self.schema.get_type(type_name), sub_details)
+                lines.append(f"    if type({value}) is not list: raise Irregular")
+                lines.append(f"    {value} = [build_{index}(record, pending) for record in {value}]")
+            elif kind == "product":
+                namespace[f"build_{index}"] = self._builder(executor, self.schema.get_type(type_name), sub_details)
+                lines.append(f"    if type({value}) is not str: raise Irregular")
+                waits.append(index)
+            else:  # pragma: no cover - FIELD_RECIPES holds only the kinds above
+                raise Irregular
+        if waits:
+            lines.extend(f"    product_id_{index} = value_{index}; value_{index} = None" for index in waits)
+        lines.append(f"    result = {{{', '.join(entries)}}}")
+        lines.extend(f"    pending.append((result, key_{index}, product_id_{index}, build_{index}))" for index in waits)
+        lines.append("    return result")
+        exec(compile("\n".join(lines), f"<compiled {object_type.name}>", "exec"), namespace)  # noqa: S102 - built above from FIELD_RECIPES and indices only
+        return namespace["build"]
+
+    async def run(self, compiled: CompiledQuery, context: Any, variables: Any) -> dict[str, Any]:
+        """The query's data, or Irregular. The backends' answers (and errors) are recorded in
+        the context's backends, which must be Recording: the fallback replays them."""
+        arguments = get_argument_values(compiled.field_def, compiled.field_node, variables)
+        shop = self.shop
+        params = shop.orders_params(arguments.get("customerId"), arguments["first"], arguments.get("after"))
+        page = await context.orders.get("/orders", params, context.trace_headers)
+        if type(page) is not dict:
+            raise Irregular
+        records = page.get("items")
+        _check_orders_page(page, records, shop.order_keys, shop.order_item_keys)
+        fetch = None
+        if compiled.fetches_products:
+            product_ids = list(dict.fromkeys(item["product_id"] for record in records for item in record["items"]))
+            fetch = asyncio.ensure_future(shop.fetch_products(context.product_loader, product_ids))
+            await asyncio.sleep(0)  # the products request goes out while the page is built
+        try:
+            pending: list[Pending] = []
+            data = compiled.build_page(page, pending)
+            if pending:
+                if fetch is None:
+                    raise Irregular
+                self._fill_products(pending, await fetch)
+        except asyncio.CancelledError:
+            if fetch is not None:
+                fetch.cancel()
+            raise
+        except BaseException:
+            if fetch is not None:
+                await _settle(fetch)  # its answer is recorded for the fallback
+            raise
+        return {compiled.response_key: data}
+
+    def _fill_products(self, pending: list[Pending], found: Mapping[str, Any]) -> None:
+        product_class = self.shop.product_class
+        completed: dict[tuple[Build, str], Any] = {}  # a product selected the same way is built once
+        for parent, key, product_id, build in pending:
+            product = completed.get((build, product_id))
+            if product is None:
+                value = found[product_id]
+                if value is None:
+                    continue  # a product that does not exist: null, as the resolver answers
+                if type(value) is not product_class:
+                    raise Irregular  # the batch failed: each item's error is graphql-core's
+                product = completed[build, product_id] = build(value, [])
+            parent[key] = product
+
+
+def _check_orders_page(page: dict, records: Any, order_keys: frozenset[str], item_keys: frozenset[str]) -> None:
+    """Raises Irregular where the orders resolver would fail to read the page (schema.order_from,
+    page_info, int(total)), even in fields the query does not select."""
+    if type(records) is not list or "next_cursor" not in page:
+        raise Irregular
+    try:
+        int(page["total"])
+    except (KeyError, TypeError, ValueError):
+        raise Irregular from None
+    for record in records:
+        if type(record) is not dict or not order_keys <= record.keys() or type(record["items"]) is not list:
+            raise Irregular
+        created_at = record["created_at"]
+        if type(created_at) is not str:
+            raise Irregular
+        try:
+            datetime.fromisoformat(created_at)
+        except ValueError:
+            raise Irregular from None
+        for item in record["items"]:
+            if type(item) is not dict or not item_keys <= item.keys():
+                raise Irregular
+
+
+async def _settle(fetch: asyncio.Future) -> None:
+    try:
+        await fetch
+    except asyncio.CancelledError:
+        if not fetch.cancelled():
+            raise  # this request's cancellation, not the fetch's
+    except Exception:  # noqa: BLE001, S110 - recorded by the backend; the fallback reports it
+        pass
+
+
+def _unusual(details: Any) -> bool:
+    """A field the compiler leaves to graphql-core: arguments below the root, directives other
+    than @include/@skip (which collection has applied), @defer, fragment arguments."""
+    for detail in details:
+        node = detail.node
+        if detail.defer_usage is not None or detail.fragment_variable_values is not None:
+            return True
+        if any(directive.name.value not in ("include", "skip") for directive in node.directives or ()):
+            return True
+    return False
+
+
+def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {definition.name.value: definition for definition in document.definitions
+            if isinstance(definition, FragmentDefinitionNode)}
+
+
+class Recording:
+    """A backend that keeps this request's answers and errors, and gives them again when the
+    same call is made again: the fallback after a compiled attempt asks nothing twice."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.answers: dict[tuple, Any] = {}
+
+    async def get(self, path: str, params: dict[str, str | int], headers: dict[str, str]) -> Any:
+        key = (path, *params.items())
+        if key in self.answers:
+            answer = self.answers[key]
+        else:
+            try:
+                answer = await self.backend.get(path, params, headers)
+            except Exception as error:  # noqa: BLE001 - kept to be raised again, as it was
+                answer = error.with_traceback(None)
+            self.answers[key] = answer
+        if isinstance(answer, Exception):
+            raise answer.with_traceback(None)
+        return answer
