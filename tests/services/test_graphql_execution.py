@@ -287,7 +287,30 @@ def test_field_recipes_cover_the_compiled_types_exactly() -> None:
                 assert kind in expected_kinds[field_type], (type_name, field_name, field_type)
 
 
-def test_the_record_keys_are_what_order_from_reads() -> None:
+@pytest.mark.parametrize("text", ["2026-01-01T02:13:00Z", "2026-12-31T23:59:59Z", "2024-02-29T00:00:00Z",
+                                  "2026-01-01T02:13:00+00:00", "2026-01-01T02:13:00.250Z", "2026-01-01T02:13:00+02:00",
+                                  "2026-01-01T02:13:00", "2026-01-01"])
+def test_a_compiled_time_is_what_the_datetime_field_answers(text: str) -> None:
+    from datetime import datetime
+
+    assert compiled.isoformat(text) == datetime.fromisoformat(text).isoformat()
+
+
+@pytest.mark.parametrize("products_fail", [False, True])
+def test_a_page_with_more_products_than_a_batch_makes_the_same_calls(products_fail: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schema_module, "MAX_IDS", 5)  # the product loader's batches
+    monkeypatch.setattr(schema_module, "SHOP_MODEL", schema_module.SHOP_MODEL._replace(max_batch=5))
+    compiling = build_schema()
+    orders = _with_totals(ORDERS_DATA)
+    calls: dict[str, list] = {"reference": [], "compiled": []}
+    reference = run(REFERENCE, REPRESENTATIVE, None, PRODUCTS_DATA, orders, products_fail, calls["reference"])
+    assert run(compiling, REPRESENTATIVE, None, PRODUCTS_DATA, orders, products_fail, calls["compiled"]) == reference
+    assert sorted(calls["compiled"]) == sorted(calls["reference"])
+    assert sum(call[0] == "products" for call in calls["reference"]) > 1
+
+
+def test_the_record_keys_are_what_the_resolvers_read() -> None:
     record = {key: value for key, value in _with_totals(ORDERS_DATA)[0].items() if key in schema_module.ORDER_KEYS}
     record["items"] = [{key: item[key] for key in schema_module.ORDER_ITEM_KEYS} for item in record["items"]]
     schema_module.order_from(record, None)  # these keys are enough
@@ -298,6 +321,11 @@ def test_the_record_keys_are_what_order_from_reads() -> None:
         items = [{name: value for name, value in item.items() if name != key} for item in record["items"]]
         with pytest.raises(KeyError):
             schema_module.order_from({**record, "items": items}, None)
+    product = {key: value for key, value in PRODUCTS_DATA[0].items() if key in schema_module.PRODUCT_KEYS}
+    schema_module.product_from(product)
+    for key in schema_module.PRODUCT_KEYS:
+        with pytest.raises(KeyError):
+            schema_module.product_from({name: value for name, value in product.items() if name != key})
 
 
 def test_plain_subtrees_skip_graphql_core_per_field_work() -> None:

@@ -143,6 +143,10 @@ class OrderConnection:
     total_count: int
 
 
+# What product_from reads of a product record: app/compiled.py checks these.
+PRODUCT_KEYS = frozenset({"id", "name", "description", "price", "currency", "stock"})
+
+
 def product_from(record: dict) -> Product:
     return Product(id=record["id"], name=record["name"], description=record["description"],
                    price=record["price"], currency=record["currency"], stock=record["stock"])
@@ -500,14 +504,14 @@ class ShopSchema(strawberry.Schema):
             return context
         if compiled is None:
             return context
-        attempt = ShopContext(Recording(context.products), Recording(context.orders), context.trace_headers)
+        orders, products = Recording(context.orders), Recording(context.products)
         try:
-            data = await compiler.run(compiled, attempt, variables)
+            data = await compiler.run(compiled, orders, products, context.trace_headers, variables)
         except Exception as irregular:  # noqa: BLE001 - graphql-core answers it, errors and all
-            irregular.__traceback__ = None  # its frames hold the attempt, which may hold it
+            irregular.__traceback__ = None  # its frames hold the recordings, which may hold it
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("compiled query handed to graphql-core: %s", type(irregular).__name__)
-            return ShopContext(attempt.products, attempt.orders, context.trace_headers)
+            return ShopContext(products, orders, context.trace_headers)
         return StrawberryExecutionResult(data=data, errors=None, extensions={})
 
     def _direct_document(self, query: str | None, operation_name: str | None,
@@ -549,7 +553,8 @@ class ShopSchema(strawberry.Schema):
 
 
 SHOP_MODEL = ShopModel(orders_params=orders_params, order_keys=ORDER_KEYS, order_item_keys=ORDER_ITEM_KEYS,
-                       product_class=Product, fetch_products=_fetch_products, selects_item_products=selects_item_products)
+                       product_keys=PRODUCT_KEYS, load_by_ids=_load_by_ids, max_batch=MAX_IDS,
+                       selects_item_products=selects_item_products)
 
 
 def build_schema(execution_context_class: type | None = PlannedExecutionContext, compile_queries: bool = True) -> ShopSchema:
