@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import sys
 from collections.abc import Callable
 from decimal import Decimal
@@ -294,6 +295,27 @@ def test_a_compiled_time_is_what_the_datetime_field_answers(text: str) -> None:
     from datetime import datetime
 
     assert compiled.isoformat(text) == datetime.fromisoformat(text).isoformat()
+
+
+def test_a_products_fetch_nobody_shows_leaves_no_unretrieved_error() -> None:
+    # `@skip` does not stop the products fetch (the resolver's does not stop either); when it
+    # fails, asyncio must not find an exception nobody retrieved.
+    query = "query($p: Boolean!) { orders(first: 3) { nodes { id items { product @include(if: $p) { id } } } } }"
+    reported: list[dict] = []
+
+    async def scenario() -> Any:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, report: reported.append(report))
+        context = ShopContext(FakeBackend("products", PRODUCTS_DATA, fail=True),
+                              FakeBackend("orders", _with_totals(ORDERS_DATA)), {})
+        result = await COMPILED.execute(query, variable_values={"p": False}, context_value=context)
+        await asyncio.sleep(0.01)  # the fetch ends
+        return result
+
+    result = asyncio.run(scenario())
+    gc.collect()
+    assert result.errors is None and len(result.data["orders"]["nodes"]) == 3
+    assert _count_field_executions(COMPILED, query, {"p": False}) == 0
+    assert reported == []
 
 
 @pytest.mark.parametrize("products_fail", [False, True])

@@ -307,6 +307,10 @@ class QueryCompiler:
             if fetch is not None:
                 await _settle(fetch)  # its answer is recorded for the fallback
             raise
+        if fetch is not None and not pending:
+            # Asked for, as the resolver asks (@skip does not stop it), but not shown: like the
+            # resolver's fetch it ends on its own, and what it fails with is nobody's error.
+            fetch.add_done_callback(_consume)
         return {compiled.response_key: data}
 
     async def _fetch_products(self, backend: Any, product_ids: list[str], headers: dict[str, str]) -> dict[str, Any]:
@@ -379,6 +383,11 @@ def _check_orders_page(page: dict, records: Any, order_keys: frozenset[str], ite
         for item in record["items"]:
             if type(item) is not dict or not item_keys <= item.keys():
                 raise Irregular
+
+
+def _consume(fetch: asyncio.Future) -> None:
+    if not fetch.cancelled():
+        fetch.exception()
 
 
 async def _settle(fetch: asyncio.Future) -> None:
