@@ -1,14 +1,13 @@
-"""Queries of one `orders` page compiled to Python: the orders JSON read straight into the response.
+"""Queries of one `orders` page compiled to Python: the backends' JSON read straight into the response.
 
 graphql-core executes a query field by field, and before that the resolvers build an object per
 record; for a page of 20 orders with their items' products that was most of the service's CPU per
 query (docs/services.md, Execution). A query whose only root field is `orders`, selecting fields
 without arguments below it (fragments, aliases, __typename, @include and @skip allowed), is compiled
 once per document, operation and values of the variables its directives read, into a function
-per selected type that builds the response's dicts from the orders service's records in
-straight-line code. It makes the calls the resolvers make (the orders page, then the page's
-products through the product loader's batch function), with the arguments checked by the same
-function.
+per selected type that builds the response's dicts from the backends' records in straight-line
+code. It makes the calls the resolvers make (the orders page, then the page's products in the
+product loader's batches), with the arguments checked by the same function.
 
 It answers only when everything is regular. A bad argument, a backend error, a record the
 resolvers would reject (any key they read missing, a date that does not parse) or a value the
