@@ -290,8 +290,9 @@ class QueryCompiler:
         if compiled.fetches_products:
             product_ids = list(dict.fromkeys(item["product_id"] for record in records for item in record["items"]))
             fetch = asyncio.ensure_future(self._fetch_products(products, product_ids, headers))
-            await asyncio.sleep(0)  # the products request goes out while the page is built
         try:
+            if fetch is not None:
+                await asyncio.sleep(0)  # the products request goes out while the page is built
             pending: list[Pending] = []
             data = compiled.build_page(page, pending)
             if pending:
@@ -323,10 +324,13 @@ class QueryCompiler:
             # All answered before giving up, so that the fallback finds every answer recorded.
             answers = await asyncio.gather(*(shop.load_by_ids(backend, "/products", batch, headers)
                                              for batch in batches), return_exceptions=True)
+        failed = [records for records in answers if isinstance(records, BaseException)]
+        if failed:
+            for error in failed:
+                error.__traceback__ = None  # its frames hold the recording that keeps it
+            raise Irregular
         found: dict[str, Any] = {}
         for batch, records in zip(batches, answers, strict=True):
-            if isinstance(records, BaseException):
-                raise Irregular from None
             for product_id, record in zip(batch, records, strict=True):
                 if record is not None and (type(record) is not dict or not shop.product_keys <= record.keys()):
                     raise Irregular
@@ -385,18 +389,23 @@ def _check_orders_page(page: dict, records: Any, order_keys: frozenset[str], ite
 
 
 def _consume(fetch: asyncio.Future) -> None:
+    """Retrieves what the fetch failed with, which nobody shows: and its traceback, whose frames
+    hold the recording that keeps the error, goes with it (no reference cycle)."""
     if not fetch.cancelled():
-        fetch.exception()
+        error = fetch.exception()
+        if error is not None:
+            error.__traceback__ = None
 
 
 async def _settle(fetch: asyncio.Future) -> None:
+    """Waits for the fetch to end (its answer is then recorded for the fallback). A cancellation
+    of this request cancels the fetch and goes on."""
     try:
-        await fetch
+        await asyncio.wait((fetch,))  # unlike awaiting it, waiting does not pass a cancellation on
     except asyncio.CancelledError:
-        if not fetch.cancelled():
-            raise  # this request's cancellation, not the fetch's
-    except Exception:  # noqa: BLE001, S110 - recorded by the backend; the fallback reports it
-        pass
+        fetch.cancel()
+        raise
+    _consume(fetch)
 
 
 def _unusual(details: Any) -> bool:

@@ -290,7 +290,10 @@ async def _fetch_products(loader: DataLoader, product_ids: list[str]) -> dict[st
         try:
             answers: list[Any] = [await loader.load_fn(batches[0])]
         except Exception as error:  # noqa: BLE001 - the items' error, as below
-            answers = [error]
+            # Without its traceback: this frame, which its traceback holds, holds it in
+            # `answers` (a cycle, and the loader with it, when no field shows the error). Each
+            # item raises it afresh (PageProduct.result).
+            answers = [error.with_traceback(None)]
     else:
         answers = await asyncio.gather(*(loader.load_fn(batch) for batch in batches), *held.values(),
                                        return_exceptions=True)
@@ -299,7 +302,7 @@ async def _fetch_products(loader: DataLoader, product_ids: list[str]) -> dict[st
             raise answer  # cancellation is the request's, not a field error
     for batch, answer in zip(batches, answers):
         if isinstance(answer, BaseException):
-            found.update(dict.fromkeys(batch, answer))
+            found.update(dict.fromkeys(batch, answer.with_traceback(None)))  # as above
         else:
             batch_found = dict(zip(batch, answer, strict=True))
             cache.add_results(batch_found)
