@@ -113,11 +113,8 @@ Pending = tuple[dict[str, Any], str, str, Build]
 class CompiledQuery:
     """One operation's `orders` field, compiled for one set of directive variable values."""
 
-    def __init__(self, document: DocumentNode, operation: OperationDefinitionNode, response_key: str,
-                 field_def: Any, field_node: Any, build_page: Build, fetches_products: bool,
-                 arguments: dict[str, Any] | None) -> None:
-        self.document = document  # keeps the nodes alive: the cache is keyed by their ids
-        self.operation = operation
+    def __init__(self, response_key: str, field_def: Any, field_node: Any, build_page: Build,
+                 fetches_products: bool, arguments: dict[str, Any] | None) -> None:
         self.response_key = response_key
         self.field_def = field_def
         self.field_node = field_node
@@ -213,7 +210,7 @@ class QueryCompiler:
         build_page = self._builder(executor, page_type, details)
         fetches_products = self.shop.selects_item_products([detail.node for detail in details], _fragments(document))
         arguments = None if _reads_variables(node) else get_argument_values(field_def, node, executor.variable_values)
-        return CompiledQuery(document, operation, response_key, field_def, node, build_page, fetches_products, arguments)
+        return CompiledQuery(response_key, field_def, node, build_page, fetches_products, arguments)
 
     def _builder(self, executor: Any, object_type: GraphQLObjectType, details: Any) -> Build:
         grouped, defers, _forbidden = executor.collect_subfields(object_type, details)

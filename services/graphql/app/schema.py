@@ -442,7 +442,8 @@ _DIRECT_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 class ShopSchema(strawberry.Schema):
     """Runs a valid query or mutation directly on graphql-core, the way Strawberry's pipeline
-    would with REQUEST_EXTENSIONS. Strawberry's execute builds an execution context, the
+    would with REQUEST_EXTENSIONS; with compile_queries, a query of one orders page first as
+    app/compiled.py compiles it, graphql-core answering whatever that gives up on. Strawberry's execute builds an execution context, the
     extensions and a context manager per hook for every request, about 0.1 ms of a query
     (more than a tenth of its CPU); what the extensions do here is a cached parse, a cached
     check and a mask. Anything else takes Strawberry's own execute: a document that does
