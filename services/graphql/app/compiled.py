@@ -406,8 +406,9 @@ async def _settle(fetch: asyncio.Future) -> None:
 
 
 def _unusual(details: Any) -> bool:
-    """A field the compiler leaves to graphql-core: arguments below the root, directives other
-    than @include/@skip (which collection has applied), @defer, fragment arguments."""
+    """A field the compiler leaves to graphql-core: directives other than @include/@skip (which
+    collection has applied), @defer, fragment arguments. (Arguments below the root cannot occur:
+    no field of FIELD_RECIPES takes any, and validation rejects them.)"""
     for detail in details:
         node = detail.node
         if detail.defer_usage is not None or detail.fragment_variable_values is not None:
