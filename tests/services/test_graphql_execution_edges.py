@@ -23,7 +23,7 @@ from app import execution  # noqa: E402 - on sys.path through the import above
 @pytest.fixture(autouse=True)
 def _fresh_plan_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(execution.PlannedExecutionContext, "_plans", execution.OrderedDict())
-    monkeypatch.setattr(execution.PlannedExecutionContext, "_directive_variables", execution.OrderedDict())
+    monkeypatch.setattr(execution, "_directive_variables", execution.OrderedDict())
 
 
 # 1. Two operations of one document share a fragment; the plan key held the directive

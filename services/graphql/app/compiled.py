@@ -46,7 +46,7 @@ from graphql.execution import Executor
 from graphql.execution.collect_fields import collect_fields
 from graphql.execution.values import get_argument_values, get_variable_values
 
-from app.execution import MAX_CACHED_PLANS, variables_in_directives
+from app.execution import MAX_CACHED_PLANS, directive_variable_names
 
 logger = logging.getLogger("graphql.compiled")
 
@@ -143,7 +143,6 @@ class QueryCompiler:
         self.schema = schema
         self.shop = shop
         self._compiled: OrderedDict[tuple, tuple[DocumentNode, CompiledQuery | None]] = OrderedDict()
-        self._directive_variables: OrderedDict[tuple, tuple[Any, tuple[str, ...]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def variable_values(self, operation: OperationDefinitionNode, raw: dict[str, Any] | None) -> Any:
@@ -154,17 +153,9 @@ class QueryCompiler:
 
     def compiled(self, document: DocumentNode, operation: OperationDefinitionNode, variables: Any,
                  raw_variables: dict[str, Any] | None) -> CompiledQuery | None:
-        key_of_operation = (id(document), id(operation))
-        with self._lock:
-            names = self._directive_variables.get(key_of_operation)
-        if names is None:
-            names = (document, variables_in_directives(operation, _fragments(document).values()))
-            with self._lock:
-                self._directive_variables[key_of_operation] = names
-                while len(self._directive_variables) > MAX_CACHED_PLANS:
-                    self._directive_variables.popitem(last=False)
+        names = directive_variable_names(operation, lambda: _fragments(document).values())
         coerced = variables.coerced
-        key = (*key_of_operation, tuple((name, coerced.get(name, Undefined)) for name in names[1]))
+        key = (id(document), id(operation), tuple((name, coerced.get(name, Undefined)) for name in names))
         try:
             with self._lock:
                 cached = self._compiled.get(key)
@@ -292,10 +283,8 @@ class QueryCompiler:
                 await asyncio.sleep(0)  # the products request goes out while the page is built
             pending: list[Pending] = []
             data = compiled.build_page(page, pending)
-            if pending:
-                if fetch is None:
-                    raise Irregular
-                self._fill_products(pending, await fetch)
+            if pending:  # only a selected product adds to it, and then the fetch was started
+                self._fill_products(pending, await fetch)  # type: ignore[arg-type]
         except asyncio.CancelledError:
             if fetch is not None:
                 fetch.cancel()

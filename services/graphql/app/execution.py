@@ -150,7 +150,6 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
     # compiling its functions) costs more than completing the objects it plans. Keyed by the
     # nodes' ids; each entry keeps its nodes alive, so no id is reused while it is cached.
     _plans: ClassVar[OrderedDict[tuple, tuple[Any, Complete | None]]] = OrderedDict()
-    _directive_variables: ClassVar[OrderedDict[int, tuple[Any, tuple[str, ...]]]] = OrderedDict()
     # Strawberry runs synchronous executions in worker threads too.
     _cache_lock: ClassVar[threading.Lock] = threading.Lock()
 
@@ -264,18 +263,10 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         """The variables that @include, @skip, @defer and @stream read anywhere in the
         operation, with their values: names too, since operations of one document share
         fragments but not variable names."""
-        cache = PlannedExecutionContext._directive_variables
-        with self._cache_lock:
-            cached = cache.get(id(self.operation))
-        if cached is None:
-            cached = (self.operation, variables_in_directives(
-                self.operation, [details.definition for details in self.fragments.values()]))
-            with self._cache_lock:
-                cache[id(self.operation)] = cached
-                while len(cache) > MAX_CACHED_PLANS:
-                    cache.popitem(last=False)
+        names = directive_variable_names(
+            self.operation, lambda: [details.definition for details in self.fragments.values()])
         coerced = self.variable_values.coerced
-        return tuple((name, coerced.get(name, Undefined)) for name in cached[1])
+        return tuple((name, coerced.get(name, Undefined)) for name in names)
 
     def _build_object_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> Complete | None:
         # Strawberry always passes a middleware manager; it wraps resolvers only when an
@@ -398,7 +389,29 @@ def _leaf_plan(leaf_type: Any, non_null: bool, is_awaitable: Callable[[Any], boo
     return complete_leaf
 
 
-def variables_in_directives(operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]) -> tuple[str, ...]:
+# Operation -> the variables its collection directives read, for the plans here and the compiled
+# queries (app/compiled.py). Keyed by the operation's id; each entry keeps its operation alive,
+# so no id is reused while it is cached.
+_directive_variables: OrderedDict[int, tuple[OperationDefinitionNode, tuple[str, ...]]] = OrderedDict()
+_directive_variables_lock = threading.Lock()
+
+
+def directive_variable_names(operation: OperationDefinitionNode,
+                             fragments: Callable[[], Iterable[FragmentDefinitionNode]]) -> tuple[str, ...]:
+    """The variables that @include, @skip, @defer and @stream read anywhere in the operation
+    (`fragments`: the document's fragment definitions, asked for only the first time)."""
+    with _directive_variables_lock:
+        cached = _directive_variables.get(id(operation))
+    if cached is None:
+        cached = (operation, _variables_in_directives(operation, fragments()))
+        with _directive_variables_lock:
+            _directive_variables[id(operation)] = cached
+            while len(_directive_variables) > MAX_CACHED_PLANS:
+                _directive_variables.popitem(last=False)
+    return cached[1]
+
+
+def _variables_in_directives(operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]) -> tuple[str, ...]:
     names: set[str] = set()
 
     class Finder(Visitor):

@@ -469,12 +469,13 @@ class ShopSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> StrawberryExecutionResult:
-        document = self._direct_document(query, operation_name, allowed_operation_types)
-        if document is None:
+        direct = self._direct_document(query, operation_name, allowed_operation_types)
+        if direct is None:
             return await super().execute(query, variable_values, context_value, root_value, operation_name,
                                          allowed_operation_types, operation_extensions)
+        document, operation = direct
         if self._compiler is not None and type(context_value) is ShopContext:
-            answered = await self._run_compiled(document, operation_name, variable_values, context_value)
+            answered = await self._run_compiled(document, operation, variable_values, context_value)
             if type(answered) is StrawberryExecutionResult:
                 return answered
             context_value = answered
@@ -494,16 +495,15 @@ class ShopSchema(strawberry.Schema):
             errors = self._masking.masked(errors)
         return StrawberryExecutionResult(data=result.data, errors=errors, extensions={})
 
-    async def _run_compiled(self, document: Any, operation_name: str | None, variable_values: dict[str, Any] | None,
+    async def _run_compiled(self, document: Any, operation: Any, variable_values: dict[str, Any] | None,
                             context: ShopContext) -> StrawberryExecutionResult | ShopContext:
         """The result of the compiled query (app/compiled.py), or the context to run the query
         with on graphql-core: the given one, or one whose backends give again what they gave
         the compiled attempt."""
         compiler: QueryCompiler = self._compiler  # type: ignore[assignment]
-        operation = get_operation_ast(document, operation_name)
         try:
-            variables = compiler.variable_values(operation, variable_values)  # type: ignore[arg-type]
-            compiled = compiler.compiled(document, operation, variables, variable_values)  # type: ignore[arg-type]
+            variables = compiler.variable_values(operation, variable_values)
+            compiled = compiler.compiled(document, operation, variables, variable_values)
         except Exception:  # noqa: BLE001 - graphql-core answers what the compiler cannot take
             return context
         if compiled is None:
@@ -519,9 +519,9 @@ class ShopSchema(strawberry.Schema):
         return StrawberryExecutionResult(data=data, errors=None, extensions={})
 
     def _direct_document(self, query: str | None, operation_name: str | None,
-                         allowed_operation_types: Iterable[OperationType] | None) -> Any:
-        """The parsed document, if this request may run directly: valid, and with an
-        operation of an allowed type."""
+                         allowed_operation_types: Iterable[OperationType] | None) -> tuple[Any, Any] | None:
+        """The parsed document and the operation to run, if this request may run directly:
+        valid, and with an operation of an allowed type."""
         if not self._runs_directly or not query or type(query) is not str:
             return None
         try:
@@ -539,7 +539,7 @@ class ShopSchema(strawberry.Schema):
             problems = checked_document(self._schema, document, VALIDATION_RULES)
         except Exception:  # noqa: BLE001 - Strawberry's pipeline answers it, as it would without this path
             return None
-        return None if problems else document
+        return None if problems else (document, operation)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         for error in errors:
