@@ -103,22 +103,23 @@ class Irregular(Exception):
     """The query needs graphql-core's execution: something here is not the common case."""
 
 
-# The builders list each item's product field as (the item's dict, the field's response key,
-# the product id, the builder of that field's selection), to be filled once the page's products
-# have arrived.
-Build = Callable[[Any, list], Any]
-Pending = tuple[dict[str, Any], str, str, Build]
+# A builder's second argument lists, per product field of the query (a "site": its response key
+# and the builder of its selection, CompiledQuery.product_sites), the items' dicts that hold
+# the product's id in that key until the page's products have arrived and replace it.
+Build = Callable[[Any, list[list[dict[str, Any]]]], Any]
 
 
 class CompiledQuery:
     """One operation's `orders` field, compiled for one set of directive variable values."""
 
     def __init__(self, response_key: str, field_def: Any, field_node: Any, build_page: Build,
-                 fetches_products: bool, arguments: dict[str, Any] | None) -> None:
+                 product_sites: tuple[tuple[str, Build], ...], fetches_products: bool,
+                 arguments: dict[str, Any] | None) -> None:
         self.response_key = response_key
         self.field_def = field_def
         self.field_node = field_node
         self.build_page = build_page
+        self.product_sites = product_sites
         self.arguments = arguments  # the root field's, if they read no variable
         self.fetches_products = fetches_products
 
@@ -198,12 +199,15 @@ class QueryCompiler:
             raise Irregular
         field_def = query_type.fields[ROOT_FIELD]
         page_type = self.schema.get_type(ROOT_TYPE)
-        build_page = self._builder(executor, page_type, details)
+        product_sites: list[tuple[str, Build]] = []
+        build_page = self._builder(executor, page_type, details, product_sites)
         fetches_products = self.shop.selects_item_products([detail.node for detail in details], _fragments(document))
         arguments = None if _reads_variables(node) else get_argument_values(field_def, node, executor.variable_values)
-        return CompiledQuery(response_key, field_def, node, build_page, fetches_products, arguments)
+        return CompiledQuery(response_key, field_def, node, build_page, tuple(product_sites), fetches_products,
+                             arguments)
 
-    def _builder(self, executor: Any, object_type: GraphQLObjectType, details: Any) -> Build:
+    def _builder(self, executor: Any, object_type: GraphQLObjectType, details: Any,
+                 product_sites: list[tuple[str, Build]]) -> Build:
         grouped, defers, _forbidden = executor.collect_subfields(object_type, details)
         if defers:
             raise Irregular
@@ -214,7 +218,7 @@ class QueryCompiler:
                                      "isoformat": isoformat}
         lines = ["def build(source, pending):"]
         entries: list[str] = []
-        waits: list[int] = []
+        sites: list[int] = []
         for index, (response_key, sub_details) in enumerate(grouped.items()):
             namespace[f"key_{index}"] = response_key
             entries.append(f"key_{index}: value_{index}")
@@ -240,22 +244,23 @@ class QueryCompiler:
                 lines.append(f"    if type({value}) is not str: raise Irregular")
                 lines.append(f"    {value} = isoformat({value})")
             elif kind == "object":
-                namespace[f"build_{index}"] = self._builder(executor, self.schema.get_type(type_name), sub_details)
+                namespace[f"build_{index}"] = self._builder(executor, self.schema.get_type(type_name), sub_details,
+                                                           product_sites)
                 lines.append(f"    {value} = build_{index}({value}, pending)")
             elif kind == "list":
-                namespace[f"build_{index}"] = self._builder(executor, self.schema.get_type(type_name), sub_details)
+                namespace[f"build_{index}"] = self._builder(executor, self.schema.get_type(type_name), sub_details,
+                                                           product_sites)
                 lines.append(f"    if type({value}) is not list: raise Irregular")
                 lines.append(f"    {value} = [build_{index}(record, pending) for record in {value}]")
-            elif kind == "product":
-                namespace[f"build_{index}"] = self._builder(executor, self.schema.get_type(type_name), sub_details)
+            elif kind == "product":  # the id stands in the product's place (see Build)
                 lines.append(f"    if type({value}) is not str: raise Irregular")
-                waits.append(index)
+                build_product = self._builder(executor, self.schema.get_type(type_name), sub_details, product_sites)
+                sites.append(len(product_sites))
+                product_sites.append((response_key, build_product))
             else:  # pragma: no cover - FIELD_RECIPES holds only the kinds above
                 raise Irregular
-        if waits:
-            lines.extend(f"    product_id_{index} = value_{index}; value_{index} = None" for index in waits)
         lines.append(f"    result = {{{', '.join(entries)}}}")
-        lines.extend(f"    pending.append((result, key_{index}, product_id_{index}, build_{index}))" for index in waits)
+        lines.extend(f"    pending[{site}].append(result)" for site in sites)
         lines.append("    return result")
         exec(compile("\n".join(lines), f"<compiled {object_type.name}>", "exec"), namespace)  # noqa: S102 - built above from FIELD_RECIPES and indices only
         return namespace["build"]
@@ -272,19 +277,18 @@ class QueryCompiler:
         page = await orders.get("/orders", params, headers)
         if type(page) is not dict:
             raise Irregular
-        records = page.get("items")
-        _check_orders_page(page, records, shop.order_keys, shop.order_item_keys)
+        product_ids = _checked_product_ids(page, shop.order_keys, shop.order_item_keys)
         fetch = None
         if compiled.fetches_products:
-            product_ids = list(dict.fromkeys(item["product_id"] for record in records for item in record["items"]))
             fetch = asyncio.ensure_future(self._fetch_products(products, product_ids, headers))
         try:
             if fetch is not None:
                 await asyncio.sleep(0)  # the products request goes out while the page is built
-            pending: list[Pending] = []
+            pending: list[list[dict[str, Any]]] = [[] for _ in compiled.product_sites]
             data = compiled.build_page(page, pending)
-            if pending:  # only a selected product adds to it, and then the fetch was started
-                self._fill_products(pending, await fetch)  # type: ignore[arg-type]
+            shown = any(pending)
+            if shown:  # only a selected product adds to it, and then the fetch was started
+                self._fill_products(compiled.product_sites, pending, await fetch)  # type: ignore[arg-type]
         except asyncio.CancelledError:
             if fetch is not None:
                 fetch.cancel()
@@ -293,7 +297,7 @@ class QueryCompiler:
             if fetch is not None:
                 await _settle(fetch)  # its answer is recorded for the fallback
             raise
-        if fetch is not None and not pending:
+        if fetch is not None and not shown:
             # Asked for, as the resolver asks (@skip does not stop it), but not shown: like the
             # resolver's fetch it ends on its own, and what it fails with is nobody's error.
             fetch.add_done_callback(_consume)
@@ -318,22 +322,22 @@ class QueryCompiler:
         found: dict[str, Any] = {}
         for batch, records in zip(batches, answers, strict=True):
             for product_id, record in zip(batch, records, strict=True):
-                if record is not None and (type(record) is not dict or not shop.product_keys <= record.keys()):
+                if record is not None and (type(record) is not dict or not record.keys() >= shop.product_keys):
                     raise Irregular
                 found[product_id] = record
         return found
 
     @staticmethod
-    def _fill_products(pending: list[Pending], found: Mapping[str, Any]) -> None:
-        completed: dict[tuple[Build, str], Any] = {}  # a product selected the same way is built once
-        for parent, key, product_id, build in pending:
-            product = completed.get((build, product_id))
-            if product is None:
-                record = found[product_id]
-                if record is None:
-                    continue  # a product that does not exist: null, as the resolver answers
-                product = completed[build, product_id] = build(record, [])
-            parent[key] = product
+    def _fill_products(product_sites: tuple[tuple[str, Build], ...], pending: list[list[dict[str, Any]]],
+                       found: Mapping[str, Any]) -> None:
+        for (key, build), parents in zip(product_sites, pending, strict=True):
+            if parents:
+                # Each product once per selection; a product that does not exist is null, as
+                # the resolver answers. (Product selections hold no product fields: no pending.)
+                built = {product_id: None if record is None else build(record, None)
+                         for product_id, record in found.items()}
+                for parent in parents:
+                    parent[key] = built[parent[key]]
 
 
 # How the orders service writes a time: UTC, to the second.
@@ -342,7 +346,7 @@ _UTC_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}
 
 def isoformat(text: str) -> str:
     """datetime.fromisoformat(text).isoformat(), which is how the DateTime field answers the
-    record's time, for a text known to parse (_check_orders_page): for the service's own format
+    record's time, for a text known to parse (_checked_product_ids): for the service's own format
     that is the same digits with "+00:00" for "Z", without the 1 µs of building the datetime
     and formatting it back."""
     if _UTC_SECOND.fullmatch(text):
@@ -350,17 +354,21 @@ def isoformat(text: str) -> str:
     return datetime.fromisoformat(text).isoformat()
 
 
-def _check_orders_page(page: dict, records: Any, order_keys: frozenset[str], item_keys: frozenset[str]) -> None:
-    """Raises Irregular where the orders resolver would fail to read the page (schema.order_from,
-    page_info, int(total)), even in fields the query does not select."""
+def _checked_product_ids(page: dict, order_keys: frozenset[str], item_keys: frozenset[str]) -> list[str]:
+    """The page's product ids, each once, in the order of its items. Raises Irregular where the
+    orders resolver would fail to read the page (schema.order_from, page_info, int(total)),
+    even in fields the query does not select."""
+    records = page.get("items")
     if type(records) is not list or "next_cursor" not in page:
         raise Irregular
     try:
         int(page["total"])
     except (KeyError, TypeError, ValueError):
         raise Irregular from None
+    product_ids: dict[str, None] = {}
     for record in records:
-        if type(record) is not dict or not order_keys <= record.keys() or type(record["items"]) is not list:
+        # keys() >= keys: the set is checked against the view without making a set of it.
+        if type(record) is not dict or not record.keys() >= order_keys or type(record["items"]) is not list:
             raise Irregular
         created_at = record["created_at"]
         if type(created_at) is not str:
@@ -370,8 +378,10 @@ def _check_orders_page(page: dict, records: Any, order_keys: frozenset[str], ite
         except ValueError:
             raise Irregular from None
         for item in record["items"]:
-            if type(item) is not dict or not item_keys <= item.keys():
+            if type(item) is not dict or not item.keys() >= item_keys:
                 raise Irregular
+            product_ids[item["product_id"]] = None
+    return list(product_ids)
 
 
 def _consume(fetch: asyncio.Future) -> None:
