@@ -751,3 +751,32 @@ def test_a_configured_default_resolver_is_used_by_the_plan() -> None:
     assert planned.data == reference.data == {"rows": [{"name": "a", "size": 1, "__typename": "Row"},
                                                        {"name": "b", "size": 2, "__typename": "Row"}]}
     assert _count_field_executions(planned_schema, query) == 1  # the rows were completed by the plan
+
+
+@pytest.mark.parametrize("keys", [
+    ["p001", "p002", "p003"],
+    ["p001", "not valid!", "p002"],
+    ["p001\n", "p002"],  # ID_PATTERN's $ lets a final line break through
+    ["p001", ""],
+    ["x" * 64, "y" * 65],
+    ["p001,p002", "p003"],  # a comma inside one id
+    ["bad!"],
+])
+def test_a_batch_asks_for_the_ids_that_can_exist_and_answers_in_the_keys_order(keys: list[str]) -> None:
+    """_load_by_ids checks the whole batch with one match when it can: the call and the answer
+    are what the check of each id gives."""
+    records = [{"id": key} for key in keys]
+    backend = FakeBackend("products", records)
+    found = asyncio.run(schema_module._load_by_ids(backend, "/products", keys, {}))
+    valid = [key for key in keys if schema_module.ID_PATTERN.match(key)]
+    if valid:
+        assert backend.calls == [("products", "/products", (("ids", ",".join(valid)), ("limit", len(valid))))]
+    else:
+        assert backend.calls == []
+    wanted = set(",".join(valid).split(","))
+    assert found == [{"id": key} if key in valid and key in wanted else None for key in keys]
+
+
+def test_a_batch_with_an_id_that_is_not_a_string_fails_as_the_check_of_each_id_does() -> None:
+    with pytest.raises(TypeError):
+        asyncio.run(schema_module._load_by_ids(FakeBackend("products", []), "/products", ["p001", 7], {}))  # type: ignore[list-item]

@@ -18,7 +18,10 @@ import orjson
 
 from service_kit.errors import FieldError
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID = r"[A-Za-z0-9_-]{1,64}"
+ID_PATTERN = re.compile(rf"^{_ID}$")
+# Ids joined by commas, each as ID_PATTERN takes it: one match for a whole batch of ids.
+ID_LIST_PATTERN = re.compile(rf"{_ID}(?:,{_ID})*")
 MAX_LIMIT = 200
 MAX_IDS = 200
 _CURSOR_PREFIX = "v1:"
