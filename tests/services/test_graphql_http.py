@@ -25,15 +25,15 @@ from app.schema import schema  # noqa: E402
 
 
 class StrawberryPath(ShopGraphQL):
-    async def _run_plain_post(self, request: Any) -> None:
+    async def _answer_plain_post(self, scope: dict, body: bytes) -> None:
         return None
 
 
 class CountingPath(ShopGraphQL):
     taken = 0
 
-    async def _run_plain_post(self, request: Any) -> Any:
-        answered = await super()._run_plain_post(request)
+    async def _answer_plain_post(self, scope: dict, body: bytes) -> Any:
+        answered = await super()._answer_plain_post(scope, body)
         CountingPath.taken += answered is not None
         return answered
 
@@ -41,35 +41,42 @@ class CountingPath(ShopGraphQL):
 STATE = SimpleNamespace(products=FakeBackend("products", PRODUCTS_DATA), orders=FakeBackend("orders", _with_totals(ORDERS_DATA)))
 
 
-def exchange(asgi_app: Any, method: str, body: bytes, headers: dict[str, str], path: str = "/graphql",
-             root_path: str = "", query_string: bytes = b"", **scope_items: Any) -> tuple:
-    """Status, headers and body as sent, and what was raised to the server."""
+def exchange(asgi_app: Any, method: str, body: bytes | list[dict], headers: dict[str, str] | list[tuple[str, str]],
+             path: str = "/graphql", root_path: str = "", query_string: bytes = b"", **scope_items: Any) -> tuple:
+    """Status, headers and body as sent (None, [], b"" if nothing was), and what was raised to
+    the server. The body is given in one message, or as the messages listed, then nothing
+    more (an empty last part)."""
+    headers = list(headers.items()) if isinstance(headers, dict) else headers
+
     async def scenario() -> tuple:
         sent: list[dict] = []
-        chunks = [body]
+        messages = [{"type": "http.request", "body": body, "more_body": False}] if isinstance(body, bytes) else list(body)
 
         async def receive() -> dict:
-            return {"type": "http.request", "body": chunks.pop() if chunks else b"", "more_body": False}
+            return messages.pop(0) if messages else {"type": "http.request", "body": b"", "more_body": False}
 
         async def send(message: dict) -> None:
             sent.append(message)
 
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
                  "path": root_path + path, "raw_path": (root_path + path).encode(), "query_string": query_string,
-                 "root_path": root_path, "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
+                 "root_path": root_path, "headers": [(name.encode(), value.encode()) for name, value in headers],
                  "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080), "state": {}, **scope_items}
         raised = None
         try:
             await asgi_app(scope, receive, send)
         except Exception as error:  # noqa: BLE001 - what the server is given is part of the answer
             raised = repr(error)
+        if not sent:
+            return None, [], b"", raised
         start = sent[0]
         return start["status"], sorted(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:]), raised
 
     return asyncio.run(scenario())
 
 
-def call(view: ShopGraphQL, method: str, body: bytes, headers: dict[str, str], query_string: bytes = b"") -> tuple:
+def call(view: ShopGraphQL, method: str, body: bytes | list[dict], headers: dict[str, str] | list[tuple[str, str]],
+         query_string: bytes = b"") -> tuple:
     status, sent_headers, sent_body, raised = exchange(view, method, body, headers, query_string=query_string,
                                                        app=SimpleNamespace(state=STATE))
     assert raised is None
@@ -134,6 +141,67 @@ def test_get_is_answered_by_the_view() -> None:
     reference = call(StrawberryPath(schema, graphql_ide=None, allow_queries_via_get=True), "GET", b"", {}, query_string)
     assert fast == reference
     assert fast[0] == 200 and orjson.loads(fast[2]) == {"data": {"__typename": "Query"}}
+
+
+def both_paths(body: bytes | list[dict], headers: dict[str, str] | list[tuple[str, str]]) -> tuple[tuple, tuple, int]:
+    """The fast path's answer, the view's, and whether the fast path answered."""
+    CountingPath.taken = 0
+    fast = exchange(CountingPath(schema, graphql_ide=None, allow_queries_via_get=True), "POST", body, headers,
+                    app=SimpleNamespace(state=STATE))
+    reference = exchange(StrawberryPath(schema, graphql_ide=None, allow_queries_via_get=True), "POST", body, headers,
+                         app=SimpleNamespace(state=STATE))
+    return fast, reference, CountingPath.taken
+
+
+def test_a_body_sent_in_parts_is_read_whole() -> None:
+    body = orjson.dumps({"query": QUERY})
+    parts = [{"type": "http.request", "body": body[:7], "more_body": True},
+             {"type": "http.request", "more_body": True},  # a part with no body key
+             {"type": "http.request", "body": body[7:], "more_body": False}]
+    fast, reference, taken = both_paths(parts, JSON_HEADERS)
+    assert fast == reference and taken == 1
+    assert fast[0] == 200 and len(orjson.loads(fast[2])["data"]["orders"]["nodes"]) == 2
+
+
+def test_a_body_the_view_answers_is_given_to_it_again() -> None:
+    """Read by the fast path, then not a plain query: the view reads the same body."""
+    body = orjson.dumps([{"query": QUERY}])  # a batch
+    parts = [{"type": "http.request", "body": body[:5], "more_body": True},
+             {"type": "http.request", "body": body[5:], "more_body": False}]
+    fast, reference, taken = both_paths(parts, JSON_HEADERS)
+    assert fast == reference and taken == 0
+    assert fast[0] == 400 and b"batching is not enabled" in fast[2].lower()
+
+
+def test_a_client_gone_before_its_body_ended_is_raised_as_the_view_raises_it() -> None:
+    parts = [{"type": "http.request", "body": b'{"query": "{ __type', "more_body": True}, {"type": "http.disconnect"}]
+    fast, reference, taken = both_paths(parts, JSON_HEADERS)
+    assert fast == reference and taken == 0
+    assert fast == (None, [], b"", "ClientDisconnect()")
+
+
+def test_the_body_given_again_is_followed_by_what_the_server_gives() -> None:
+    async def server() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def scenario() -> list[dict]:
+        receive = main._given_again(b"{}", server)
+        return [await receive(), await receive()]
+
+    assert asyncio.run(scenario()) == [{"type": "http.request", "body": b"{}", "more_body": False},
+                                       {"type": "http.disconnect"}]
+
+
+@pytest.mark.parametrize(("headers", "plain"), [
+    ([("content-type", "text/plain"), ("content-type", "application/json")], False),
+    ([("content-type", "application/json"), ("content-type", "text/plain")], True),
+    ([("content-type", "application/json"), ("accept", "text/html"), ("accept", "*/*")], False),
+    ([("content-type", "application/json"), ("accept", "*/*"), ("accept", "text/html")], True),
+    ([("Content-Type", "application/json")], False),  # ASGI names are lower case; Starlette reads them so
+])
+def test_repeated_headers_are_read_as_the_view_reads_them(headers: list[tuple[str, str]], plain: bool) -> None:
+    fast, reference, taken = both_paths(orjson.dumps({"query": QUERY}), headers)
+    assert fast == reference and taken == plain
 
 
 def test_the_plain_requests_take_the_fast_path() -> None:
@@ -207,7 +275,7 @@ def test_an_unexpected_error_is_answered_and_raised_as_fastapi_does(monkeypatch:
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("view state at secret-host.internal")
 
-    monkeypatch.setattr(main.ShopGraphQL, "run", broken)
+    monkeypatch.setattr(main.ShopGraphQL, "_answer_plain_post", broken)
     body = orjson.dumps({"query": QUERY})
     direct = through(main.app, "POST", body, JSON_HEADERS)
     assert direct == through(main.service, "POST", body, JSON_HEADERS)
