@@ -147,12 +147,14 @@ def _takes_plain_json(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 async def _read_body(receive: Any) -> bytes:
-    """The request's body, as Starlette's Request.body() reads it."""
+    """The request's body, as Starlette's Request.body() reads it (an empty or missing part skipped)."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.request":
-            chunks.append(message.get("body", b""))
+            body = message.get("body", b"")
+            if body:
+                chunks.append(body)
             if not message.get("more_body", False):
                 return b"".join(chunks)
         elif message["type"] == "http.disconnect":
