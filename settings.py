@@ -7,6 +7,7 @@ resource is declared.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import json
 import re
@@ -17,10 +18,47 @@ import pulumi
 
 PROJECT = "eks-istio-shop"
 
-# EKS versions in standard support on 2026-11-25 (each gets 14 months of it). Anything older
-# would bill extended support ($0.60/h instead of $0.10/h for the control plane).
-SUPPORTED_KUBERNETES_VERSIONS = ("1.34", "1.35", "1.36")
+# Kubernetes versions in EKS standard support, with the day it ends (EKS gives each 14 months of it).
+# Past that day EKS bills extended support ($0.60/h instead of $0.10/h for the control plane) and,
+# with the STANDARD upgrade policy, upgrades the control plane itself: a stack still naming the old
+# version would then ask for a downgrade. A version is refused from its end day on.
+KUBERNETES_STANDARD_SUPPORT_ENDS = {
+    "1.35": datetime.date(2027, 3, 27),
+    "1.36": datetime.date(2027, 8, 2),
+}
+SUPPORTED_KUBERNETES_VERSIONS = ("1.35", "1.36")
 DEFAULT_KUBERNETES_VERSION = "1.35"
+
+# The EKS add-ons the cluster runs, each pinned per Kubernetes version so that nothing changes unless
+# a setting does (unpinned, pulumi-eks resolves vpc-cni and kube-proxy to the newest release on every
+# run). `kubernetesVersion` picks the column; `addonVersions` overrides single entries. Renovate
+# proposes updates through the comments (.github/renovate.json).
+ADDONS = ("vpc-cni", "kube-proxy", "coredns", "metrics-server")
+DEFAULT_ADDON_VERSIONS = {
+    "1.35": {
+        # renovate: datasource=aws-eks-addon depName=vpc-cni kubernetesVersion=1.35
+        "vpc-cni": "v1.22.4-eksbuild.3",
+        # renovate: datasource=aws-eks-addon depName=kube-proxy kubernetesVersion=1.35
+        "kube-proxy": "v1.35.3-eksbuild.13",
+        # renovate: datasource=aws-eks-addon depName=coredns kubernetesVersion=1.35
+        "coredns": "v1.14.3-eksbuild.3",
+        # renovate: datasource=aws-eks-addon depName=metrics-server kubernetesVersion=1.35
+        "metrics-server": "v0.8.1-eksbuild.6",
+    },
+    "1.36": {
+        # renovate: datasource=aws-eks-addon depName=vpc-cni kubernetesVersion=1.36
+        "vpc-cni": "v1.22.4-eksbuild.3",
+        # renovate: datasource=aws-eks-addon depName=kube-proxy kubernetesVersion=1.36
+        "kube-proxy": "v1.36.0-eksbuild.14",
+        # renovate: datasource=aws-eks-addon depName=coredns kubernetesVersion=1.36
+        "coredns": "v1.14.3-eksbuild.3",
+        # renovate: datasource=aws-eks-addon depName=metrics-server kubernetesVersion=1.36
+        "metrics-server": "v0.9.0-eksbuild.11",
+    },
+}
+
+# Istio's charts and the reference data under schemas/istio-<version>/ must move together.
+DEFAULT_ISTIO_VERSION = "1.30.3"  # renovate: datasource=github-releases depName=istio/istio
 # The EKS cluster is named <clusterName>-<stack>; tools that find it use this default too.
 DEFAULT_CLUSTER_NAME = "alpha"
 
@@ -39,6 +77,7 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _OWNER = re.compile(r"^[\w .:/=+@-]{1,256}$")
 _ADMIN_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
+_ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
 
 # The application's services, each built from services/<name> unless `images` names a prebuilt image.
 APP_SERVICES = ("products", "orders", "graphql")
@@ -87,7 +126,7 @@ class NetworkSettings:
 
 @dataclass(frozen=True)
 class MeshSettings:
-    istio_version: str = "1.30.3"
+    istio_version: str = DEFAULT_ISTIO_VERSION
     # Node ports of the ingress gateway Service; the load balancer's target groups use the same.
     ingress_http_node_port: int = 30080  # behind the NLB's port 80 listener
     ingress_https_node_port: int = 30443  # behind the NLB's TLS listener (TLS ends at the NLB)
@@ -115,6 +154,8 @@ class Settings:
     endpoint_public_access_cidrs: tuple[str, ...] = ()
     endpoint_public_access_from_anywhere: bool = False
     cluster_admin_arns: tuple[str, ...] = ()
+    cluster_viewer_arns: tuple[str, ...] = ()
+    addon_versions: Mapping[str, str] = field(default_factory=dict)
     extra_tags: Mapping[str, str] = field(default_factory=dict)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     node_group: NodeGroupSettings = field(default_factory=NodeGroupSettings)
@@ -198,6 +239,22 @@ class _Reader:
         self.problem(_qualified(self.config, key), raw, "true or false")
         return default
 
+    def principal_arns(self, key: str) -> tuple[str, ...]:
+        """A list of IAM role or user ARNs, each once (EKS access entries name the role, not a session)."""
+        raw = self.json_value(key, list, "a list of IAM role or user ARNs")
+        if raw is None:
+            return ()
+        bad = [a for a in raw if not (isinstance(a, str) and _ADMIN_ARN.match(a))]
+        if bad:
+            self.problem(_qualified(self.config, key), bad,
+                         "IAM role or user ARNs such as arn:aws:iam::123456789012:role/deployer "
+                         "(not assumed-role session ARNs)")
+            return ()
+        if len(set(raw)) != len(raw):
+            self.problem(_qualified(self.config, key), raw, "each ARN once")
+            return ()
+        return tuple(raw)
+
     def json_value(self, key: str, kind: type, accepted: str) -> Any:
         raw = self.config.get(key)
         if raw is None:
@@ -237,8 +294,11 @@ def _valid_network(value: str, min_prefix: int, max_prefix: int) -> bool:
 
 
 def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] = None,
-                  aws_config: Optional[pulumi.Config] = None) -> Settings:
-    """Read and validate every setting; raise SettingsError listing all problems."""
+                  aws_config: Optional[pulumi.Config] = None, today: Optional[datetime.date] = None) -> Settings:
+    """Read and validate every setting; raise SettingsError listing all problems.
+
+    `today` decides which Kubernetes versions are still in standard support (default: the real date).
+    """
     stack = stack or pulumi.get_stack()
     reader = _Reader(config or pulumi.Config(PROJECT), aws_config or pulumi.Config("aws"))
     r = reader
@@ -255,6 +315,13 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
     cluster_name = r.string("clusterName", DEFAULT_CLUSTER_NAME, _NAME,
                             "2-32 lowercase letters, digits or hyphens, starting with a letter")
     kubernetes_version = r.choice("kubernetesVersion", DEFAULT_KUBERNETES_VERSION, SUPPORTED_KUBERNETES_VERSIONS)
+    support_ends = KUBERNETES_STANDARD_SUPPORT_ENDS[kubernetes_version]
+    today = today or datetime.date.today()
+    if today >= support_ends:
+        current = [v for v, ends in KUBERNETES_STANDARD_SUPPORT_ENDS.items() if today < ends]
+        r.problem(f"{PROJECT}:kubernetesVersion", kubernetes_version,
+                  f"a version in EKS standard support ({kubernetes_version}'s ended on {support_ends}; EKS upgrades "
+                  f"such clusters itself): one of {', '.join(current) or 'none known: update settings.py'}")
 
     cidrs_raw = r.json_value("endpointPublicAccessCidrs", list, "a list of IPv4 CIDRs such as [\"203.0.113.0/24\"]")
     from_anywhere = r.boolean("endpointPublicAccessFromAnywhere", False)
@@ -274,18 +341,12 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
                   f"narrower CIDRs than 0.0.0.0/0, or set {PROJECT}:endpointPublicAccessFromAnywhere to true "
                   f"to open the API endpoint to the internet on purpose")
 
-    admins_raw = r.json_value("clusterAdminArns", list, "a list of IAM role or user ARNs")
-    admins: tuple[str, ...] = ()
-    if admins_raw is not None:
-        bad = [a for a in admins_raw if not (isinstance(a, str) and _ADMIN_ARN.match(a))]
-        if bad:
-            r.problem(f"{PROJECT}:clusterAdminArns", bad,
-                      "IAM role or user ARNs such as arn:aws:iam::123456789012:role/deployer "
-                      "(not assumed-role session ARNs)")
-        elif len(set(admins_raw)) != len(admins_raw):
-            r.problem(f"{PROJECT}:clusterAdminArns", admins_raw, "each ARN once")
-        else:
-            admins = tuple(admins_raw)
+    admins = r.principal_arns("clusterAdminArns")
+    viewers = r.principal_arns("clusterViewerArns")
+    both = sorted(set(admins) & set(viewers))
+    if both:
+        r.problem(f"{PROJECT}:clusterViewerArns", both,
+                  f"ARNs not also in {PROJECT}:clusterAdminArns (an identity has one access entry)")
 
     tags_raw = r.json_value("tags", dict, "a map of tag keys to string values")
     extra_tags: dict[str, str] = {}
@@ -320,7 +381,7 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
     node_group = NodeGroupSettings(instance_type=instance_type, desired_size=desired_size, min_size=min_size,
                                    max_size=max_size, capacity_type=CAPACITY_TYPES[capacity])
 
-    istio_version = r.string("istioVersion", "1.30.3", _SEMVER, "an Istio release such as 1.30.3")
+    istio_version = r.string("istioVersion", DEFAULT_ISTIO_VERSION, _SEMVER, "an Istio release such as 1.30.3")
     ports = {}
     defaults = MeshSettings()
     for key, attr in (("ingressHttpNodePort", "ingress_http_node_port"),
@@ -347,6 +408,19 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
     dns = DnsSettings(domain=domain, hosted_zone_id=zone_id,
                       hostname=resolve_hostname(stack, domain, hostname_override))
 
+    overrides_raw = r.json_value("addonVersions", dict, "a map of EKS add-on name to version, such as "
+                                 "{\"vpc-cni\": \"v1.20.4-eksbuild.1\"}")
+    addon_versions = dict(DEFAULT_ADDON_VERSIONS[kubernetes_version])
+    for addon, version in (overrides_raw or {}).items():
+        if addon not in ADDONS:
+            r.problem(f"{PROJECT}:addonVersions.{addon}", version, "a key naming one of the add-ons " + ", ".join(ADDONS))
+        elif not (isinstance(version, str) and _ADDON_VERSION.match(version)):
+            r.problem(f"{PROJECT}:addonVersions.{addon}", version,
+                      "an EKS add-on version such as v1.20.4-eksbuild.1 (aws eks describe-addon-versions "
+                      f"--addon-name {addon} --kubernetes-version {kubernetes_version})")
+        else:
+            addon_versions[addon] = version
+
     images_raw = r.json_value("images", dict, "a map of service name to image reference, such as "
                               "{\"orders\": \"<registry>/orders@sha256:<digest>\"}")
     images: dict[str, str] = {}
@@ -372,6 +446,8 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
         endpoint_public_access_cidrs=cidrs,
         endpoint_public_access_from_anywhere=from_anywhere,
         cluster_admin_arns=admins,
+        cluster_viewer_arns=viewers,
+        addon_versions=addon_versions,
         extra_tags=extra_tags,
         network=network,
         node_group=node_group,

@@ -14,6 +14,9 @@ import pulumi_kubernetes as k8s
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
 CONTROL_PLANE_LOG_RETENTION_DAYS = 30
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+# Reads every object, Secrets included: a refreshing `pulumi preview` reads the Helm releases' state,
+# which Helm keeps in Secrets. AmazonEKSViewPolicy does not show Secrets.
+CLUSTER_VIEWER_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminViewPolicy"
 
 # Managed policies every EKS worker node needs: join the cluster, run the VPC CNI, pull images
 # (pull only: nodes never list or describe repositories).
@@ -39,21 +42,36 @@ def node_metadata_options() -> dict:
             "http_put_response_hop_limit": IMDS_HOP_LIMIT}
 
 
-def admin_access_entries(principal_arns: tuple[str, ...]) -> dict[str, eks.AccessEntryArgs]:
-    """Cluster-admin access entries for principals besides the one that creates the cluster.
+def access_entries(admin_arns: tuple[str, ...], viewer_arns: tuple[str, ...]) -> dict[str, eks.AccessEntryArgs]:
+    """Access entries for principals besides the one that creates the cluster.
 
-    EKS makes the creating identity admin by itself; a CI role or a teammate that runs later
-    updates needs an entry of its own.
+    EKS makes the creating identity admin by itself; a CI role or a teammate that later updates the
+    stack needs an admin entry, one that only previews it a read-only one.
     """
-    return {
-        f"admin-{i}": eks.AccessEntryArgs(
+    def entry(arn: str, key: str, policy: str) -> eks.AccessEntryArgs:
+        return eks.AccessEntryArgs(
             principal_arn=arn,
-            access_policies={"cluster-admin": eks.AccessPolicyAssociationArgs(
-                policy_arn=CLUSTER_ADMIN_POLICY,
-                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"))},
+            access_policies={key: eks.AccessPolicyAssociationArgs(
+                policy_arn=policy, access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"))},
         )
-        for i, arn in enumerate(principal_arns)
-    }
+
+    entries = {f"admin-{i}": entry(arn, "cluster-admin", CLUSTER_ADMIN_POLICY) for i, arn in enumerate(admin_arns)}
+    entries.update({f"viewer-{i}": entry(arn, "cluster-viewer", CLUSTER_VIEWER_POLICY)
+                    for i, arn in enumerate(viewer_arns)})
+    return entries
+
+
+def creator_listed(settings_by_key: Mapping[str, tuple[str, ...]], runner_arn: str,
+                   cluster_exists: bool) -> Optional[str]:
+    """The setting that lists the identity about to create the cluster, if any.
+
+    EKS gives the creator an admin access entry of its own; an entry the program adds for the same
+    principal fails with ResourceInUseException halfway through the first `pulumi up`. Once the
+    cluster exists the runner is not its creator merely by running, so listing it is fine then.
+    """
+    if cluster_exists:
+        return None
+    return next((key for key, arns in settings_by_key.items() if runner_arn in arns), None)
 
 
 def ec2_assume_role_policy() -> str:
@@ -73,6 +91,9 @@ class ClusterArgs:
     private_subnet_ids: pulumi.Input[list[str]]
     endpoint_public_access_cidrs: tuple[str, ...]
     cluster_admin_arns: tuple[str, ...]
+    cluster_viewer_arns: tuple[str, ...]
+    # EKS add-on name -> version, for vpc-cni, kube-proxy, coredns and metrics-server.
+    addon_versions: Mapping[str, str]
     instance_type: str
     architecture: str
     desired_size: int
@@ -94,6 +115,7 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("eks-istio-shop:cluster:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
+        self._refuse_creator_in_access_lists(args)
 
         secrets_key = aws.kms.Key(
             f"{name}-secrets-key",
@@ -137,7 +159,13 @@ class Cluster(pulumi.ComponentResource):
             # groups would only serve self-managed nodes.
             skip_default_security_groups=True,
             authentication_mode=eks.AuthenticationMode.API,
-            access_entries=admin_access_entries(args.cluster_admin_arns),
+            access_entries=access_entries(args.cluster_admin_arns, args.cluster_viewer_arns),
+            # Pinned: unpinned, pulumi-eks looks up the newest version on every run, so an unrelated
+            # update could roll the aws-node and kube-proxy DaemonSets.
+            vpc_cni_options=eks.VpcCniOptionsArgs(addon_version=args.addon_versions["vpc-cni"]),
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(version=args.addon_versions["kube-proxy"]),
+            # pulumi-eks manages CoreDNS only with a default node group; the add-on below does it here.
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
             create_oidc_provider=True,
             encryption_config_key_arn=secrets_key.arn,
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
@@ -186,18 +214,22 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=node_role_policies),
         )
 
-        # HorizontalPodAutoscalers read CPU use from the metrics API, which a new cluster lacks.
-        aws.eks.Addon(
-            f"{name}-metrics-server",
-            # A literal name (reading it back from the cluster is unreliable, pulumi-eks #607); the
-            # node group orders the add-on after the cluster and gives its pods somewhere to run.
-            cluster_name=args.cluster_name,
-            addon_name="metrics-server",
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_group]),
-        )
+        # CoreDNS (which EKS installs self-managed at creation, and nothing would upgrade) and the
+        # metrics API the HorizontalPodAutoscalers read, as add-ons pinned like the others. A literal
+        # cluster name (reading it back is unreliable, pulumi-eks #607); the node group orders them
+        # after the cluster and gives their pods somewhere to run, without which they never turn ACTIVE.
+        for addon in ("coredns", "metrics-server"):
+            aws.eks.Addon(
+                f"{name}-{addon}",
+                cluster_name=args.cluster_name,
+                addon_name=addon,
+                addon_version=args.addon_versions[addon],
+                # Takes over the self-managed CoreDNS that EKS bootstrapped.
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE",
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[node_group]),
+            )
 
         self.cluster_name = pulumi.Output.from_input(args.cluster_name)
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
@@ -222,3 +254,21 @@ class Cluster(pulumi.ComponentResource):
             "nodeSecurityGroupId": self.node_security_group_id,
             "nodeGroupAsgNames": self.node_group_asg_names,
         })
+
+    def _refuse_creator_in_access_lists(self, args: ClusterArgs) -> None:
+        """Stops a first `pulumi up` that would fail halfway, at preview, naming the setting to fix."""
+        lists = {"clusterAdminArns": args.cluster_admin_arns, "clusterViewerArns": args.cluster_viewer_arns}
+        if not any(lists.values()):
+            return
+        invoke = pulumi.InvokeOptions(parent=self)
+        caller = aws.get_caller_identity(opts=invoke)
+        # An assumed role's caller ARN names the session; its issuer is the role the lists name.
+        runner = aws.iam.get_session_context(arn=caller.arn, opts=invoke).issuer_arn
+        exists = args.cluster_name in aws.eks.get_clusters(opts=invoke).names
+        setting = creator_listed(lists, runner, exists)
+        if setting:
+            raise pulumi.RunError(
+                f"eks-istio-shop:{setting} lists {runner}, the identity that is about to create cluster "
+                f"{args.cluster_name}. EKS makes the cluster's creator admin by itself, and a second access "
+                f"entry for it fails (ResourceInUseException). Remove it from eks-istio-shop:{setting}, or "
+                f"run the first `pulumi up` as another identity.")

@@ -11,13 +11,14 @@ def render(tmp_path_factory) -> Render:
 
 @pytest.fixture(scope="session")
 def render_variant(tmp_path_factory):
-    """Render the dev stack with settings changed: render_variant(sets=[...], unsets=[...])."""
+    """Render the dev stack with settings changed: render_variant(sets=[...], unsets=[...], existing_clusters=[...])."""
     cache: dict = {}
 
-    def variant(stack: str = "dev", sets: tuple = (), unsets: tuple = ()) -> Render:
-        key = (stack, tuple(sets), tuple(unsets))
+    def variant(stack: str = "dev", sets: tuple = (), unsets: tuple = (), existing_clusters: tuple = ()) -> Render:
+        key = (stack, tuple(sets), tuple(unsets), tuple(existing_clusters))
         if key not in cache:
-            cache[key] = run_render(tmp_path_factory.mktemp("render-variant"), stack, sets, unsets)
+            cache[key] = run_render(tmp_path_factory.mktemp("render-variant"), stack, sets, unsets,
+                                    existing_clusters)
         return cache[key]
 
     return variant

@@ -68,16 +68,35 @@ def provider_urn(reference: str) -> str:
     return reference.rsplit("::", 1)[0]
 
 
-def run_render(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = ()) -> Render:
+def render_command(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = (),
+                   existing_clusters: Iterable[str] = ()) -> list[str]:
     command = [sys.executable, "-m", "tools.render", stack, "--out", str(out)]
     for item in sets:
         command += ["--set", item]
     for key in unsets:
         command += ["--unset", key]
+    for name in existing_clusters:
+        command += ["--existing-cluster", name]
+    return command
+
+
+def run_render(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = (),
+               existing_clusters: Iterable[str] = ()) -> Render:
+    command = render_command(out, stack, sets, unsets, existing_clusters)
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise AssertionError(f"render failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return load_render(out)
+
+
+def failed_render(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = (),
+                  existing_clusters: Iterable[str] = ()) -> str:
+    """The message of a render the program refuses (exit 2); fails if it succeeds or crashes."""
+    command = render_command(out, stack, sets, unsets, existing_clusters)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, f"expected a refusal, got {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr
 
 
 def load_render(out: Path) -> Render:

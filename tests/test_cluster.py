@@ -1,4 +1,7 @@
-from components.cluster import CONTROL_PLANE_LOG_TYPES, IMDS_HOP_LIMIT, ami_type
+import pytest
+
+from components.cluster import CONTROL_PLANE_LOG_TYPES, IMDS_HOP_LIMIT, ami_type, creator_listed
+from tests.support import failed_render
 
 
 def test_cluster_inputs(render):
@@ -88,17 +91,53 @@ def test_every_taggable_aws_resource_carries_the_stack_tags(render):
             {"project": "eks-istio-shop", "stack": "dev", "owner": "platform-team"}, resource["name"]
 
 
-def test_api_authentication_with_admin_access_entries(render, render_variant):
+DEPLOYER = "arn:aws:iam::123456789012:role/github-deployer"
+PREVIEWER = "arn:aws:iam::123456789012:role/github-preview"
+# The identity the offline render runs as (tools/render.py's caller identity).
+RUNNER = "arn:aws:iam::123456789012:role/deployer"
+
+
+def test_api_authentication_with_admin_and_viewer_access_entries(render, render_variant):
     assert render.one("eks:index:Cluster")["inputs"].get("accessEntries") in (None, {})
-    arn = "arn:aws:iam::123456789012:role/github-deployer"
-    variant = render_variant(sets=(f'clusterAdminArns=["{arn}"]',))
+    variant = render_variant(sets=(f'clusterAdminArns=["{DEPLOYER}"]', f'clusterViewerArns=["{PREVIEWER}"]'))
     cluster = variant.one("eks:index:Cluster")["inputs"]
     assert cluster["authenticationMode"] == "API"
-    (entry,) = cluster["accessEntries"].values()
-    assert entry["principalArn"] == arn
-    (policy,) = entry["accessPolicies"].values()
-    assert policy["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
-    assert policy["accessScope"] == {"type": "cluster"}
+    policies = {}
+    for entry in cluster["accessEntries"].values():
+        (policy,) = entry["accessPolicies"].values()
+        assert policy["accessScope"] == {"type": "cluster"}
+        policies[entry["principalArn"]] = policy["policyArn"].rsplit("/", 1)[1]
+    # A refreshing preview reads Helm's release Secrets, which AmazonEKSViewPolicy hides.
+    assert policies == {DEPLOYER: "AmazonEKSClusterAdminPolicy", PREVIEWER: "AmazonEKSAdminViewPolicy"}
+
+
+@pytest.mark.parametrize("setting", ["clusterAdminArns", "clusterViewerArns"])
+def test_the_identity_creating_the_cluster_is_refused_in_an_access_list(setting, tmp_path):
+    message = failed_render(tmp_path, sets=(f'{setting}=["{RUNNER}"]',))
+    assert f"eks-istio-shop:{setting} lists {RUNNER}" in message
+    assert "ResourceInUseException" in message and "alpha-dev" in message
+
+
+def test_the_runner_may_be_listed_once_the_cluster_exists(render_variant):
+    variant = render_variant(sets=(f'clusterAdminArns=["{RUNNER}"]',), existing_clusters=("alpha-dev",))
+    (entry,) = variant.one("eks:index:Cluster")["inputs"]["accessEntries"].values()
+    assert entry["principalArn"] == RUNNER
+
+
+@pytest.mark.parametrize("lists, runner, exists, refused", [
+    ({"clusterAdminArns": (DEPLOYER,), "clusterViewerArns": ()}, DEPLOYER, False, "clusterAdminArns"),
+    ({"clusterAdminArns": (), "clusterViewerArns": (PREVIEWER,)}, PREVIEWER, False, "clusterViewerArns"),
+    ({"clusterAdminArns": (DEPLOYER,), "clusterViewerArns": ()}, DEPLOYER, True, None),
+    ({"clusterAdminArns": (DEPLOYER,), "clusterViewerArns": (PREVIEWER,)}, RUNNER, False, None),
+])
+def test_creator_listed(lists, runner, exists, refused):
+    assert creator_listed(lists, runner, exists) == refused
+
+
+def test_an_assumed_role_session_is_checked_as_its_role(tmp_path):
+    from tools.render import _session_context
+    context = _session_context({"arn": "arn:aws:sts::123456789012:assumed-role/github-deployer/run-42"}, "us-east-1")
+    assert context["issuerArn"] == DEPLOYER
 
 
 def test_control_plane_log_group_is_owned_and_made_first(render):
@@ -108,8 +147,29 @@ def test_control_plane_log_group_is_owned_and_made_first(render):
     assert logs["urn"] in render.one("eks:index:Cluster")["dependencies"]
 
 
-def test_metrics_server_runs_for_the_autoscalers(render):
-    addon = render.one("aws:eks/addon:Addon")
-    assert addon["inputs"]["addonName"] == "metrics-server"
-    assert addon["inputs"]["clusterName"] == "alpha-dev"
-    assert render.one("eks:index:ManagedNodeGroup")["urn"] in addon["dependencies"]
+def test_addons_are_pinned_and_follow_the_kubernetes_version(render, render_variant):
+    from settings import DEFAULT_ADDON_VERSIONS
+    for variant, version in ((render, "1.35"), (render_variant(sets=("kubernetesVersion=1.36",)), "1.36")):
+        pins = DEFAULT_ADDON_VERSIONS[version]
+        cluster = variant.one("eks:index:Cluster")["inputs"]
+        assert cluster["vpcCniOptions"]["addonVersion"] == pins["vpc-cni"]
+        assert cluster["kubeProxyAddonOptions"]["version"] == pins["kube-proxy"]
+        # pulumi-eks would leave CoreDNS self-managed without a default node group; the stack owns it.
+        assert cluster["corednsAddonOptions"]["enabled"] is False
+        addons = {a["inputs"]["addonName"]: a for a in variant.of_type("aws:eks/addon:Addon")}
+        assert set(addons) == {"coredns", "metrics-server"}
+        for name, addon in addons.items():
+            assert addon["inputs"]["addonVersion"] == pins[name]
+            assert addon["inputs"]["clusterName"] == "alpha-dev"
+            assert addon["inputs"]["resolveConflictsOnCreate"] == "OVERWRITE"
+            # Their pods need nodes; without them the add-on never turns ACTIVE.
+            assert variant.one("eks:index:ManagedNodeGroup")["urn"] in addon["dependencies"]
+
+
+def test_an_addon_override_changes_that_addon_only(render, render_variant):
+    variant = render_variant(sets=('addonVersions={"coredns": "v1.99.0-eksbuild.1"}',))
+    versions = {a["inputs"]["addonName"]: a["inputs"]["addonVersion"] for a in variant.of_type("aws:eks/addon:Addon")}
+    before = {a["inputs"]["addonName"]: a["inputs"]["addonVersion"] for a in render.of_type("aws:eks/addon:Addon")}
+    assert versions == {**before, "coredns": "v1.99.0-eksbuild.1"}
+    assert variant.one("eks:index:Cluster")["inputs"]["vpcCniOptions"] == \
+        render.one("eks:index:Cluster")["inputs"]["vpcCniOptions"]

@@ -1,5 +1,7 @@
 """Every setting: the default, a good value, and a bad value that names the setting."""
 
+import datetime
+
 import pytest
 
 from settings import PROJECT, SettingsError, load_settings, resolve_hostname
@@ -63,12 +65,15 @@ SHOWN = {
     "": "not set",
     '["arn:aws:sts::123456789012:assumed-role/x/y"]': "assumed-role/x/y",
     '"arn:aws:iam::123456789012:role/a"': "'arn:aws:iam::123456789012:role/a'",
+    '{"aws-ebs-csi-driver": "v1.40.0-eksbuild.1"}': "addonVersions.aws-ebs-csi-driver",
+    '{"coredns": "latest"}': "addonVersions.coredns: 'latest'",
+    '["v1.20.4-eksbuild.1"]': "['v1.20.4-eksbuild.1']",
 }
 
 
 @pytest.mark.parametrize("key, value, accepted", [
     ("clusterName", "Alpha_1", "lowercase letters"),
-    ("kubernetesVersion", "1.29", "one of 1.34, 1.35, 1.36"),
+    ("kubernetesVersion", "1.34", "one of 1.35, 1.36"),
     ("nodeInstanceType", "t3medium", "EC2 instance type"),
     ("nodeDesiredSize", "four", "whole number"),
     ("nodeMinSize", "0", "whole number from 1 to 100"),
@@ -84,6 +89,10 @@ SHOWN = {
     ("endpointPublicAccessFromAnywhere", "yes", "true or false"),
     ("clusterAdminArns", '["arn:aws:sts::123456789012:assumed-role/x/y"]', "IAM role or user ARNs"),
     ("clusterAdminArns", '"arn:aws:iam::123456789012:role/a"', "list of IAM role or user ARNs"),
+    ("clusterViewerArns", '["arn:aws:sts::123456789012:assumed-role/x/y"]', "IAM role or user ARNs"),
+    ("addonVersions", '{"aws-ebs-csi-driver": "v1.40.0-eksbuild.1"}', "one of the add-ons vpc-cni, kube-proxy"),
+    ("addonVersions", '{"coredns": "latest"}', "describe-addon-versions --addon-name coredns"),
+    ("addonVersions", '["v1.20.4-eksbuild.1"]', "map of EKS add-on name to version"),
     ("tags", '["a"]', "map of tag keys"),
     ("tags", '{"aws:reserved": "x"}', "does not start with aws:"),
     ("tags", '{"team": 5}', "string value"),
@@ -165,10 +174,50 @@ def test_spot_capacity():
     assert load(nodeCapacityType="spot").node_group.capacity_type == "SPOT"
 
 
-def test_cluster_admins():
+def test_cluster_admins_and_viewers():
     arn = "arn:aws:iam::123456789012:role/github-deployer"
-    assert load(clusterAdminArns=f'["{arn}"]').cluster_admin_arns == (arn,)
+    viewer = "arn:aws:iam::123456789012:role/github-preview"
+    s = load(clusterAdminArns=f'["{arn}"]', clusterViewerArns=f'["{viewer}"]')
+    assert (s.cluster_admin_arns, s.cluster_viewer_arns) == ((arn,), (viewer,))
     assert "each ARN once" in problems(clusterAdminArns=f'["{arn}", "{arn}"]')[0]
+    assert "each ARN once" in problems(clusterViewerArns=f'["{viewer}", "{viewer}"]')[0]
+    (both,) = problems(clusterAdminArns=f'["{arn}"]', clusterViewerArns=f'["{arn}", "{viewer}"]')
+    assert both.startswith(f"{PROJECT}:clusterViewerArns") and "not also in" in both and arn in both
+
+
+def test_kubernetes_versions_are_refused_from_the_day_their_standard_support_ends():
+    from settings import KUBERNETES_STANDARD_SUPPORT_ENDS
+    ends = KUBERNETES_STANDARD_SUPPORT_ENDS["1.35"]
+    day_before = ends - datetime.timedelta(days=1)
+    assert load_settings("dev", FakeConfig(PROJECT, {**VALID, "kubernetesVersion": "1.35"}),
+                         FakeConfig("aws", {"region": "us-east-1"}), today=day_before).kubernetes_version == "1.35"
+    with pytest.raises(SettingsError) as raised:
+        load_settings("dev", FakeConfig(PROJECT, {**VALID, "kubernetesVersion": "1.35"}),
+                      FakeConfig("aws", {"region": "us-east-1"}), today=ends)
+    (problem,) = raised.value.problems
+    assert problem.startswith(f"{PROJECT}:kubernetesVersion: '1.35'")
+    assert str(ends) in problem and "one of 1.36" in problem
+
+
+def test_every_offered_kubernetes_version_has_a_support_end_and_pinned_addons():
+    from settings import ADDONS, DEFAULT_ADDON_VERSIONS, KUBERNETES_STANDARD_SUPPORT_ENDS, SUPPORTED_KUBERNETES_VERSIONS
+    assert set(SUPPORTED_KUBERNETES_VERSIONS) == set(KUBERNETES_STANDARD_SUPPORT_ENDS) == set(DEFAULT_ADDON_VERSIONS)
+    for version in SUPPORTED_KUBERNETES_VERSIONS:
+        assert set(DEFAULT_ADDON_VERSIONS[version]) == set(ADDONS), version
+
+
+def test_the_default_kubernetes_version_is_in_standard_support_today():
+    """Fails on the day the default leaves EKS standard support: time to move the default on."""
+    from settings import DEFAULT_KUBERNETES_VERSION, KUBERNETES_STANDARD_SUPPORT_ENDS
+    assert datetime.date.today() < KUBERNETES_STANDARD_SUPPORT_ENDS[DEFAULT_KUBERNETES_VERSION]
+
+
+def test_addon_versions_follow_the_kubernetes_version_and_take_overrides():
+    from settings import DEFAULT_ADDON_VERSIONS
+    assert load().addon_versions == DEFAULT_ADDON_VERSIONS["1.35"]
+    assert load(kubernetesVersion="1.36").addon_versions == DEFAULT_ADDON_VERSIONS["1.36"]
+    pinned = load(addonVersions='{"coredns": "v1.99.0-eksbuild.7"}').addon_versions
+    assert pinned == {**DEFAULT_ADDON_VERSIONS["1.35"], "coredns": "v1.99.0-eksbuild.7"}
 
 
 DIGEST = "sha256:" + "ab" * 32

@@ -131,6 +131,23 @@ def _caller_identity(args: dict, region: str) -> dict:
             "id": "123456789012", "userId": "AROAMOCK"}
 
 
+def _session_context(args: dict, region: str) -> dict:
+    """An assumed role's session ARN resolves to the role (without its path, which the mock cannot know)."""
+    arn = args["arn"]
+    match = re.match(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)$", arn)
+    if not match:
+        return {"arn": arn, "id": arn, "issuerArn": arn, "issuerId": "", "issuerName": "", "sessionName": ""}
+    partition, account, role, session = match.groups()
+    issuer = f"arn:{partition}:iam::{account}:role/{role}"
+    return {"arn": arn, "id": arn, "issuerArn": issuer, "issuerId": "AROAMOCK", "issuerName": role,
+            "sessionName": session}
+
+
+def _eks_clusters(args: dict, region: str) -> dict:
+    """The clusters already in the account: none, unless the render was told otherwise."""
+    return {"id": region, "names": list(EXISTING_CLUSTERS)}
+
+
 def _ecr_authorization_token(args: dict, region: str) -> dict:
     registry = args.get("registryId") or "123456789012"
     return {"id": region, "registryId": registry, "userName": "AWS", "password": "mock-ecr-password",
@@ -144,7 +161,11 @@ KNOWN_INVOKES: dict[str, Callable[[dict, str], dict]] = {
     "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": _instance_type_offerings,
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
     "aws:ecr/getAuthorizationToken:getAuthorizationToken": _ecr_authorization_token,
+    "aws:iam/getSessionContext:getSessionContext": _session_context,
+    "aws:eks/getClusters:getClusters": _eks_clusters,
 }
+# EKS cluster names the mocked account already has (--existing-cluster): a render of a later update.
+EXISTING_CLUSTERS: list[str] = []
 
 
 def mock_state(typ: str, name: str, inputs: dict, region: str) -> dict:
@@ -457,7 +478,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting (KEY without a namespace means eks-istio-shop:KEY)")
     parser.add_argument("--unset", action="append", default=[], metavar="KEY", help="remove a setting")
+    parser.add_argument("--existing-cluster", action="append", default=[], metavar="NAME",
+                        help="render an update: the mocked account already has this EKS cluster")
     args = parser.parse_args(argv)
+    EXISTING_CLUSTERS[:] = args.existing_cluster
 
     import pulumi
 
