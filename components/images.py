@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import stat
+import os
+import platform as host_platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
+import docker.utils.build as docker_build_utils
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
@@ -31,33 +33,63 @@ def image_platform(architecture: str) -> str:
     return platforms[architecture]
 
 
-def source_digest(context: Path, dockerfile: Path) -> str:
-    """A hash of everything a build could read: every file of the context, and the Dockerfile.
+def build_inputs(context: Path, dockerfile: Path) -> list[Path]:
+    """The files of the context a build can read: all of it less what the Dockerfile's own ignore file
+    (`<Dockerfile>.dockerignore`, as BuildKit and docker-build read it) or the context's `.dockerignore`
+    excludes."""
+    ignore_file = next((p for p in (Path(f"{dockerfile}.dockerignore"), context / ".dockerignore") if p.is_file()), None)
+    lines = ignore_file.read_text().splitlines() if ignore_file else []
+    patterns = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    dockerfile_name = dockerfile.relative_to(context).as_posix() if dockerfile.is_relative_to(context) else None
+    included = docker_build_utils.exclude_paths(str(context), patterns, dockerfile=dockerfile_name)
+    return sorted(context / name for name in included if (context / name).is_file())
 
-    It must change whenever docker-build's own context hash does: that one decides whether the image
-    is rebuilt, and a rebuild under an unchanged tag is refused by the immutable repository. So it
-    covers every file, .dockerignore'd or not; hashing more than the build reads costs at most an
-    extra image, hashing less could fail a deploy.
+
+def source_digest(context: Path, dockerfile: Path) -> str:
+    """A hash of what goes into the image: the files the build can read, by content, and the Dockerfile.
+
+    Modes, timestamps and ignored files (tests' `__pycache__`) do not count, so a laptop and CI, or a
+    checkout under another umask, get the same tag for the same source.
     """
     digest = hashlib.sha256()
-    files = sorted(p for p in context.rglob("*") if p.is_file())
-    if dockerfile.resolve() not in {p.resolve() for p in files}:
-        files.append(dockerfile)
-    for path in files:
-        digest.update(str(path.relative_to(context) if path.is_relative_to(context) else path.name).encode())
-        digest.update(b"\0")
-        # docker-build's hash counts permission bits too (a checkout under another umask, an exec bit).
-        digest.update(stat.filemode(path.stat().st_mode).encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
+    for path in [*build_inputs(context, dockerfile), dockerfile]:
+        name = path.relative_to(context) if path.is_relative_to(context) else Path(path.name)
+        digest.update(name.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
 def image_tag(context: Path, dockerfile: Path, platform: str) -> str:
-    """An immutable tag: the same source for the same platform always gets the same tag, and any change
-    a new one, so an unchanged image is never rebuilt and a rebuilt one never reuses a tag."""
+    """A tag that names the source: the same source for the same platform gets the same tag.
+
+    Repositories allow a tag to move (a revert rebuilds an image under a tag pushed before, with a new
+    digest); what runs is pinned by digest, so a moved tag never changes a running workload.
+    """
     return f"{platform.split('/')[-1]}-{source_digest(context, dockerfile)[:20]}"
+
+
+def cache_reference(repository_url: str, platform: str) -> str:
+    """The registry cache of one platform's builds, kept beside the images in their repository."""
+    return f"{repository_url}:buildcache-{platform.split('/')[-1]}"
+
+
+def cross_build_problem(architecture: str, host_machine: str, host_system: str, binfmt_dir: Path,
+                        remote_builder: bool) -> Optional[str]:
+    """Why this machine cannot build images for `architecture`, or None.
+
+    The Dockerfiles have RUN steps, which need the target CPU or an emulator: Docker Desktop (macOS,
+    Windows) brings one, on Linux QEMU must be registered with binfmt_misc. A remote builder
+    (DOCKER_HOST, BUILDX_BUILDER) is its own machine and is not judged here.
+    """
+    host = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(host_machine.lower())
+    if remote_builder or host == architecture or host_system != "Linux":
+        return None
+    emulator = {"arm64": "qemu-aarch64", "amd64": "qemu-x86_64"}[architecture]
+    if (binfmt_dir / emulator).exists():
+        return None
+    return (f"the nodes are {architecture} (eks-istio-shop:nodeInstanceType) but this {host or host_machine} "
+            f"machine has no {emulator} emulator registered, so the images' RUN steps cannot build. Register "
+            f"QEMU (docker run --privileged --rm tonistiigi/binfmt --install {architecture}), build on an "
+            f"{architecture} machine, or set eks-istio-shop:images to prebuilt {architecture} images.")
 
 
 def lifecycle_policy(keep: int = KEEP_IMAGES, untagged_days: int = UNTAGGED_EXPIRY_DAYS) -> str:
@@ -82,8 +114,7 @@ class ImageSource:
 
 def service_source(services_dir: Path, service: str) -> ImageSource:
     """The services share code (services/common), so each builds from the services directory with
-    its own Dockerfile. A change anywhere in it changes every service's build context, and so every
-    image's tag: docker-build would rebuild all three anyway."""
+    its own Dockerfile; the Dockerfile's ignore file narrows that context to what the image copies."""
     return ImageSource(context=services_dir, dockerfile=services_dir / service / "Dockerfile")
 
 
@@ -112,6 +143,13 @@ class ServiceImages(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         platform = image_platform(args.architecture)
         self.references = {}
+        if set(args.services) - set(args.prebuilt):
+            problem = cross_build_problem(
+                args.architecture, host_platform.machine(), host_platform.system(),
+                Path("/proc/sys/fs/binfmt_misc"), remote_builder=bool(os.environ.get("DOCKER_HOST")
+                                                                      or os.environ.get("BUILDX_BUILDER")))
+            if problem:
+                pulumi.log.warn(problem, resource=self)
 
         for service in args.services:
             if service in args.prebuilt:
@@ -121,7 +159,10 @@ class ServiceImages(pulumi.ComponentResource):
                 f"{name}-{service}-repo",
                 name=f"{args.repository_prefix}/{service}",
                 image_scanning_configuration={"scan_on_push": True},
-                image_tag_mutability="IMMUTABLE",
+                # Tags name sources, and a revert brings a source back: its rebuild (a new digest)
+                # must be able to take the tag again, and the build cache tag moves on every build.
+                # Workloads pin digests, so a moved tag never changes what runs.
+                image_tag_mutability="MUTABLE",
                 # The AWS-managed key: no key to administer, and ECR grants the nodes' pulls by itself.
                 encryption_configurations=[{"encryption_type": "KMS"}],
                 # The images are build output, reproducible from git; without this `pulumi destroy`
@@ -142,12 +183,19 @@ class ServiceImages(pulumi.ComponentResource):
                     f"{source.dockerfile} not found, so the image of {service} cannot be built; check out "
                     f"the services, or set eks-istio-shop:images to a prebuilt reference for {service}")
             tag = image_tag(source.context, source.dockerfile, platform)
+            cache = repository.repository_url.apply(lambda url: cache_reference(url, platform))
             image = docker_build.Image(
                 f"{name}-{service}-image",
                 context={"location": str(source.context)},
                 dockerfile={"location": str(source.dockerfile)},
                 platforms=[platform],
                 push=True,
+                # A preview shows the change without building (and needs no Docker or emulator).
+                build_on_preview=False,
+                # ECR serves BuildKit's registry cache only as an OCI image manifest.
+                cache_from=[{"registry": {"ref": cache}}],
+                cache_to=[{"registry": {"ref": cache, "mode": "max", "image_manifest": True,
+                                        "oci_media_types": True}}],
                 tags=[repository.repository_url.apply(lambda url, tag=tag: f"{url}:{tag}")],
                 registries=[{
                     "address": repository.repository_url,

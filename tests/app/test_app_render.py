@@ -366,7 +366,8 @@ def test_each_service_has_a_locked_down_repository(render):
     assert {r["inputs"]["name"].rsplit("/", 1)[-1] for r in repositories} == set(APP_SERVICES)
     for repository in repositories:
         inputs = repository["inputs"]
-        assert inputs["imageTagMutability"] == "IMMUTABLE"
+        # Tags name sources and may move (a revert rebuilds under an old tag); workloads pin digests.
+        assert inputs["imageTagMutability"] == "MUTABLE"
         assert inputs["imageScanningConfiguration"] == {"scanOnPush": True}
         assert inputs["encryptionConfigurations"][0]["encryptionType"] in ("KMS", "AES256")
         assert inputs["forceDelete"] is True
@@ -389,6 +390,19 @@ def test_each_image_is_built_from_its_service_for_the_nodes_and_pushed(render):
         assert inputs["registries"][0]["password"] == "[secret]"
         [tag] = inputs["tags"]
         assert not tag.endswith(":latest") and tag.split(":")[-1].startswith("amd64-")
+
+
+def test_images_build_on_up_only_with_a_registry_cache_beside_them(render):
+    for build in render.of_type(IMAGE):
+        inputs = build["inputs"]
+        assert inputs["buildOnPreview"] is False
+        repository = inputs["tags"][0].rsplit(":", 1)[0]
+        [cache_from] = inputs["cacheFrom"]
+        [cache_to] = inputs["cacheTo"]
+        assert cache_from["registry"]["ref"] == cache_to["registry"]["ref"] == f"{repository}:buildcache-amd64"
+        # ECR takes BuildKit's cache only as an OCI image manifest.
+        assert cache_to["registry"]["imageManifest"] is True and cache_to["registry"]["ociMediaTypes"] is True
+        assert cache_to["registry"]["mode"] == "max"
 
 
 def test_workloads_run_the_pushed_images_by_digest(render):
