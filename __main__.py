@@ -9,9 +9,7 @@ from components.cluster import Cluster, ClusterArgs
 from components.dns import DnsRecord, DnsRecordArgs, hosted_zone_id
 from components.images import ServiceImages, ServiceImagesArgs
 from components.ingress import Ingress, IngressArgs
-from components.mesh import (INGRESS_GATEWAY_LABELS, INGRESS_NAMESPACE, INGRESS_RELEASE, IngressNodePorts, Mesh,
-                             MeshArgs, ingress_gateway_servers)
-from components.microservice import principal
+from components.mesh import Mesh, MeshArgs
 from components.network import Network, NetworkArgs
 from components.shop import Shop, ShopArgs
 from settings import APP_SERVICES, load_settings
@@ -19,9 +17,7 @@ from settings import APP_SERVICES, load_settings
 settings = load_settings()
 
 network = Network("shop-network", NetworkArgs(
-    vpc_cidr=settings.network.vpc_cidr,
-    zone_count=settings.network.availability_zone_count,
-    nat_gateways=settings.network.nat_gateways,
+    settings=settings.network,
     node_instance_type=settings.node_group.instance_type,
     cluster_name=settings.eks_cluster_name,
     tags=settings.tags,
@@ -37,26 +33,12 @@ cluster = Cluster("shop-cluster", ClusterArgs(
     cluster_admin_arns=settings.cluster_admin_arns,
     cluster_viewer_arns=settings.cluster_viewer_arns,
     addon_versions=settings.addon_versions,
-    instance_type=settings.node_group.instance_type,
-    architecture=settings.node_group.architecture,
-    desired_size=settings.node_group.desired_size,
-    min_size=settings.node_group.min_size,
-    max_size=settings.node_group.max_size,
-    capacity_type=settings.node_group.capacity_type,
+    node_group=settings.node_group,
     tags=settings.tags,
 ))
+in_cluster = pulumi.ResourceOptions(providers=[cluster.kubernetes_provider])
 
-node_ports = IngressNodePorts(
-    http=settings.mesh.ingress_http_node_port,
-    https=settings.mesh.ingress_https_node_port,
-    status=settings.mesh.ingress_status_node_port,
-)
-
-mesh = Mesh("shop-mesh", MeshArgs(
-    istio_version=settings.mesh.istio_version,
-    node_ports=node_ports,
-    kubernetes_provider=cluster.kubernetes_provider,
-))
+mesh = Mesh("shop-mesh", MeshArgs(settings=settings.mesh), opts=in_cluster)
 
 # With a domain: certificate first (the TLS listener needs it validated), the alias record last
 # (it needs the load balancer). Without one: plain HTTP on the load balancer's own name.
@@ -72,7 +54,7 @@ ingress = Ingress("shop-ingress", IngressArgs(
     public_subnet_ids=network.public_subnet_ids,
     node_security_group_id=cluster.node_security_group_id,
     node_group_asg_names=cluster.node_group_asg_names,
-    node_ports=node_ports,
+    gateway=mesh.ingress_gateway,
     certificate_arn=certificate.certificate_arn if certificate else None,
     tags=settings.tags,
 ))
@@ -100,17 +82,13 @@ images = ServiceImages("shop-images", ServiceImagesArgs(
 ))
 
 shop = Shop("shop-app", ShopArgs(
-    provider=cluster.kubernetes_provider,
     images=images.references,
     hostname=settings.dns.hostname,
     base_url=url,
-    gateway_selector=INGRESS_GATEWAY_LABELS,
-    # The gateway chart names the gateway's service account after its release.
-    gateway_principal=principal(INGRESS_NAMESPACE, INGRESS_RELEASE),
-    gateway_servers=ingress_gateway_servers([settings.dns.hostname or "*"]),
+    gateway=mesh.ingress_gateway,
     # After all of Istio: istiod's injector and webhook, and the gateway the routes are bound to.
     istio_dependencies=[mesh],
-))
+), opts=in_cluster)
 
 pulumi.export("url", url)
 pulumi.export("graphqlUrl", shop.graphql_url)

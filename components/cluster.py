@@ -11,6 +11,8 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
+from settings import NodeGroupSettings
+
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
 CONTROL_PLANE_LOG_RETENTION_DAYS = 30
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -94,12 +96,7 @@ class ClusterArgs:
     cluster_viewer_arns: tuple[str, ...]
     # EKS add-on name -> version, for vpc-cni, kube-proxy, coredns and metrics-server.
     addon_versions: Mapping[str, str]
-    instance_type: str
-    architecture: str
-    desired_size: int
-    min_size: int
-    max_size: int
-    capacity_type: str
+    node_group: NodeGroupSettings
     tags: Mapping[str, str]
 
 
@@ -194,6 +191,7 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
+        nodes = args.node_group
         node_group = eks.ManagedNodeGroup(
             f"{name}-nodes",
             cluster=cluster,
@@ -201,12 +199,12 @@ class Cluster(pulumi.ComponentResource):
             node_role=node_role,
             # With a launch template pulumi-eks does not default the version to the cluster's.
             version=args.kubernetes_version,
-            ami_type=ami_type(args.architecture),
-            instance_types=[args.instance_type],
-            capacity_type=args.capacity_type,
+            ami_type=ami_type(nodes.architecture),
+            instance_types=[nodes.instance_type],
+            capacity_type=nodes.capacity_type,
             subnet_ids=args.private_subnet_ids,
-            scaling_config={"desired_size": args.desired_size, "min_size": args.min_size,
-                            "max_size": args.max_size},
+            scaling_config={"desired_size": nodes.desired_size, "min_size": nodes.min_size,
+                            "max_size": nodes.max_size},
             launch_template={"id": launch_template.id,
                              "version": launch_template.latest_version.apply(str)},
             tags=tags,

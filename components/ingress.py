@@ -30,7 +30,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.mesh import GATEWAY_READINESS_PATH, IngressNodePorts
+from components.mesh import IngressGateway
 
 # TLS 1.3 and 1.2 only, 1.2 restricted to forward-secret AEAD ciphers, with hybrid post-quantum key
 # exchange offered to clients that support it (the AWS console's default for new TLS listeners).
@@ -74,8 +74,9 @@ class IngressPlan:
         return tuple(sorted({group.node_port for group in self.target_groups} | {status_port}))
 
 
-def ingress_plan(node_ports: IngressNodePorts, tls: bool) -> IngressPlan:
+def ingress_plan(gateway: IngressGateway, tls: bool) -> IngressPlan:
     """Listeners and target groups. With TLS, :80 goes to the redirect port; without, it serves."""
+    node_ports = gateway.node_ports
     serving = TargetGroupPlan(SERVING, node_ports.https)
     if not tls:
         return IngressPlan(listeners=(ListenerPlan(HTTP_PORT, "TCP", SERVING),), target_groups=(serving,))
@@ -86,12 +87,12 @@ def ingress_plan(node_ports: IngressNodePorts, tls: bool) -> IngressPlan:
     )
 
 
-def health_check(node_ports: IngressNodePorts) -> dict[str, Any]:
+def health_check(gateway: IngressGateway) -> dict[str, Any]:
     return {
         "enabled": True,
         "protocol": "HTTP",
-        "port": str(node_ports.status),
-        "path": GATEWAY_READINESS_PATH,
+        "port": str(gateway.node_ports.status),
+        "path": gateway.readiness_path,
         "matcher": "200",
         "interval": 10,
         "timeout": 5,
@@ -117,7 +118,8 @@ class IngressArgs:
     public_subnet_ids: pulumi.Input[list[str]]
     node_security_group_id: pulumi.Input[str]
     node_group_asg_names: pulumi.Input[list[str]]
-    node_ports: IngressNodePorts
+    # The mesh's ingress gateway: its node ports and readiness path.
+    gateway: IngressGateway
     # The validated certificate's ARN, or None to serve plain HTTP on port 80 only.
     certificate_arn: Optional[pulumi.Input[str]]
     tags: Mapping[str, str]
@@ -132,7 +134,7 @@ class Ingress(pulumi.ComponentResource):
         super().__init__("eks-istio-shop:ingress:Ingress", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
-        plan = ingress_plan(args.node_ports, tls=args.certificate_arn is not None)
+        plan = ingress_plan(args.gateway, tls=args.certificate_arn is not None)
 
         security_group = aws.ec2.SecurityGroup(
             f"{name}-nlb-sg",
@@ -149,7 +151,7 @@ class Ingress(pulumi.ComponentResource):
         for port in listener_ports(plan):
             allow(aws.vpc.SecurityGroupIngressRule, f"nlb-in-{port}", security_group.id, port,
                   f"Clients to listener {port}", cidr_ipv4=ANYWHERE_IPV4)
-        for node_port in plan.node_ports(args.node_ports.status):
+        for node_port in plan.node_ports(args.gateway.node_ports.status):
             allow(aws.vpc.SecurityGroupEgressRule, f"nlb-out-{node_port}", security_group.id, node_port,
                   f"Load balancer to node port {node_port}", referenced_security_group_id=args.node_security_group_id)
             allow(aws.vpc.SecurityGroupIngressRule, f"node-in-{node_port}", args.node_security_group_id, node_port,
@@ -177,7 +179,7 @@ class Ingress(pulumi.ComponentResource):
                 protocol="TCP",
                 port=group.node_port,
                 vpc_id=args.vpc_id,
-                health_check=health_check(args.node_ports),
+                health_check=health_check(args.gateway),
                 preserve_client_ip="false",
                 proxy_protocol_v2=False,
                 deregistration_delay=DEREGISTRATION_DELAY_SECONDS,

@@ -13,8 +13,8 @@ plain HTTP on two ports and tells the load balancer's two listeners apart by por
 
 Only the redirect port redirects, so a request that arrived over TLS is never redirected again.
 Without a domain there is no TLS listener: port 80 forwards to the serving port directly.
-The Istio `Gateway` resource that binds these ports belongs to the application; it uses the
-constants below.
+The Istio `Gateway` resource that binds these ports belongs to the application; it gets them, with
+the gateway's labels and identity, from the component's `ingress_gateway` value.
 
 Sizing for 4 x t3.medium (about 1930m CPU, 3200 MiB allocatable, 17 pods each; see
 `tests/mesh/test_sizing.py`, which adds these requests to the application's and EKS's own pods and
@@ -35,10 +35,12 @@ fixed replica count keeps their PodDisruptionBudgets meaningful (2 replicas, at 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
+
+from settings import MeshSettings
 
 ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 
@@ -95,16 +97,24 @@ class IngressNodePorts:
 
 @dataclass(frozen=True)
 class Resources:
+    """A container's requests and limits; no CPU limit where throttling would only cause harm."""
+
     cpu_request: str
     memory_request: str
     cpu_limit: Optional[str]
     memory_limit: str
 
-    def as_values(self) -> dict[str, dict[str, str]]:
+    def spec(self) -> dict[str, dict[str, str]]:
+        """As Kubernetes' `resources` (and the Istio charts' values) take it."""
         limits = {"memory": self.memory_limit}
         if self.cpu_limit:
             limits["cpu"] = self.cpu_limit
         return {"requests": {"cpu": self.cpu_request, "memory": self.memory_request}, "limits": limits}
+
+
+def principal(namespace: str, service_account: str, trust_domain: str = "cluster.local") -> str:
+    """The SPIFFE-derived principal Istio gives a workload running as `service_account`."""
+    return f"{trust_domain}/ns/{namespace}/sa/{service_account}"
 
 
 ISTIOD_REPLICAS = 2
@@ -154,12 +164,12 @@ def istiod_values() -> dict[str, Any]:
     return {
         "autoscaleEnabled": False,
         "replicaCount": ISTIOD_REPLICAS,
-        "resources": ISTIOD_RESOURCES.as_values(),
+        "resources": ISTIOD_RESOURCES.spec(),
         "topologySpreadConstraints": [_spread(ZONE_TOPOLOGY_KEY, istiod_labels, hard=False)],
         "pdb": {"minAvailable": 1},
         "meshConfig": mesh_config(),
         "global": {
-            "proxy": {"resources": SIDECAR_RESOURCES.as_values()},
+            "proxy": {"resources": SIDECAR_RESOURCES.spec()},
         },
     }
 
@@ -181,7 +191,7 @@ def _gateway_values(labels: Mapping[str, str], replicas: int, zone_spread_hard: 
         "replicaCount": replicas,
         "autoscaling": {"enabled": False},
         "podDisruptionBudget": {"minAvailable": 1},
-        "resources": GATEWAY_RESOURCES.as_values(),
+        "resources": GATEWAY_RESOURCES.spec(),
         "topologySpreadConstraints": [
             _spread(ZONE_TOPOLOGY_KEY, labels, hard=zone_spread_hard),
             _spread(HOST_TOPOLOGY_KEY, labels, hard=False),
@@ -227,6 +237,28 @@ def ingress_gateway_servers(hosts: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class IngressGateway:
+    """What the rest of the stack needs of the ingress gateway, in one value: the Istio Gateway selects
+    its pods by `labels`, authorization names it by `principal`, the load balancer sends traffic to
+    its `node_ports` and health-checks `readiness_path` on the status node port."""
+
+    labels: Mapping[str, str]
+    principal: str
+    node_ports: IngressNodePorts
+    readiness_path: str
+
+    def servers(self, hosts: Sequence[str]) -> list[dict[str, Any]]:
+        """The `servers` of an Istio Gateway bound to this gateway, for `hosts`."""
+        return ingress_gateway_servers(list(hosts))
+
+
+def ingress_gateway(node_ports: IngressNodePorts) -> IngressGateway:
+    # The gateway chart names the gateway's service account after its release.
+    return IngressGateway(labels=dict(INGRESS_GATEWAY_LABELS), principal=principal(INGRESS_NAMESPACE, INGRESS_RELEASE),
+                          node_ports=node_ports, readiness_path=GATEWAY_READINESS_PATH)
+
+
 def mesh_policy_objects() -> list[dict[str, Any]]:
     return [peer_authentication()]
 
@@ -253,23 +285,26 @@ def release_plans(node_ports: IngressNodePorts) -> list[ReleasePlan]:
 
 @dataclass(frozen=True)
 class MeshArgs:
-    istio_version: str
-    node_ports: IngressNodePorts
-    kubernetes_provider: k8s.Provider
+    settings: MeshSettings
 
 
 class Mesh(pulumi.ComponentResource):
-    """Istio control plane, gateways and mesh-wide policy."""
+    """Istio control plane, gateways and mesh-wide policy. The Kubernetes provider comes through
+    `opts` (`providers=[...]`); every child inherits it."""
 
     ingress_gateway_namespace: pulumi.Output[str]
     egress_gateway_namespace: pulumi.Output[str]
     istio_namespace: pulumi.Output[str]
+    ingress_gateway: IngressGateway
 
     def __init__(self, name: str, args: MeshArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:mesh:Mesh", name, None, opts)
+        settings = args.settings
+        node_ports = IngressNodePorts(http=settings.ingress_http_node_port, https=settings.ingress_https_node_port,
+                                      status=settings.ingress_status_node_port)
 
         def child(**kwargs: Any) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, **kwargs)
+            return pulumi.ResourceOptions(parent=self, **kwargs)
 
         namespaces = {
             namespace: k8s.core.v1.Namespace(
@@ -280,14 +315,14 @@ class Mesh(pulumi.ComponentResource):
             for namespace in (ISTIO_NAMESPACE, INGRESS_NAMESPACE, EGRESS_NAMESPACE)
         }
 
-        plans = {plan.role: plan for plan in release_plans(args.node_ports)}
+        plans = {plan.role: plan for plan in release_plans(node_ports)}
 
         def release(plan: ReleasePlan, after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
             return k8s.helm.v3.Release(
                 f"{name}-{plan.role}",
                 name=plan.release,
                 chart=plan.chart,
-                version=args.istio_version,
+                version=settings.istio_version,
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=ISTIO_CHART_REPOSITORY),
                 # The namespace's name is an output of the Namespace: the release waits for it.
                 namespace=namespaces[plan.namespace].metadata.name,
@@ -303,8 +338,8 @@ class Mesh(pulumi.ComponentResource):
         # istiod reads none of base's outputs, but needs its CRDs and webhook configuration.
         istiod = release(plans["istiod"], [base])
         # The gateway pods' image is filled in by istiod's injector: istiod must be up first.
-        ingress_gateway = release(plans["ingress-gateway"], [istiod])
-        egress_gateway = release(plans["egress-gateway"], [istiod])
+        ingress_release = release(plans["ingress-gateway"], [istiod])
+        egress_release = release(plans["egress-gateway"], [istiod])
 
         for policy in mesh_policy_objects():
             k8s.apiextensions.CustomResource(
@@ -319,8 +354,9 @@ class Mesh(pulumi.ComponentResource):
 
         # Read from the releases, so that whoever uses these waits for the gateways to be installed.
         self.istio_namespace = istiod.namespace
-        self.ingress_gateway_namespace = ingress_gateway.namespace
-        self.egress_gateway_namespace = egress_gateway.namespace
+        self.ingress_gateway_namespace = ingress_release.namespace
+        self.egress_gateway_namespace = egress_release.namespace
+        self.ingress_gateway = ingress_gateway(node_ports)
         self.register_outputs({
             "istioNamespace": self.istio_namespace,
             "ingressGatewayNamespace": self.ingress_gateway_namespace,

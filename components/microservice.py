@@ -13,6 +13,8 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.mesh import Resources
+
 HTTP_PORT_NAME = "http"
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
@@ -123,18 +125,6 @@ def retry_conditions_are_safe(route: Mapping[str, Any], idempotent: bool) -> boo
 # Specs
 
 
-@dataclass(frozen=True)
-class Resources:
-    cpu_request: str
-    memory_request: str
-    cpu_limit: str
-    memory_limit: str
-
-    def spec(self) -> dict:
-        return {"requests": {"cpu": self.cpu_request, "memory": self.memory_request},
-                "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit}}
-
-
 # Sized for t3.medium nodes (about 1930m CPU and 3.2 GiB allocatable): three services with two
 # replicas and one rollout surge pod each, every pod with its sidecar, next to Istio (see tests/app).
 DEFAULT_RESOURCES = Resources(cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi")
@@ -158,11 +148,6 @@ def selector(name: str) -> dict[str, str]:
 
 def service_host(name: str, namespace: str) -> str:
     return f"{name}.{namespace}.svc.cluster.local"
-
-
-def principal(namespace: str, service_account: str, trust_domain: str = "cluster.local") -> str:
-    """The SPIFFE-derived principal Istio gives a workload running as `service_account`."""
-    return f"{trust_domain}/ns/{namespace}/sa/{service_account}"
 
 
 def pod_annotations(name: str) -> dict[str, str]:
@@ -352,7 +337,6 @@ class MicroserviceArgs:
     name: str
     namespace: pulumi.Input[str]
     image: pulumi.Input[str]
-    provider: k8s.Provider
     access: Access
     port: int = 8080
     env: Mapping[str, str] = field(default_factory=dict)
@@ -375,10 +359,10 @@ class Microservice(pulumi.ComponentResource):
         if args.replicas < 2:
             raise ValueError(f"{args.name}: replicas must be at least 2 to survive a node or zone loss")
         service_name = args.name
-        child = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        # The Kubernetes provider comes from the parent's `providers`.
+        child = pulumi.ResourceOptions(parent=self)
         # No data links an Istio object to istiod; only this option orders them.
-        istio_child = pulumi.ResourceOptions(parent=self, provider=args.provider,
-                                             depends_on=list(args.istio_dependencies))
+        istio_child = pulumi.ResourceOptions(parent=self, depends_on=list(args.istio_dependencies))
         namespace = pulumi.Output.from_input(args.namespace)
 
         def metadata() -> dict:

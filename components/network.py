@@ -9,6 +9,8 @@ from typing import Mapping, Optional
 import pulumi
 import pulumi_aws as aws
 
+from settings import NetworkSettings
+
 NAT_SINGLE = "single"
 NAT_PER_ZONE = "per-zone"
 
@@ -65,9 +67,8 @@ def subnet_tags(base: Mapping[str, str], name: str, public: bool, cluster_name: 
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    vpc_cidr: str
-    zone_count: int
-    nat_gateways: str
+    settings: NetworkSettings
+    # Zones are chosen among those that offer the nodes' instance type.
     node_instance_type: str
     cluster_name: str
     tags: Mapping[str, str]
@@ -98,9 +99,9 @@ class Network(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
         zone_names = pulumi.Output.all(available.names, available.zone_ids, offerings.locations).apply(
-            lambda found: choose_zones(found[0], found[1], found[2], args.zone_count))
+            lambda found: choose_zones(found[0], found[1], found[2], args.settings.availability_zone_count))
 
-        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.vpc_cidr, enable_dns_hostnames=True,
+        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.settings.vpc_cidr, enable_dns_hostnames=True,
                           enable_dns_support=True, tags=named("vpc"), opts=child)
         # Take every rule off the default security group, so nothing can fall back on it.
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, tags=named("default-sg"), opts=child)
@@ -113,8 +114,8 @@ class Network(pulumi.ComponentResource):
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []
         nat_gateways: list[aws.ec2.NatGateway] = []
-        plan = plan_subnets(args.vpc_cidr, args.zone_count)
-        nat_count = len(plan) if args.nat_gateways == NAT_PER_ZONE else 1
+        plan = plan_subnets(args.settings.vpc_cidr, args.settings.availability_zone_count)
+        nat_count = len(plan) if args.settings.nat_gateways == NAT_PER_ZONE else 1
 
         for zone in plan:
             az = zone_names.apply(lambda names, i=zone.zone_index: names[i])
@@ -142,7 +143,7 @@ class Network(pulumi.ComponentResource):
                 tags=subnet_tags(tags, f"{name}-private-{zone.zone_index}", False, args.cluster_name), opts=child)
             route_table = aws.ec2.RouteTable(f"{name}-private-{zone.zone_index}-rt", vpc_id=vpc.id,
                                              tags=named(f"private-{zone.zone_index}-rt"), opts=child)
-            nat = nat_gateways[zone.zone_index if args.nat_gateways == NAT_PER_ZONE else 0]
+            nat = nat_gateways[zone.zone_index if args.settings.nat_gateways == NAT_PER_ZONE else 0]
             aws.ec2.Route(f"{name}-private-{zone.zone_index}-default-route", route_table_id=route_table.id,
                           destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-private-{zone.zone_index}-rta", subnet_id=private.id,

@@ -12,8 +12,9 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.mesh import IngressGateway, principal
 from components.microservice import (Access, MeshRoute, Microservice, MicroserviceArgs, destination, method_regex,
-                                     principal, retries, retry_problems, route_is_idempotent, service_host)
+                                     retries, retry_problems, route_is_idempotent, service_host)
 
 NAMESPACE = "e-commerce"
 GATEWAY_NAME = "shop"
@@ -114,38 +115,35 @@ def urls(base_url: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ShopArgs:
-    provider: k8s.Provider
     # Service name -> image reference (pinned by digest or tag).
     images: Mapping[str, pulumi.Input[str]]
     # The environment's hostname; None serves any host over plain HTTP.
     hostname: Optional[str]
     # Where the application is reached, e.g. https://shop.example.com (from the ingress).
     base_url: pulumi.Input[str]
-    # The ingress gateway: its pods' labels, its service account's principal and the Gateway servers
-    # of the ingress design, for the environment's hosts.
-    gateway_selector: Mapping[str, str]
-    gateway_principal: str
-    gateway_servers: Sequence[Mapping]
+    # The mesh's ingress gateway: the shop's Gateway binds to it, and only it may call graphql.
+    gateway: IngressGateway
     # istiod: its injector must exist before pods are created, its webhook validates Istio objects.
     istio_dependencies: Sequence[pulumi.Resource] = ()
     namespace: str = NAMESPACE
 
 
 class Shop(pulumi.ComponentResource):
+    """The application. The Kubernetes provider comes through `opts` (`providers=[...]`)."""
+
     graphql_url: pulumi.Output[str]
     playground_url: pulumi.Output[str]
     namespace: pulumi.Output[str]
 
     def __init__(self, name: str, args: ShopArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:shop:Shop", name, None, opts)
-        plans = service_plans(args.namespace, args.gateway_principal)
+        plans = service_plans(args.namespace, args.gateway.principal)
         missing = sorted({p.name for p in plans} - set(args.images))
         if missing:
             raise ValueError(f"no image for services {missing}")
         # Nothing in the data orders these after istiod; without it pods could start without sidecars
         # and Istio objects would meet a missing CRD or webhook.
-        after_istiod = pulumi.ResourceOptions(parent=self, provider=args.provider,
-                                              depends_on=list(args.istio_dependencies))
+        after_istiod = pulumi.ResourceOptions(parent=self, depends_on=list(args.istio_dependencies))
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -162,13 +160,12 @@ class Shop(pulumi.ComponentResource):
         k8s.apiextensions.CustomResource(
             f"{name}-gateway", api_version="networking.istio.io/v1", kind="Gateway",
             metadata={"name": GATEWAY_NAME, "namespace": namespace_name},
-            spec=gateway_spec(args.gateway_selector, args.gateway_servers, args.hostname),
+            spec=gateway_spec(args.gateway.labels, args.gateway.servers([args.hostname or "*"]), args.hostname),
             opts=after_istiod)
 
         services = {
             plan.name: Microservice(f"{name}-{plan.name}", MicroserviceArgs(
-                name=plan.name, namespace=namespace_name, image=args.images[plan.name], provider=args.provider,
-                access=plan.access, port=SERVICE_PORT, env=plan.env, route=plan.route,
+                name=plan.name, namespace=namespace_name, image=args.images[plan.name], access=plan.access, port=SERVICE_PORT, env=plan.env, route=plan.route,
                 istio_dependencies=tuple(args.istio_dependencies)), opts=pulumi.ResourceOptions(parent=self))
             for plan in plans
         }

@@ -16,7 +16,7 @@ def plans() -> dict[str, shop.ServicePlan]:
 def test_three_services_and_who_may_call_them():
     found = plans()
     assert set(found) == {"products", "orders", "graphql"}
-    graphql = ms.principal("e-commerce", "graphql")
+    graphql = "cluster.local/ns/e-commerce/sa/graphql"
     assert found["graphql"].access.principals == (GATEWAY_PRINCIPAL,)
     assert found["orders"].access.principals == (graphql,)
     assert found["products"].access.principals == (graphql,)
@@ -87,10 +87,10 @@ def test_urls():
 
 @pytest.mark.parametrize("hostname", ["shop.example.com", None])
 def test_gateway_and_public_routes_are_valid_against_istios_crds(hostname):
-    from components.mesh import INGRESS_GATEWAY_LABELS, ingress_gateway_servers
+    from components.mesh import IngressNodePorts, ingress_gateway
     from tools import istio_schema
-    hosts = [hostname or "*"]
-    for kind, spec in (("Gateway", shop.gateway_spec(INGRESS_GATEWAY_LABELS, ingress_gateway_servers(hosts), hostname)),
+    gateway = ingress_gateway(IngressNodePorts(http=30080, https=30443, status=30021))
+    for kind, spec in (("Gateway", shop.gateway_spec(gateway.labels, gateway.servers([hostname or "*"]), hostname)),
                        ("VirtualService", shop.public_virtual_service_spec(hostname, "e-commerce/shop", GRAPHQL_HOST,
                                                                            8080))):
         obj = {"apiVersion": "networking.istio.io/v1", "kind": kind,

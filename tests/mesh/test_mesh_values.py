@@ -106,3 +106,18 @@ def test_gateway_servers_for_the_application_are_valid_and_redirect_only_on_the_
                                                       mesh.INGRESS_REDIRECT_PORT.number}
     service_ports = {p["port"] for p in mesh.ingress_gateway_service_ports(NODE_PORTS)}
     assert {s["port"]["number"] for s in servers} <= service_ports
+
+
+def test_the_ingress_gateway_value_describes_the_gateway_the_charts_install():
+    """Others bind to the gateway only through this value; it must name what the release creates."""
+    node_ports = mesh.IngressNodePorts(http=31080, https=31443, status=31021)
+    gateway = mesh.ingress_gateway(node_ports)
+    plan = next(p for p in mesh.release_plans(node_ports) if p.role == "ingress-gateway")
+    assert gateway.labels == plan.values["labels"]
+    # The chart names the service account after the release, in the release's namespace.
+    assert gateway.principal == f"cluster.local/ns/{plan.namespace}/sa/{plan.release}"
+    service_node_ports = {p["targetPort"]: p["nodePort"] for p in plan.values["service"]["ports"]}
+    assert service_node_ports[mesh.GATEWAY_STATUS_PORT] == gateway.node_ports.status == 31021
+    served = {server["port"]["number"] for server in gateway.servers(["shop.example.com"])}
+    assert served <= set(service_node_ports)
+    assert gateway.readiness_path.startswith("/healthz")
