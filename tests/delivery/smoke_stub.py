@@ -91,7 +91,7 @@ class Behaviour:
     # "to-http", "other-host", "drops-path" redirect to the wrong place.
     redirect: str = "ok"
     graphql: str = "ok"  # a key of GRAPHQL_ANSWERS
-    playground: bool = True
+    playground: str = "ok"  # "ok", "missing" (404) or "json" (200, but not the page)
     exposed: frozenset[str] = frozenset()  # backend paths answered with the backend's JSON
     tls_1_1_only: bool = False
     # The first this many requests for the playground get 503, as from a gateway without a route yet.
@@ -203,8 +203,10 @@ class ShopStub:
                         unavailable = stub._playground_requests <= stub.behaviour.unavailable_for
                     if unavailable:
                         self.answer(503, b"no healthy upstream", "text/plain")
-                    elif stub.behaviour.playground:
+                    elif stub.behaviour.playground == "ok":
                         self.answer(200, PLAYGROUND_HTML, "text/html; charset=utf-8")
+                    elif stub.behaviour.playground == "json":
+                        self.answer(200, b'{"data": null}', "application/json")
                     else:
                         self.answer(404, b"", "text/plain")
                 elif self.path in stub.behaviour.exposed:

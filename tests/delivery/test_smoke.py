@@ -158,7 +158,8 @@ def test_a_shop_that_answers_503_first_is_waited_for(stub, certificates, capsys)
     ({"redirect": "drops-path"}, "https-redirect", "/; expected https://127.0.0.1:"),
     ({"graphql": "errors"}, "graphql", "answered with errors: orders service unavailable"),
     ({"graphql": "empty"}, "graphql", "answered no orders (data.orders.nodes is empty)"),
-    ({"playground": False}, "playground", "answered 404; expected 200 with the GraphiQL page"),
+    ({"playground": "missing"}, "playground", "answered 404; expected 200 with the GraphiQL page"),
+    ({"playground": "json"}, "playground", "answered 200 with application/json, not an HTML page"),
     ({"exposed": frozenset({"/orders"})}, "/orders hidden",
      "answered 200 with the service's JSON: /orders is reachable from outside"),
     ({"exposed": frozenset({"/products"})}, "/products hidden", "/products is reachable from outside"),
@@ -218,7 +219,7 @@ def test_a_closed_port_is_retried_with_progress_until_the_timeout(capsys):
 def test_python_dash_m_with_ssl_cert_file_exits_by_the_result(stub, certificates, tmp_path):
     # As the workflows run it: its own process, the CA given through OpenSSL's environment variable.
     env = {**os.environ, "SSL_CERT_FILE": str(certificates.ca)}
-    for behaviour, expected in (({}, 0), ({"playground": False}, 1)):
+    for behaviour, expected in (({}, 0), ({"playground": "missing"}, 1)):
         shop = stub(**behaviour)
         done = subprocess.run([sys.executable, "-m", "tools.smoke", shop.base_url, "--http-url", shop.http_url,
                                "--timeout", "5"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
@@ -373,10 +374,13 @@ def test_the_redirect_must_keep_host_and_path(location, passes):
     assert smoke.judge_redirect(answer, urls, "/playground")[0] is passes
 
 
-def test_items_without_their_product_fail_graphql():
+def test_orders_without_items_or_products_fail_graphql():
     body = b'{"data": {"orders": {"nodes": [{"id": "o1", "items": [{"productId": "p9", "product": null}]}]}}}'
     passed, detail = smoke.judge_graphql(smoke.Answer(200, {"content-type": "application/json"}, body))
     assert not passed and detail == "1 of 1 items have no product (productId p9)"
+    body = b'{"data": {"orders": {"nodes": [{"id": "o1", "items": []}]}}}'
+    passed, detail = smoke.judge_graphql(smoke.Answer(200, {"content-type": "application/json"}, body))
+    assert not passed and detail == "answered 1 orders without any items"
     passed, detail = smoke.judge_graphql(smoke.Answer(200, {"content-type": "text/html"}, b"<html>"))
     assert not passed and "not JSON" in detail
 
