@@ -336,7 +336,7 @@ def judge_graphql(answer: Answer) -> tuple[bool, str]:
         return False, "answered no orders (data.orders.nodes is empty)"
     items = [item for order in nodes for item in (order.get("items") or [])]
     if not items:
-        return False, f"answered {len(nodes)} orders without any items"
+        return False, f"answered orders without any items ({len(nodes)} orders)"
     missing = [item.get("productId", "?") for item in items
                if not isinstance(item.get("product"), dict) or not item["product"].get("name")]
     if missing:
@@ -624,7 +624,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check = SmokeCheck(report.urls, args.timeout, Http(context), context,
                            progress=lambda line: print(line, file=sys.stderr, flush=True),
                            on_result=lambda result: print(result_line(result), flush=True))
-        report.results = check.run()
+        try:
+            report.results = check.run()
+        except KeyboardInterrupt:
+            print("smoke: interrupted", file=sys.stderr)
+            return 130
 
     total = time.monotonic() - started
     summary = summary_line(report, total)
