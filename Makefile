@@ -7,7 +7,7 @@ STACK ?= dev
 # checkov pins many packages that clash with the test environment's: it gets its own virtualenv.
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: test render validate checkov-venv up destroy dev bench-render bench-services bench-instructions clean
+.PHONY: test render validate checkov-venv up destroy smoke dev bench-render bench-services bench-instructions clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ render: $(VENV)/.installed
 ## Stand up the stack (default dev) with the Pulumi CLI and AWS credentials.
 up:
 	STACK=$(STACK) bash scripts/up.sh
+
+## Check that a deployed stack answers as a user would: `make smoke STACK=dev`, or `make smoke URL=https://...`.
+## SMOKE_ARGS passes options on, e.g. SMOKE_ARGS="--timeout 300 --markdown smoke.md".
+smoke: $(VENV)/.installed
+	$(PY) -m tools.smoke $(if $(URL),"$(URL)","$(STACK)") $(SMOKE_ARGS)
 
 ## Tear the stack down again.
 destroy:

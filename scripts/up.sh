@@ -16,3 +16,6 @@ fi
 if [ ! -x policy/venv/bin/python ]; then python3 -m venv policy/venv; fi
 policy/venv/bin/python -m pip install --quiet -r policy/requirements.txt
 pulumi up --stack "${STACK}" --diff --policy-pack policy "$@"
+# The update succeeded (set -e stops on a failed or declined one): prove that the shop answers as a user
+# would. It waits for DNS and the load balancer's health checks, up to 15 minutes; `make smoke` repeats it.
+.venv/bin/python -m tools.smoke "${STACK}"
