@@ -13,14 +13,16 @@ from components.mesh import Mesh, MeshArgs
 from components.network import Network, NetworkArgs
 from components.shop import Shop, ShopArgs
 from settings import APP_SERVICES, load_settings
+from tagging import stack_tags_transform
 
 settings = load_settings()
+# Every AWS resource, including those pulumi-eks creates, gets the stack's tags from this one place.
+pulumi.runtime.register_resource_transform(stack_tags_transform(settings.tags))
 
 network = Network("shop-network", NetworkArgs(
     settings=settings.network,
     node_instance_type=settings.node_group.instance_type,
     cluster_name=settings.eks_cluster_name,
-    tags=settings.tags,
 ))
 
 cluster = Cluster("shop-cluster", ClusterArgs(
@@ -34,7 +36,6 @@ cluster = Cluster("shop-cluster", ClusterArgs(
     cluster_viewer_arns=settings.cluster_viewer_arns,
     addon_versions=settings.addon_versions,
     node_group=settings.node_group,
-    tags=settings.tags,
 ))
 in_cluster = pulumi.ResourceOptions(providers=[cluster.kubernetes_provider])
 
@@ -46,7 +47,6 @@ zone_id = hosted_zone_id(settings.dns.domain, settings.dns.hosted_zone_id) if se
 certificate = Certificate("shop-certificate", CertificateArgs(
     hostname=settings.dns.hostname,
     hosted_zone_id=zone_id,
-    tags=settings.tags,
 )) if settings.dns.enabled else None
 
 ingress = Ingress("shop-ingress", IngressArgs(
@@ -56,7 +56,6 @@ ingress = Ingress("shop-ingress", IngressArgs(
     node_group_asg_names=cluster.node_group_asg_names,
     gateway=mesh.ingress_gateway,
     certificate_arn=certificate.certificate_arn if certificate else None,
-    tags=settings.tags,
 ))
 
 if settings.dns.enabled:
@@ -78,7 +77,6 @@ images = ServiceImages("shop-images", ServiceImagesArgs(
     architecture=settings.node_group.architecture,
     services_dir=Path("services"),
     prebuilt=settings.images,
-    tags=settings.tags,
 ))
 
 shop = Shop("shop-app", ShopArgs(

@@ -8,7 +8,7 @@ balancer -> record is the only order without a cycle.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -21,7 +21,6 @@ VALIDATION_RECORD_TTL = 60
 class CertificateArgs:
     hostname: str
     hosted_zone_id: pulumi.Input[str]
-    tags: Mapping[str, str]
 
 
 class Certificate(pulumi.ComponentResource):
@@ -35,7 +34,7 @@ class Certificate(pulumi.ComponentResource):
             f"{name}-cert",
             domain_name=args.hostname,
             validation_method="DNS",
-            tags={**args.tags, "Name": args.hostname},
+            tags={"Name": args.hostname},
             opts=child,
         )
         # One hostname, no alternative names: exactly one validation option.

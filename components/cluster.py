@@ -97,7 +97,6 @@ class ClusterArgs:
     # EKS add-on name -> version, for vpc-cni, kube-proxy, coredns and metrics-server.
     addon_versions: Mapping[str, str]
     node_group: NodeGroupSettings
-    tags: Mapping[str, str]
 
 
 class Cluster(pulumi.ComponentResource):
@@ -111,7 +110,6 @@ class Cluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:cluster:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = dict(args.tags)
         self._refuse_creator_in_access_lists(args)
 
         secrets_key = aws.kms.Key(
@@ -119,12 +117,11 @@ class Cluster(pulumi.ComponentResource):
             description=f"Envelope encryption of Kubernetes secrets in EKS cluster {args.cluster_name}",
             enable_key_rotation=True,
             deletion_window_in_days=7,
-            tags={**tags, "Name": f"{name}-secrets-key"},
+            tags={"Name": f"{name}-secrets-key"},
             opts=child,
         )
 
-        node_role = aws.iam.Role(f"{name}-node-role", assume_role_policy=ec2_assume_role_policy(),
-                                 tags=tags, opts=child)
+        node_role = aws.iam.Role(f"{name}-node-role", assume_role_policy=ec2_assume_role_policy(), opts=child)
         node_role_policies = [
             aws.iam.RolePolicyAttachment(f"{name}-node-role-{role}", role=node_role.name, policy_arn=arn, opts=child)
             for role, arn in NODE_ROLE_POLICIES.items()
@@ -136,7 +133,6 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-control-plane-logs",
             name=f"/aws/eks/{args.cluster_name}/cluster",
             retention_in_days=CONTROL_PLANE_LOG_RETENTION_DAYS,
-            tags=tags,
             opts=child,
         )
 
@@ -167,7 +163,6 @@ class Cluster(pulumi.ComponentResource):
             encryption_config_key_arn=secrets_key.arn,
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type="STANDARD"),
-            tags=tags,
             # The log group must exist before EKS starts logging, or EKS creates an unmanaged one.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[control_plane_logs]),
         )
@@ -182,12 +177,12 @@ class Cluster(pulumi.ComponentResource):
                         "delete_on_termination": "true"},
             }],
             tag_specifications=[
-                {"resource_type": "instance", "tags": {**tags, "Name": f"{name}-node"}},
-                {"resource_type": "volume", "tags": {**tags, "Name": f"{name}-node-root"}},
-                {"resource_type": "network-interface", "tags": tags},
+                # The stack's tags are added to each by the stack transform (tagging.py).
+                {"resource_type": "instance", "tags": {"Name": f"{name}-node"}},
+                {"resource_type": "volume", "tags": {"Name": f"{name}-node-root"}},
+                {"resource_type": "network-interface", "tags": {}},
             ],
             update_default_version=True,
-            tags=tags,
             opts=child,
         )
 
@@ -207,7 +202,6 @@ class Cluster(pulumi.ComponentResource):
                             "max_size": nodes.max_size},
             launch_template={"id": launch_template.id,
                              "version": launch_template.latest_version.apply(str)},
-            tags=tags,
             # Nodes must not start before their role can join the cluster and run the CNI.
             opts=pulumi.ResourceOptions(parent=self, depends_on=node_role_policies),
         )
@@ -225,7 +219,6 @@ class Cluster(pulumi.ComponentResource):
                 # Takes over the self-managed CoreDNS that EKS bootstrapped.
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
-                tags=tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[node_group]),
             )
 

@@ -127,7 +127,6 @@ class ServiceImagesArgs:
     services_dir: Path
     # Service -> prebuilt image reference: no repository and no build for these.
     prebuilt: Mapping[str, str] = field(default_factory=dict)
-    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 class ServiceImages(pulumi.ComponentResource):
@@ -168,7 +167,7 @@ class ServiceImages(pulumi.ComponentResource):
                 # The images are build output, reproducible from git; without this `pulumi destroy`
                 # stops at a repository that still holds images and leaves it billing storage.
                 force_delete=True,
-                tags={**args.tags, "Name": f"{args.repository_prefix}/{service}"},
+                tags={"Name": f"{args.repository_prefix}/{service}"},
                 opts=child,
             )
             aws.ecr.LifecyclePolicy(f"{name}-{service}-lifecycle", repository=repository.name,

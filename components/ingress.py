@@ -25,7 +25,7 @@ Design choices:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -122,7 +122,6 @@ class IngressArgs:
     gateway: IngressGateway
     # The validated certificate's ARN, or None to serve plain HTTP on port 80 only.
     certificate_arn: Optional[pulumi.Input[str]]
-    tags: Mapping[str, str]
 
 
 class Ingress(pulumi.ComponentResource):
@@ -133,20 +132,19 @@ class Ingress(pulumi.ComponentResource):
     def __init__(self, name: str, args: IngressArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:ingress:Ingress", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = dict(args.tags)
         plan = ingress_plan(args.gateway, tls=args.certificate_arn is not None)
 
         security_group = aws.ec2.SecurityGroup(
             f"{name}-nlb-sg",
             vpc_id=args.vpc_id,
             description="Network load balancer in front of the Istio ingress gateway",
-            tags={**tags, "Name": f"{name}-nlb"},
+            tags={"Name": f"{name}-nlb"},
             opts=child,
         )
         def allow(rule_type: type, suffix: str, group_id: pulumi.Input[str], port: int, description: str,
                   **peer: pulumi.Input[str]) -> None:
             rule_type(f"{name}-{suffix}", security_group_id=group_id, description=description,
-                      ip_protocol="tcp", from_port=port, to_port=port, tags=tags, opts=child, **peer)
+                      ip_protocol="tcp", from_port=port, to_port=port, opts=child, **peer)
 
         for port in listener_ports(plan):
             allow(aws.vpc.SecurityGroupIngressRule, f"nlb-in-{port}", security_group.id, port,
@@ -166,7 +164,6 @@ class Ingress(pulumi.ComponentResource):
             subnets=args.public_subnet_ids,
             security_groups=[security_group.id],
             enable_deletion_protection=False,
-            tags=tags,
             opts=child,
         )
 
@@ -183,7 +180,6 @@ class Ingress(pulumi.ComponentResource):
                 preserve_client_ip="false",
                 proxy_protocol_v2=False,
                 deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
-                tags=tags,
                 opts=child,
             )
             aws.autoscaling.Attachment(
@@ -204,7 +200,6 @@ class Ingress(pulumi.ComponentResource):
                 certificate_arn=args.certificate_arn if tls else None,
                 ssl_policy=TLS_POLICY if tls else None,
                 default_actions=[{"type": "forward", "target_group_arn": target_groups[listener.target_role].arn}],
-                tags=tags,
                 opts=child,
             )
 

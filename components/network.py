@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -59,10 +59,10 @@ def plan_subnets(vpc_cidr: str, zone_count: int) -> list[SubnetPlan]:
     ]
 
 
-def subnet_tags(base: Mapping[str, str], name: str, public: bool, cluster_name: str) -> dict[str, str]:
-    """Tags that let Kubernetes tooling find the subnets, plus the stack's tags."""
+def subnet_tags(name: str, public: bool, cluster_name: str) -> dict[str, str]:
+    """Tags that let Kubernetes tooling find the subnets (the stack's own come from tagging.py)."""
     role = "kubernetes.io/role/elb" if public else "kubernetes.io/role/internal-elb"
-    return {**base, "Name": name, role: "1", f"kubernetes.io/cluster/{cluster_name}": "shared"}
+    return {"Name": name, role: "1", f"kubernetes.io/cluster/{cluster_name}": "shared"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,6 @@ class NetworkArgs:
     # Zones are chosen among those that offer the nodes' instance type.
     node_instance_type: str
     cluster_name: str
-    tags: Mapping[str, str]
 
 
 class Network(pulumi.ComponentResource):
@@ -82,10 +81,8 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = dict(args.tags)
-
         def named(role: str) -> dict[str, str]:
-            return {**tags, "Name": f"{name}-{role}"}
+            return {"Name": f"{name}-{role}"}
 
         available = aws.get_availability_zones_output(
             state="available",
@@ -122,7 +119,7 @@ class Network(pulumi.ComponentResource):
             public = aws.ec2.Subnet(
                 f"{name}-public-{zone.zone_index}", vpc_id=vpc.id, cidr_block=zone.public_cidr,
                 availability_zone=az, map_public_ip_on_launch=False,
-                tags=subnet_tags(tags, f"{name}-public-{zone.zone_index}", True, args.cluster_name), opts=child)
+                tags=subnet_tags(f"{name}-public-{zone.zone_index}", True, args.cluster_name), opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-public-{zone.zone_index}-rta", subnet_id=public.id,
                                           route_table_id=public_rt.id, opts=child)
             public_subnets.append(public)
@@ -140,7 +137,7 @@ class Network(pulumi.ComponentResource):
             private = aws.ec2.Subnet(
                 f"{name}-private-{zone.zone_index}", vpc_id=vpc.id, cidr_block=zone.private_cidr,
                 availability_zone=az,
-                tags=subnet_tags(tags, f"{name}-private-{zone.zone_index}", False, args.cluster_name), opts=child)
+                tags=subnet_tags(f"{name}-private-{zone.zone_index}", False, args.cluster_name), opts=child)
             route_table = aws.ec2.RouteTable(f"{name}-private-{zone.zone_index}-rt", vpc_id=vpc.id,
                                              tags=named(f"private-{zone.zone_index}-rt"), opts=child)
             nat = nat_gateways[zone.zone_index if args.settings.nat_gateways == NAT_PER_ZONE else 0]

@@ -34,13 +34,12 @@ def test_subnet_plan_rejects_bad_zone_count():
         plan_subnets("10.0.0.0/16", 4)
 
 
-def test_subnet_tags():
-    public = subnet_tags({"project": "p"}, "n", True, "alpha-dev")
-    private = subnet_tags({"project": "p"}, "n", False, "alpha-dev")
+def test_subnet_tags_let_kubernetes_tooling_find_public_and_private_subnets():
+    public = subnet_tags("n", True, "alpha-dev")
+    private = subnet_tags("n", False, "alpha-dev")
     assert public["kubernetes.io/role/elb"] == "1" and "kubernetes.io/role/internal-elb" not in public
     assert private["kubernetes.io/role/internal-elb"] == "1" and "kubernetes.io/role/elb" not in private
     assert public["kubernetes.io/cluster/alpha-dev"] == "shared"
-    assert public["project"] == "p"
 
 
 def test_rendered_network(render):

@@ -318,6 +318,27 @@ def _record(request, urn: str) -> dict:
 # Running the program
 
 
+def apply_stack_transforms(request, transforms: list) -> None:
+    """Run the program's stack transforms on a registration, in order, as the engine does.
+
+    The mock monitor leaves this to the mocks (pulumi.runtime.Mocks.register_transform). Transforms
+    here see the inputs as the engine would, in camelCase; what they change must be plain data.
+    """
+    import pulumi
+    from pulumi.runtime import rpc
+
+    for transform in transforms:
+        props = rpc.deserialize_properties(request.object)
+        result = transform(pulumi.ResourceTransformArgs(custom=bool(request.custom), type_=request.type,
+                                                         name=request.name, props=props,
+                                                         opts=pulumi.ResourceOptions()))
+        if result is None:
+            continue
+        for key, value in result.props.items():
+            if props.get(key) != value:
+                request.object[key] = value
+
+
 def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[list[dict], dict]:
     """Run __main__.py for `stack` with `config` under mocks; return (resources, stack outputs)."""
     import pulumi
@@ -334,6 +355,13 @@ def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[
 
     class RenderMocks(pulumi.runtime.Mocks):
         monitor: "RecordingMonitor"
+        def __init__(self) -> None:
+            super().__init__()
+            # Stack transforms the program registers; the engine would run them on every registration.
+            self.transforms: list = []
+
+        def register_transform(self, transform) -> None:
+            self.transforms.append(transform)
 
         def new_resource(self, args: pulumi.runtime.MockResourceArgs):
             state = mock_state(args.typ, args.name, args.inputs, region)
@@ -355,6 +383,8 @@ def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[
 
     class RecordingMonitor(mocks.MockMonitor):
         def RegisterResource(self, request):
+            if request.type != "pulumi:pulumi:Stack":
+                apply_stack_transforms(request, render_mocks.transforms)
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
                 records.append(_record(request, response.urn))

@@ -1,0 +1,58 @@
+"""The stack's tags, in one place: a stack transform puts them on every AWS resource.
+
+Registered once in `__main__.py`, the transform sees every resource the stack registers, including
+the children that packaged components (pulumi-eks) create in their own provider process, so no
+component takes tags as an argument and nothing can forget them. A resource's own tags (its `Name`)
+are kept; the stack's `project`, `stack` and `owner` (and the user's tags) are added on top.
+
+Launch templates also tag what they launch (instances, volumes, network interfaces): EC2 applies
+those tags, and only the launch template's `tagSpecifications` carry them there.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import pulumi
+
+# Every pulumi-aws resource type that takes `tags`, generated from the SDK (python -m tools.aws_taggable).
+TAGGABLE_TYPES_FILE = Path(__file__).resolve().parent / "policy" / "aws_taggable_types.txt"
+# pulumi-eks's components take `tags` and pass them on to what they create.
+TAGGABLE_COMPONENT_TYPES = frozenset({"eks:index:Cluster", "eks:index:ManagedNodeGroup"})
+LAUNCH_TEMPLATE_TYPE = "aws:ec2/launchTemplate:LaunchTemplate"
+
+
+@lru_cache(maxsize=1)
+def taggable_aws_types() -> frozenset[str]:
+    lines = TAGGABLE_TYPES_FILE.read_text().splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def is_taggable(resource_type: str) -> bool:
+    return resource_type in TAGGABLE_COMPONENT_TYPES or resource_type in taggable_aws_types()
+
+
+def tagged_props(resource_type: str, props: Mapping[str, Any], tags: Mapping[str, str]) -> Optional[dict]:
+    """`props` with the stack's tags added, or None when the resource takes no tags."""
+    if not is_taggable(resource_type):
+        return None
+    result = dict(props)
+    result["tags"] = {**(props.get("tags") or {}), **tags}
+    if resource_type == LAUNCH_TEMPLATE_TYPE:
+        result["tagSpecifications"] = [
+            {**spec, "tags": {**(spec.get("tags") or {}), **tags}} for spec in props.get("tagSpecifications") or []]
+    return result
+
+
+def stack_tags_transform(tags: Mapping[str, str]) -> Callable[[pulumi.ResourceTransformArgs],
+                                                             Optional[pulumi.ResourceTransformResult]]:
+    """A stack transform that adds `tags` to every taggable resource."""
+    frozen = dict(tags)
+
+    def transform(args: pulumi.ResourceTransformArgs) -> Optional[pulumi.ResourceTransformResult]:
+        props = tagged_props(args.type_, args.props, frozen)
+        return pulumi.ResourceTransformResult(props, args.opts) if props is not None else None
+
+    return transform

@@ -1,0 +1,64 @@
+"""The stack's tags come from one stack transform (tagging.py), for every taggable resource."""
+
+import pytest
+
+import tagging
+
+TAGS = {"project": "eks-istio-shop", "stack": "dev", "owner": "platform-team", "cost-center": "42"}
+
+
+def test_a_taggable_resource_keeps_its_own_tags_and_gets_the_stacks():
+    props = tagging.tagged_props("aws:ec2/vpc:Vpc", {"cidrBlock": "10.0.0.0/16", "tags": {"Name": "vpc"}}, TAGS)
+    assert props == {"cidrBlock": "10.0.0.0/16", "tags": {"Name": "vpc", **TAGS}}
+
+
+def test_a_resource_without_tags_of_its_own_gets_the_stacks():
+    assert tagging.tagged_props("aws:iam/role:Role", {"assumeRolePolicy": "{}"}, TAGS)["tags"] == TAGS
+
+
+@pytest.mark.parametrize("resource_type", ["aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                                           "aws:route53/record:Record", "docker-build:index:Image",
+                                           "kubernetes:core/v1:Namespace", "eks-istio-shop:cluster:Cluster"])
+def test_resources_that_take_no_tags_are_left_alone(resource_type):
+    assert tagging.tagged_props(resource_type, {"tags": ["an image tag"]}, TAGS) is None
+
+
+def test_pulumi_eks_components_pass_the_tags_on():
+    for resource_type in ("eks:index:Cluster", "eks:index:ManagedNodeGroup"):
+        assert tagging.tagged_props(resource_type, {}, TAGS)["tags"] == TAGS
+
+
+def test_a_launch_template_also_tags_what_it_launches():
+    props = tagging.tagged_props("aws:ec2/launchTemplate:LaunchTemplate", {"tagSpecifications": [
+        {"resourceType": "instance", "tags": {"Name": "node"}},
+        {"resourceType": "network-interface", "tags": {}}]}, TAGS)
+    assert props["tagSpecifications"] == [{"resourceType": "instance", "tags": {"Name": "node", **TAGS}},
+                                          {"resourceType": "network-interface", "tags": TAGS}]
+    assert props["tags"] == TAGS
+
+
+def test_the_stacks_tags_win_over_a_resources_own():
+    props = tagging.tagged_props("aws:ec2/vpc:Vpc", {"tags": {"owner": "someone-else"}}, TAGS)
+    assert props["tags"]["owner"] == "platform-team"
+
+
+def test_the_transform_changes_only_taggable_resources():
+    import pulumi
+    transform = tagging.stack_tags_transform(TAGS)
+    opts = pulumi.ResourceOptions()
+    result = transform(pulumi.ResourceTransformArgs(True, "aws:kms/key:Key", "key", {"tags": {"Name": "k"}}, opts))
+    assert result.props["tags"] == {"Name": "k", **TAGS} and result.opts is opts
+    assert transform(pulumi.ResourceTransformArgs(True, "aws:route53/record:Record", "r", {}, opts)) is None
+
+
+def test_the_render_runs_the_transform_on_every_registration(render):
+    """As the engine does: components declare no stack tags, yet every taggable resource has them."""
+    tagged = [r for r in render.resources if tagging.is_taggable(r["type"])]
+    assert {r["type"] for r in tagged} >= {"eks:index:Cluster", "eks:index:ManagedNodeGroup", "aws:ec2/vpc:Vpc",
+                                           "aws:lb/loadBalancer:LoadBalancer", "aws:ecr/repository:Repository"}
+    for resource in tagged:
+        assert {k: resource["inputs"]["tags"].get(k) for k in ("project", "stack", "owner")} == \
+            {"project": "eks-istio-shop", "stack": "dev", "owner": "platform-team"}, resource["name"]
+    (template,) = render.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    for spec in template["inputs"]["tagSpecifications"]:
+        assert spec["tags"]["stack"] == "dev", spec
