@@ -36,6 +36,8 @@ import yaml
 from cel_expr_python import cel
 from cel_expr_python.ext import ext_strings
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from proto_schema_parser import ast as proto_ast
+from proto_schema_parser.parser import Parser as ProtoParser
 
 DEFAULT_ISTIO_VERSION = "1.30.3"
 # Kubernetes version whose OpenAPI schemas check values that Istio's charts copy into Kubernetes objects.
@@ -669,70 +671,40 @@ def _camel(name: str) -> str:
 
 @functools.cache
 def mesh_config_messages(istio_version: str = DEFAULT_ISTIO_VERSION) -> dict[str, dict]:
-    """Messages and enums of mesh/v1alpha1/config.proto: fully qualified name -> description.
+    """Messages and enums of mesh/v1alpha1/config.proto: name (qualified within the file) -> description.
 
-    A deliberately small reader of the proto syntax that file uses (nested message/enum/oneof blocks,
-    ``[repeated] Type name = N [...];`` and ``map<K, V> name = N;`` fields).
+    The file is parsed by proto-schema-parser. It is not compiled to descriptors: it imports Istio protos
+    that are not vendored (proxy.proto, destination_rule.proto, ...), so fields of their types are
+    checked by name only (see mesh_config_errors).
     """
-    text = (schema_dir(istio_version) / "mesh-config.proto").read_text()
-    text = re.sub(r"//[^\n]*", "", text)
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    tokens = re.findall(r"[A-Za-z_][\w.]*|\d+|<|>|,|\{|\}|;|=|\[|\]|\"[^\"]*\"|\S", text)
+    document = ProtoParser().parse((schema_dir(istio_version) / "mesh-config.proto").read_text())
     types: dict[str, dict] = {}
-    stack: list[tuple[str, str]] = []  # (kind, fully qualified name)
-    position = 0
 
-    def scope() -> str:
-        names = [name for kind, name in stack if kind in ("message", "enum")]
-        return names[-1] if names else ""
+    def add_fields(elements: list, message: str) -> None:
+        for element in elements:
+            if isinstance(element, proto_ast.OneOf):
+                add_fields(element.elements, message)  # a oneof's fields are the message's own in JSON
+            elif isinstance(element, proto_ast.Field):
+                repeated = element.cardinality == proto_ast.FieldCardinality.REPEATED
+                types[message]["fields"][_camel(element.name)] = {
+                    "type": element.type, "repeated": repeated, "scope": message}
+            elif isinstance(element, proto_ast.MapField):
+                types[message]["fields"][_camel(element.name)] = {"type": "map", "repeated": False, "scope": message}
 
-    while position < len(tokens):
-        token = tokens[position]
-        if token in ("message", "enum") and position + 2 < len(tokens) and tokens[position + 2] == "{":
-            name = tokens[position + 1]
-            qualified = f"{scope()}.{name}" if scope() else name
-            types[qualified] = {"kind": token, "fields": {}, "values": set()}
-            stack.append((token, qualified))
-            position += 3
-        elif token == "oneof" and position + 2 < len(tokens) and tokens[position + 2] == "{":
-            stack.append(("oneof", ""))
-            position += 3
-        elif token == "{":
-            # option blocks and the like: skip to the matching brace
-            depth, position = 1, position + 1
-            while depth:
-                depth += {"{": 1, "}": -1}.get(tokens[position], 0)
-                position += 1
-        elif token == "}":
-            if stack:
-                stack.pop()
-            position += 1
-        elif stack and stack[-1][0] in ("message", "oneof") and token not in (
-            "option", "reserved", "syntax", "package", "import", ";"
-        ):
-            end = tokens.index(";", position)
-            statement = tokens[position:end]
-            position = end + 1
-            if "=" not in statement:
+    def add_types(elements: list, scope: str) -> None:
+        for element in elements:
+            if not isinstance(element, (proto_ast.Message, proto_ast.Enum)):
                 continue
-            head = statement[: statement.index("=")]
-            repeated = head[0] == "repeated"
-            if repeated:
-                head = head[1:]
-            if head[0] == "map":
-                field_type, name = "map", head[-1]
+            qualified = f"{scope}.{element.name}" if scope else element.name
+            if isinstance(element, proto_ast.Message):
+                types[qualified] = {"kind": "message", "fields": {}, "values": set()}
+                add_fields(element.elements, qualified)
+                add_types(element.elements, qualified)
             else:
-                field_type, name = head[0], head[1]
-            types[scope()]["fields"][_camel(name)] = {"type": field_type, "repeated": repeated, "scope": scope()}
-        elif stack and stack[-1][0] == "enum" and token not in ("option", "reserved", ";"):
-            end = tokens.index(";", position)
-            statement = tokens[position:end]
-            position = end + 1
-            if len(statement) >= 3 and statement[1] == "=":
-                types[stack[-1][1]]["values"].add(statement[0])
-        else:
-            end = tokens.index(";", position) if ";" in tokens[position:] else len(tokens)
-            position = end + 1
+                values = {value.name for value in element.elements if isinstance(value, proto_ast.EnumValue)}
+                types[qualified] = {"kind": "enum", "fields": {}, "values": values}
+
+    add_types(document.file_elements, "")
     return types
 
 

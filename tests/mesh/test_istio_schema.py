@@ -364,6 +364,20 @@ def test_istiod_mesh_config_is_checked_against_mesh_config_proto():
     assert any("DENY" in e for e in errors)
 
 
+def test_mesh_config_nested_oneof_repeated_and_map_fields_follow_the_proto():
+    provider = {"name": "ext-authz", "envoyExtAuthzHttp": {
+        "service": "authz.e-commerce.svc.cluster.local", "port": 8000, "timeout": "2s", "failOpen": False,
+        "includeRequestHeadersInCheck": ["authorization"], "includeAdditionalHeadersInCheck": {"x-shop": "1"}}}
+    assert istio_schema.mesh_config_errors({"extensionProviders": [provider]}) == []
+    # A field of a oneof is the message's own in JSON; inside it, fields are as strict as anywhere.
+    misspelt = {"name": "ext-authz", "envoyExtAuthzHttp": {**provider["envoyExtAuthzHttp"], "failopen": False}}
+    [error] = istio_schema.mesh_config_errors({"extensionProviders": [misspelt]})
+    assert "extensionProviders.envoyExtAuthzHttp.failopen" in error and "EnvoyExternalAuthorizationHttpProvider" in error
+    assert "expected a list" in istio_schema.mesh_config_errors({"extensionProviders": provider})[0]
+    wrong_type = {"name": "ext-authz", "envoyExtAuthzHttp": {"service": "authz", "port": "8000"}}
+    assert "expected uint32" in istio_schema.mesh_config_errors({"extensionProviders": [wrong_type]})[0]
+
+
 def test_base_values_reject_a_misspelt_key():
     assert istio_schema.check_helm_values("base", {"defaultRevision": "default"}) == []
     assert istio_schema.check_helm_values("base", {"defaultRevison": "default"})
