@@ -1,12 +1,13 @@
-"""The policy pack: `pulumi preview --policy-pack policy`. The policies live in eks_istio_shop_policies.py."""
+"""The policy pack: `pulumi preview --policy-pack policy`. The policies live in eks_istio_shop/, by domain."""
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
 # The CLI runs this file with the pack directory first on sys.path.
-from eks_istio_shop_policies import PACK_NAME, POLICIES
+from eks_istio_shop import PACK_NAME, cluster, edge, mesh, nodes, tags, workloads
 
 PolicyPack(
     name=PACK_NAME,
     enforcement_level=EnforcementLevel.MANDATORY,
-    policies=POLICIES,
+    policies=[*nodes.POLICIES, *cluster.POLICIES, *workloads.POLICIES, *mesh.POLICIES, *edge.POLICIES,
+              *tags.POLICIES],
 )

@@ -5,8 +5,9 @@ Two entry points, both returning a list of human-readable errors (empty means va
 - ``validate_istio_object(obj)``: an Istio custom resource (apiVersion/kind/metadata/spec dict) against the
   openAPIV3Schema of its CRD version in the vendored ``crd-all.gen.yaml``. The API server prunes unknown
   fields silently, so a misspelt field would be *dropped*, not rejected; here every unknown field is an
-  error. The CRDs' CEL rules (``x-kubernetes-validations``) are evaluated by a Python translation of each
-  rule text; a rule without a translation is reported as an error, never skipped.
+  error. The CRDs' CEL rules (``x-kubernetes-validations``) are evaluated by Google's CEL runtime with the
+  Kubernetes functions Istio's rules use registered on it; a rule that does not compile here (it uses a
+  function not registered yet) is reported as an error, never skipped.
 - ``check_helm_values(chart, values)``: values for Istio's ``base``, ``istiod`` and ``gateway`` charts.
   Every key path must be one the chart defines (its default values.yaml, and for ``gateway`` also its
   values.schema.json, which Helm enforces). A key whose default is an empty map (``labels: {}``) admits
@@ -28,11 +29,15 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
 import yaml
+from cel_expr_python import cel
+from cel_expr_python.ext import ext_strings
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from proto_schema_parser import ast as proto_ast
+from proto_schema_parser.parser import Parser as ProtoParser
 
 DEFAULT_ISTIO_VERSION = "1.30.3"
 # Kubernetes version whose OpenAPI schemas check values that Istio's charts copy into Kubernetes objects.
@@ -168,25 +173,29 @@ def validate_istio_object(obj: Mapping[str, Any], istio_version: str = DEFAULT_I
     if not spec_errors:
         # CEL rules assume a value that already passed the structural checks, as in the API server.
         spec_schema = schemas[(api_version, kind)].get("properties", {}).get("spec", {})
-        errors.extend(f"{label}: {e}" for e in _cel_errors(spec_schema, spec, ("spec",)))
+        errors.extend(f"{label}: {e}" for e in cel_errors(spec_schema, spec, ("spec",)))
     return errors
 
 
-def _cel_errors(schema: Mapping[str, Any], value: Any, path: tuple) -> list[str]:
+def cel_errors(schema: Mapping[str, Any], value: Any, path: tuple = ("spec",)) -> list[str]:
+    """Errors of the CEL rules (``x-kubernetes-validations``) on `schema` and below it, for `value`.
+
+    A rule that is false, or whose evaluation fails, rejects the value, as in the API server. A rule
+    that cannot be compiled (it calls a Kubernetes CEL function not registered here) is an error too:
+    a new rule is checked as soon as its Istio release is vendored, or it fails loudly.
+    """
     errors: list[str] = []
     for validation in schema.get("x-kubernetes-validations", ()):
         rule = validation["rule"]
-        check = CEL_RULES.get(rule)
         where = _json_path(path)
-        if check is None:
-            errors.append(f"{where}: CEL rule has no translation in tools/istio_schema.py: {rule!r}")
-            continue
         try:
-            ok = check(value)
-        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
-            ok = False  # a CEL evaluation error rejects the object, as in the API server
-        if not ok:
-            errors.append(f"{where}: {validation.get('message') or rule}")
+            holds, reason = _evaluate_cel_rule(rule, value, schema)
+        except CelRuleNotCompiled as error:
+            errors.append(f"{where}: {error}")
+            continue
+        if not holds:
+            message = validation.get("message") or f"failed rule: {rule}"
+            errors.append(f"{where}: {message}" + (f" (rule evaluation error: {reason})" if reason else ""))
     if isinstance(value, Mapping):
         properties = schema.get("properties", {})
         for key, sub_value in value.items():
@@ -194,151 +203,251 @@ def _cel_errors(schema: Mapping[str, Any], value: Any, path: tuple) -> list[str]
             if sub_schema is None and isinstance(schema.get("additionalProperties"), Mapping):
                 sub_schema = schema["additionalProperties"]
             if sub_schema is not None:
-                errors.extend(_cel_errors(sub_schema, sub_value, (*path, key)))
+                errors.extend(cel_errors(sub_schema, sub_value, (*path, key)))
     elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
         for index, item in enumerate(value):
-            errors.extend(_cel_errors(schema["items"], item, (*path, index)))
+            errors.extend(cel_errors(schema["items"], item, (*path, index)))
     return errors
 
 
-# ---- CEL: a Python translation of every rule text that occurs in the vendored CRDs ----------------
-
-_GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def go_duration_seconds(text: str) -> float:
-    """CEL's duration(): Go's time.ParseDuration ("1h30m", "250ms", "0"). Raises ValueError if invalid."""
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"not a duration: {text!r}")
-    sign, body = (-1.0, text[1:]) if text[0] == "-" else (1.0, text.lstrip("+"))
-    if body == "0":
-        return 0.0
-    position, total = 0, 0.0
-    while position < len(body):
-        match = _GO_DURATION_PART.match(body, position)
-        if not match:
-            raise ValueError(f"not a duration: {text!r}")
-        total += float(match.group(1)) * _GO_DURATION_UNITS[match.group(2)]
-        position = match.end()
-    if position == 0:
-        raise ValueError(f"not a duration: {text!r}")
-    return sign * total
+# ---- CEL: the rules are evaluated by Google's CEL runtime (cel-expr-python) ------------------------
+#
+# The API server compiles CRD rules in a CEL environment with Kubernetes' own libraries on top of the
+# standard one. Registered here, as far as Istio's rules use them: the strings extension (substring,
+# lowerAscii, ...) and Kubernetes' URL functions (url, isURL, getScheme). Any other Kubernetes function
+# (ip(), cidr(), quantity(), format.*, ...) is an undeclared reference to the compiler, so a rule using
+# it is reported by `uncompilable_cel_rules` and by every object it applies to: register it below.
 
 
-def _has(obj: Mapping, field: str) -> bool:
-    return isinstance(obj, Mapping) and field in obj
+class CelRuleNotCompiled(ValueError):
+    """A CRD rule this environment cannot compile (a function the API server offers and we do not)."""
 
 
-def _at_most_one(*fields: str) -> Callable[[Mapping], bool]:
-    return lambda self: sum(_has(self, f) for f in fields) <= 1
+def _split_go_scheme(text: str) -> tuple[str, str]:
+    """(scheme, rest) as Go's net/url splits them: a scheme is [a-zA-Z][a-zA-Z0-9+-.]* before a colon."""
+    for index, char in enumerate(text):
+        if "a" <= char <= "z" or "A" <= char <= "Z":
+            continue
+        if "0" <= char <= "9" or char in "+-.":
+            if index == 0:
+                return "", text
+            continue
+        if char == ":":
+            if index == 0:
+                raise ValueError("missing protocol scheme")
+            return text[:index], text[index + 1:]
+        return "", text
+    return "", text
 
 
-def _url_scheme(text: str) -> str:
-    # CEL's url() accepts absolute URIs and absolute paths only.
-    parts = urlsplit(text)
-    if not parts.scheme and not text.startswith("/"):
-        raise ValueError(f"not a URL: {text!r}")
-    return parts.scheme
+_HEX = set("0123456789abcdefABCDEF")
+# Characters Go's URL parser accepts unescaped in a host (RFC 3986 reg-name and sub-delims, plus the
+# port's ':' and an IPv6 literal's brackets); other ASCII characters make the host invalid.
+_HOST_CHARACTERS = set("!$&'()*+,;=:[]<>\"-_.~")
+
+
+def _host_character_ok(char: str) -> bool:
+    return not char.isascii() or char.isalnum() or char in _HOST_CHARACTERS
+
+
+def _check_escapes(text: str, host: bool = False, zone: bool = False) -> None:
+    """Go's url.unescape checks: every % starts two hex digits; a host escapes only non-ASCII bytes."""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "%":
+            digits = text[index + 1:index + 3]
+            if len(digits) < 2 or not set(digits) <= _HEX:
+                raise ValueError(f"invalid URL escape {text[index:index + 3]!r}")
+            escaped = text[index:index + 3]
+            byte = int(digits, 16)
+            if host and byte < 0x80 and escaped != "%25":
+                raise ValueError(f"invalid URL escape {escaped!r}")
+            # A zone may escape only what a host could hold unescaped (and a space, for Windows).
+            if zone and escaped != "%25" and byte != 0x20 and not (byte < 0x80 and _host_character_ok(chr(byte))):
+                raise ValueError(f"invalid URL escape {escaped!r}")
+            index += 3
+            continue
+        if (host or zone) and not _host_character_ok(char):
+            raise ValueError(f"invalid character {char!r} in host name")
+        index += 1
+
+
+def _valid_optional_port(text: str) -> bool:
+    return text == "" or (text.startswith(":") and all("0" <= c <= "9" for c in text[1:]))
+
+
+def _check_host(host: str) -> None:
+    if host.startswith("["):
+        end = host.rfind("]")
+        if end < 0:
+            raise ValueError("missing ']' in host")
+        if not _valid_optional_port(host[end + 1:]):
+            raise ValueError(f"invalid port {host[end + 1:]!r} after host")
+        zone = host.find("%25", 0, end)
+        if zone >= 0:
+            _check_escapes(host[:zone], host=True)
+            _check_escapes(host[zone:end], zone=True)
+            _check_escapes(host[end:], host=True)
+            return
+    elif ":" in host and not _valid_optional_port(host[host.rfind(":"):]):
+        raise ValueError(f"invalid port {host[host.rfind(':'):]!r} after host")
+    _check_escapes(host, host=True)
+
+
+_USERINFO_CHARACTERS = set("-._:~!$&'()*+,;=%@")
+
+
+def request_uri_scheme(text: str) -> str:
+    """The scheme of `text` as Go's url.ParseRequestURI parses it, lower-cased ('' for an absolute path).
+
+    This is the parser behind Kubernetes' CEL ``isURL()`` and ``url()``: an absolute URI or an absolute
+    path, nothing relative. Raises ValueError where that parser returns an error.
+    """
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+        raise ValueError("invalid control character in URL")
+    if text == "":
+        raise ValueError("empty url")
+    if text == "*":
+        return ""
+    scheme, rest = _split_go_scheme(text)
+    scheme = scheme.lower()
+    if rest.endswith("?") and rest.count("?") == 1:
+        rest = rest[:-1]
+    else:
+        rest = rest.split("?", 1)[0]
+    if not rest.startswith("/"):
+        if scheme:
+            return scheme  # scheme:opaque
+        raise ValueError("invalid URI for request")
+    if scheme and rest.startswith("//"):
+        authority, slash, path = rest[2:].partition("/")
+        rest = slash + path
+        userinfo, at, host = authority.rpartition("@")
+        _check_host(host)
+        if at:
+            if not all(char.isascii() and (char.isalnum() or char in _USERINFO_CHARACTERS) for char in userinfo):
+                raise ValueError("invalid userinfo")
+            for part in userinfo.split(":", 1):
+                _check_escapes(part)
+    _check_escapes(rest)
+    return scheme
 
 
 def _is_url(text: str) -> bool:
     try:
-        _url_scheme(text)
-        return True
+        request_uri_scheme(text)
     except ValueError:
         return False
+    return True
 
 
-def _substring(text: str, start: int, end: int) -> str:
-    if end > len(text):
-        raise IndexError("substring out of range")
-    return text[start:end]
+_URL_TYPE = "kubernetes.URL"
 
 
-def _oci_or_http_url(allowed: tuple[str, ...]) -> Callable[[str], bool]:
-    def check(self: str) -> bool:
-        if _is_url(self):
-            return _url_scheme(self) in allowed
-        return _is_url("http://" + self) and _url_scheme("http://" + self) in allowed
-    return check
+@functools.cache
+def _cel_environment() -> tuple[Any, Callable[..., Any]]:
+    """(CEL environment, URL message class). Kubernetes' URL type is a message holding what its getters return."""
+    url_file = descriptor_pb2.FileDescriptorProto(name="kubernetes/url.proto", package="kubernetes", syntax="proto3")
+    url_file.message_type.add(name="URL").field.add(
+        name="scheme", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+        label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(url_file)
+    url_message = message_factory.GetMessageClass(pool.FindMessageTypeByName(_URL_TYPE))
+    url_type = cel.Type(_URL_TYPE)
+    urls = cel.CelExtension("kubernetes.urls", [
+        cel.FunctionDecl("url", [cel.Overload(
+            "string_to_url", url_type, [cel.Type.STRING],
+            impl=lambda text: url_message(scheme=_url_scheme_or_raise(text)))]),
+        cel.FunctionDecl("isURL", [cel.Overload("is_url_string", cel.Type.BOOL, [cel.Type.STRING], impl=_is_url)]),
+        cel.FunctionDecl("getScheme", [cel.Overload(
+            "url_get_scheme", cel.Type.STRING, [url_type], is_member=True, impl=lambda url: url.scheme)]),
+    ])
+    environment = cel.NewEnv(pool, variables={"self": cel.Type.DYN},
+                             extensions=[ext_strings.ExtStrings(), urls])
+    return environment, url_message
 
 
-_HOST_LABEL = re.compile(r"^[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+def _url_scheme_or_raise(text: str) -> str:
+    try:
+        return request_uri_scheme(text)
+    except ValueError as error:
+        raise ValueError(f"URL parse error during conversion from string: {error}") from None
 
-CEL_RULES: dict[str, Callable[[Any], bool]] = {
-    "duration(self) >= duration('1ms')": lambda self: go_duration_seconds(self) >= 1e-3,
-    "0 < self && self <= 65535": lambda self: 0 < self <= 65535,
-    '!self.contains("*")': lambda self: "*" not in self,
-    "self.size() == 0": lambda self: len(self) == 0,
-    'self.all(key, !key.contains("*"))': lambda self: all("*" not in key for key in self),
-    "self.all(key, key.size() != 0)": lambda self: all(len(key) != 0 for key in self),
-    'self.startsWith("unix://") ? (self.substring(7, 8) == "/" || self.substring(7, 8) == "@") : true':
-        lambda self: (not self.startswith("unix://")) or _substring(self, 7, 8) in ("/", "@"),
-    'self.startsWith("unix://") ? !self.endsWith("/") : true':
-        lambda self: (not self.startswith("unix://")) or not self.endswith("/"),
-    'self.all(key, size(key) < 63 && key.matches("^[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?$"))':
-        lambda self: all(len(key) < 63 and _HOST_LABEL.search(key) for key in self),
-    '(has(self.address) ? self.address : "").startsWith("unix://") ? !has(self.ports) : true':
-        lambda self: (not self.get("address", "").startswith("unix://")) or not _has(self, "ports"),
-    "(has(self.selector) ? 1 : 0) + (has(self.targetRef) ? 1 : 0) + (has(self.targetRefs) ? 1 : 0) <= 1":
-        _at_most_one("selector", "targetRef", "targetRefs"),
-    "(has(self.tlsCertificates) ? 1 : 0) + (has(self.credentialNames) ? 1 : 0) <= 1":
-        _at_most_one("tlsCertificates", "credentialNames"),
-    "(has(self.credentialName) ? 1 : 0) + (has(self.credentialNames) ? 1 : 0) <= 1":
-        _at_most_one("credentialName", "credentialNames"),
-    "(has(self.credentialNames) ? 1 : 0) + (has(self.tlsCertificates) ? 1 : 0) <= 1":
-        _at_most_one("credentialNames", "tlsCertificates"),
-    "has(self.address) || has(self.network)": lambda self: _has(self, "address") or _has(self, "network"),
-    'url(self).getScheme() in ["http", "https"]': lambda self: _url_scheme(self) in ("http", "https"),
-    'self != "*"': lambda self: self != "*",
-    "self.all(l1, self.exists_one(l2, l1.number == l2.number))":
-        lambda self: all(sum(1 for l2 in self if l1["number"] == l2["number"]) == 1 for l1 in self),
-    "(has(self.workloadSelector) ? 1 : 0) + (has(self.endpoints) ? 1 : 0) <= 1":
-        _at_most_one("workloadSelector", "endpoints"),
-    '!((has(self.addresses) ? self.addresses : []).exists(k, k.contains("/")) && '
-    '!((has(self.resolution) ? self.resolution : "NONE") in ["STATIC", "NONE"]))':
-        lambda self: not (
-            any("/" in k for k in self.get("addresses", []))
-            and self.get("resolution", "NONE") not in ("STATIC", "NONE")
-        ),
-    '((has(self.resolution) ? self.resolution : "NONE") == "NONE") ? !has(self.endpoints) : true':
-        lambda self: self.get("resolution", "NONE") != "NONE" or not _has(self, "endpoints"),
-    '((has(self.resolution) ? self.resolution : "") == "DNS_ROUND_ROBIN") ? '
-    "((has(self.endpoints) ? self.endpoints : []).size() <= 1) : true":
-        lambda self: self.get("resolution", "") != "DNS_ROUND_ROBIN" or len(self.get("endpoints", [])) <= 1,
-    'self in ["", "HTTP", "HTTPS"]': lambda self: self in ("", "HTTP", "HTTPS"),
-    '(has(self.valueFrom) ? self.valueFrom : "") != "HOST" || !has(self.value)':
-        lambda self: self.get("valueFrom", "") != "HOST" or not _has(self, "value"),
-    "(has(self.serviceAccounts) || has(self.notServiceAccounts)) ? (!has(self.principals) &&\n"
-    "!has(self.notPrincipals) && !has(self.namespaces) && !has(self.notNamespaces)) : true":
-        lambda self: not (_has(self, "serviceAccounts") or _has(self, "notServiceAccounts"))
-        or not any(_has(self, f) for f in ("principals", "notPrincipals", "namespaces", "notNamespaces")),
-    "self.all(key, 0 < int(key) && int(key) <= 65535)": lambda self: all(0 < int(key) <= 65535 for key in self),
-    "has(self.portLevelMtls) ? (((has(self.selector) && has(self.selector.matchLabels)) ? "
-    "self.selector.matchLabels : {}).size() > 0) : true":
-        lambda self: not _has(self, "portLevelMtls")
-        or len((self.get("selector") or {}).get("matchLabels") or {}) > 0,
-    "(has(self.jwksUri) ? 1 : 0) + (has(self.jwks_uri) ? 1 : 0) + (has(self.jwks) ? 1 : 0) <= 1":
-        _at_most_one("jwksUri", "jwks_uri", "jwks"),
-    '((has(self.operation) ? self.operation : "") == "UPSERT") ? (self.value != "") : true':
-        lambda self: self.get("operation", "") != "UPSERT" or self["value"] != "",
-    '((has(self.operation) ? self.operation : "") == "REMOVE") ? !has(self.value) : true':
-        lambda self: self.get("operation", "") != "REMOVE" or not _has(self, "value"),
-    'isURL(self) ? (url(self).getScheme() in ["", "http", "https", "file", "oci"]) : (isURL("http://" + self) &&\n'
-    'url("http://" + self).getScheme() in ["", "http", "https", "file", "oci"])':
-        _oci_or_http_url(("", "http", "https", "file", "oci")),
-    'isURL(self) ? (url(self).getScheme() in ["", "http", "https", "oci", "file"]) : (isURL("http://" + self) &&\n'
-    'url("http://" + self).getScheme() in ["", "http", "https", "oci", "file"])':
-        _oci_or_http_url(("", "http", "https", "oci", "file")),
-    "(has(self.selector) ? 1 : 0) + (has(self.targetRefs) ? 1 : 0) <= 1": _at_most_one("selector", "targetRefs"),
-    "has(self.wasm) != has(self.lua)": lambda self: _has(self, "wasm") != _has(self, "lua"),
-    'has(self.context) ? ((self.context == "WAYPOINT") ? has(self.waypoint) : !has(self.waypoint)) : '
-    "!has(self.waypoint)":
-        lambda self: (_has(self, "waypoint") == (self.get("context") == "WAYPOINT")),
-    "(has(self.workloadSelector) ? 1 : 0) + (has(self.targetRefs) ? 1 : 0) <= 1":
-        _at_most_one("workloadSelector", "targetRefs"),
-}
+
+@functools.cache
+def _compiled_cel_rule(rule: str) -> Any:
+    environment, _ = _cel_environment()
+    try:
+        return environment.compile(rule)
+    except RuntimeError as error:
+        raise CelRuleNotCompiled(
+            f"CEL rule {rule!r} does not compile here ({str(error).splitlines()[0]}); the API server's "
+            f"environment has more Kubernetes functions than tools/istio_schema.py registers: register "
+            f"the one it uses") from None
+
+
+_CEL_RESERVED = frozenset({
+    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if",
+    "import", "let", "loop", "package", "namespace", "return", "var", "void", "while",
+})
+_CEL_ESCAPES = {"__": "__underscores__", ".": "__dot__", "-": "__dash__", "/": "__slash__"}
+
+
+def cel_property_name(name: str) -> str | None:
+    """A property's name as a CEL rule spells it (Kubernetes' escaping), or None if rules cannot reach it."""
+    if not name or name[0].isdigit() or not re.fullmatch(r"[a-zA-Z0-9_./-]+", name):
+        return None
+    if name in _CEL_RESERVED:
+        return f"__{name}__"
+    return re.sub(r"__|[./-]", lambda match: _CEL_ESCAPES[match.group()], name)
+
+
+def _cel_value(schema: Mapping[str, Any], value: Any) -> Any:
+    """`value` as the API server hands it to a rule: object properties under their escaped names."""
+    if isinstance(value, Mapping):
+        properties = schema.get("properties")
+        if properties:
+            converted = {}
+            for key, sub_value in value.items():
+                name = cel_property_name(key)
+                if name is not None:
+                    converted[name] = _cel_value(properties.get(key, {}), sub_value)
+            return converted
+        additional = schema.get("additionalProperties")
+        item_schema = additional if isinstance(additional, Mapping) else {}
+        return {key: _cel_value(item_schema, sub_value) for key, sub_value in value.items()}
+    if isinstance(value, list):
+        item_schema = schema.get("items") if isinstance(schema.get("items"), Mapping) else {}
+        return [_cel_value(item_schema, item) for item in value]
+    return value
+
+
+def _evaluate_cel_rule(rule: str, value: Any, schema: Mapping[str, Any]) -> tuple[bool, str | None]:
+    """(holds, evaluation error). Raises CelRuleNotCompiled if the rule does not compile."""
+    result = _compiled_cel_rule(rule).eval(data={"self": _cel_value(schema, value)})
+    if result.type() == cel.Type.ERROR:
+        return False, str(result.value())
+    if result.type() != cel.Type.BOOL:
+        return False, f"the rule gives a {result.type().name()}, not a bool"
+    return result.value() is True, None
+
+
+def cel_rule_holds(rule: str, value: Any, schema: Mapping[str, Any] | None = None) -> bool:
+    """Whether `value` (at a node with `schema`) satisfies one CEL rule; an evaluation error does not."""
+    return _evaluate_cel_rule(rule, value, schema or {})[0]
+
+
+def uncompilable_cel_rules(istio_version: str = DEFAULT_ISTIO_VERSION) -> dict[str, str]:
+    """Rule text -> why it does not compile, for every rule of the vendored CRDs (empty when all do)."""
+    found = {}
+    for rule in cel_rules_in_crds(istio_version):
+        try:
+            _compiled_cel_rule(rule)
+        except CelRuleNotCompiled as error:
+            found[rule] = str(error)
+    return found
 
 
 def cel_rules_in_crds(istio_version: str = DEFAULT_ISTIO_VERSION, structural_only: bool = False) -> Counter:
@@ -562,70 +671,40 @@ def _camel(name: str) -> str:
 
 @functools.cache
 def mesh_config_messages(istio_version: str = DEFAULT_ISTIO_VERSION) -> dict[str, dict]:
-    """Messages and enums of mesh/v1alpha1/config.proto: fully qualified name -> description.
+    """Messages and enums of mesh/v1alpha1/config.proto: name (qualified within the file) -> description.
 
-    A deliberately small reader of the proto syntax that file uses (nested message/enum/oneof blocks,
-    ``[repeated] Type name = N [...];`` and ``map<K, V> name = N;`` fields).
+    The file is parsed by proto-schema-parser. It is not compiled to descriptors: it imports Istio protos
+    that are not vendored (proxy.proto, destination_rule.proto, ...), so fields of their types are
+    checked by name only (see mesh_config_errors).
     """
-    text = (schema_dir(istio_version) / "mesh-config.proto").read_text()
-    text = re.sub(r"//[^\n]*", "", text)
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    tokens = re.findall(r"[A-Za-z_][\w.]*|\d+|<|>|,|\{|\}|;|=|\[|\]|\"[^\"]*\"|\S", text)
+    document = ProtoParser().parse((schema_dir(istio_version) / "mesh-config.proto").read_text())
     types: dict[str, dict] = {}
-    stack: list[tuple[str, str]] = []  # (kind, fully qualified name)
-    position = 0
 
-    def scope() -> str:
-        names = [name for kind, name in stack if kind in ("message", "enum")]
-        return names[-1] if names else ""
+    def add_fields(elements: list, message: str) -> None:
+        for element in elements:
+            if isinstance(element, proto_ast.OneOf):
+                add_fields(element.elements, message)  # a oneof's fields are the message's own in JSON
+            elif isinstance(element, proto_ast.Field):
+                repeated = element.cardinality == proto_ast.FieldCardinality.REPEATED
+                types[message]["fields"][_camel(element.name)] = {
+                    "type": element.type, "repeated": repeated, "scope": message}
+            elif isinstance(element, proto_ast.MapField):
+                types[message]["fields"][_camel(element.name)] = {"type": "map", "repeated": False, "scope": message}
 
-    while position < len(tokens):
-        token = tokens[position]
-        if token in ("message", "enum") and position + 2 < len(tokens) and tokens[position + 2] == "{":
-            name = tokens[position + 1]
-            qualified = f"{scope()}.{name}" if scope() else name
-            types[qualified] = {"kind": token, "fields": {}, "values": set()}
-            stack.append((token, qualified))
-            position += 3
-        elif token == "oneof" and position + 2 < len(tokens) and tokens[position + 2] == "{":
-            stack.append(("oneof", ""))
-            position += 3
-        elif token == "{":
-            # option blocks and the like: skip to the matching brace
-            depth, position = 1, position + 1
-            while depth:
-                depth += {"{": 1, "}": -1}.get(tokens[position], 0)
-                position += 1
-        elif token == "}":
-            if stack:
-                stack.pop()
-            position += 1
-        elif stack and stack[-1][0] in ("message", "oneof") and token not in (
-            "option", "reserved", "syntax", "package", "import", ";"
-        ):
-            end = tokens.index(";", position)
-            statement = tokens[position:end]
-            position = end + 1
-            if "=" not in statement:
+    def add_types(elements: list, scope: str) -> None:
+        for element in elements:
+            if not isinstance(element, (proto_ast.Message, proto_ast.Enum)):
                 continue
-            head = statement[: statement.index("=")]
-            repeated = head[0] == "repeated"
-            if repeated:
-                head = head[1:]
-            if head[0] == "map":
-                field_type, name = "map", head[-1]
+            qualified = f"{scope}.{element.name}" if scope else element.name
+            if isinstance(element, proto_ast.Message):
+                types[qualified] = {"kind": "message", "fields": {}, "values": set()}
+                add_fields(element.elements, qualified)
+                add_types(element.elements, qualified)
             else:
-                field_type, name = head[0], head[1]
-            types[scope()]["fields"][_camel(name)] = {"type": field_type, "repeated": repeated, "scope": scope()}
-        elif stack and stack[-1][0] == "enum" and token not in ("option", "reserved", ";"):
-            end = tokens.index(";", position)
-            statement = tokens[position:end]
-            position = end + 1
-            if len(statement) >= 3 and statement[1] == "=":
-                types[stack[-1][1]]["values"].add(statement[0])
-        else:
-            end = tokens.index(";", position) if ";" in tokens[position:] else len(tokens)
-            position = end + 1
+                values = {value.name for value in element.elements if isinstance(value, proto_ast.EnumValue)}
+                types[qualified] = {"kind": "enum", "fields": {}, "values": values}
+
+    add_types(document.file_elements, "")
     return types
 
 

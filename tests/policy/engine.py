@@ -9,7 +9,9 @@ value carelessly fails its test the way it would fail a preview.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
+import pkgutil
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Optional
 
@@ -26,7 +28,22 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
+from policy import eks_istio_shop
+
 RENDER_UNKNOWN = "[unknown]"
+
+
+def domain_modules() -> list:
+    """Every module of the pack that declares policies (a `POLICIES` list), found by walking the package,
+    so that a new domain module is tested (and checked to reach the pack) without being listed here."""
+    modules = [importlib.import_module(f"{eks_istio_shop.__name__}.{info.name}")
+               for info in pkgutil.iter_modules(eks_istio_shop.__path__)]
+    return [module for module in modules if hasattr(module, "POLICIES")]
+
+
+def pack_policies() -> list:
+    """Every policy of every domain module: what policy/__main__.py must hand the PolicyPack."""
+    return [policy for module in domain_modules() for policy in module.POLICIES]
 
 
 def engine_value(value: Any) -> Any:

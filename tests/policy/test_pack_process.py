@@ -18,8 +18,8 @@ import pytest
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from policy import eks_istio_shop_policies as rules
-from tests.policy.engine import broken, engine_value, of_type
+from policy.eks_istio_shop import PACK_NAME
+from tests.policy.engine import broken, engine_value, of_type, pack_policies
 from tests.support import ROOT
 
 MANDATORY = analyzer_pb2.MANDATORY
@@ -73,10 +73,13 @@ def analyze(stub, records: list[dict]) -> list:
     return diagnostics + list(response.diagnostics)
 
 
-def test_pack_declares_every_policy(analyzer):
+def test_pack_declares_every_policy_of_every_domain_module_once(analyzer):
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=60)
-    assert info.name == rules.PACK_NAME
-    assert [p.name for p in info.policies] == [p.name for p in rules.POLICIES]
+    assert info.name == PACK_NAME
+    assert sorted(p.name for p in info.policies) == sorted(p.name for p in pack_policies())
+    declared = {p.name: p.enforcementLevel for p in info.policies}
+    assert {name: level == ADVISORY for name, level in declared.items()} == \
+        {p.name: p.enforcement_level.value == "advisory" for p in pack_policies()}
 
 
 def test_dev_stack_has_only_the_advisory_open_endpoint(analyzer, graph):
