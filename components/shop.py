@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 
 from components.mesh import IngressGateway, principal
 from components.microservice import (Access, MeshRoute, Microservice, MicroserviceArgs, destination, method_regex,
-                                     retries, retry_problems, route_is_idempotent, service_host)
+                                     retries, service_host)
 
 NAMESPACE = "e-commerce"
 GATEWAY_NAME = "shop"
@@ -101,10 +101,6 @@ def public_virtual_service_spec(hostname: Optional[str], gateway: str, graphql_h
          "route": destination(graphql_host, port), "timeout": GRAPHQL_ROUTE_TIMEOUT,
          "retries": retries(2, GRAPHQL_PER_TRY_TIMEOUT, idempotent=False)},
     ]
-    for route in http:
-        problems = retry_problems(route, route_is_idempotent(route))
-        if problems:
-            raise ValueError("; ".join(problems))
     return {"hosts": [hostname or "*"], "gateways": [gateway], "http": http}
 
 

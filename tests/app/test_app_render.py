@@ -7,6 +7,7 @@ import kubernetes_validate
 import pytest
 
 from components import microservice as ms
+from policy.eks_istio_shop import routes
 from components.shop import NAMESPACE
 from settings import APP_SERVICES
 from tests.support import provider_urn
@@ -197,7 +198,7 @@ def test_destination_rules_and_mesh_routes_name_existing_services(render):
         deployment = one(render, "Deployment", services[rule["spec"]["host"]]["metadata"]["name"])
         env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         idle = rule["spec"]["trafficPolicy"]["connectionPool"]["http"]["idleTimeout"]
-        assert ms.duration_seconds(idle) < int(env["KEEPALIVE_SECONDS"])
+        assert routes.duration_seconds(idle) < int(env["KEEPALIVE_SECONDS"])
     mesh_routes = [v for v in objects(render, "VirtualService", NAMESPACE) if not v["spec"].get("gateways")]
     assert len(mesh_routes) == len(APP_SERVICES)
     for virtual_service in mesh_routes:
@@ -212,9 +213,8 @@ def test_every_route_has_a_timeout_and_safe_retries(render):
             assert "route" not in route and "retries" not in route, where
             continue
         assert "timeout" in route, f"{where}: no timeout"
-        assert ms.duration_seconds(route["timeout"]) > 0, where
-        problems = ms.retry_problems(route, ms.route_is_idempotent(route))
-        assert problems == [], where
+        assert routes.duration_seconds(route["timeout"]) > 0, where
+        assert routes.retry_problems(route) == [], where
 
 
 def test_graphql_gives_up_on_a_backend_before_the_mesh_does(render):
@@ -226,10 +226,10 @@ def test_graphql_gives_up_on_a_backend_before_the_mesh_does(render):
         host = ms.service_host(backend, NAMESPACE)
         assert env[key] == f"http://{host}:{services[host]['spec']['ports'][0]['port']}"
         for route in one(render, "VirtualService", backend)["spec"]["http"]:
-            assert backend_timeout < ms.duration_seconds(route["timeout"]), (backend, route["name"])
+            assert backend_timeout < routes.duration_seconds(route["timeout"]), (backend, route["name"])
             # A per-try timeout is retriable to Envoy: a shorter one would repeat every slow call.
             per_try = route.get("retries", {}).get("perTryTimeout")
-            assert per_try is None or backend_timeout < ms.duration_seconds(per_try), (backend, route["name"])
+            assert per_try is None or backend_timeout < routes.duration_seconds(per_try), (backend, route["name"])
 
 
 def public_routes(render) -> dict:

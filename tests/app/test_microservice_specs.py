@@ -4,6 +4,7 @@ import kubernetes_validate
 import pytest
 
 from components import microservice as ms
+from policy.eks_istio_shop import routes
 from settings import DEFAULT_KUBERNETES_VERSION
 
 HOST = "orders.e-commerce.svc.cluster.local"
@@ -110,7 +111,7 @@ def test_destination_rule_requires_mesh_tls_and_limits_connections():
     assert policy["outlierDetection"]["maxEjectionPercent"] <= 50
     # The sidecar closes idle upstream connections before the service's keep-alive does.
     env = {e["name"]: e["value"] for e in deployment()["template"]["spec"]["containers"][0]["env"]}
-    assert ms.duration_seconds(policy["connectionPool"]["http"]["idleTimeout"]) < int(env["KEEPALIVE_SECONDS"])
+    assert routes.duration_seconds(policy["connectionPool"]["http"]["idleTimeout"]) < int(env["KEEPALIVE_SECONDS"])
 
 
 def test_authorization_policy_names_callers_port_and_methods():
@@ -124,79 +125,26 @@ def test_authorization_policy_names_callers_port_and_methods():
         ms.authorization_policy_spec("orders", 8080, ms.Access(principals=()))
 
 
-def test_mesh_routes_all_have_timeouts_and_safe_retries():
+def test_mesh_routes_all_have_timeouts_and_retries_the_pack_finds_safe():
     spec = ms.virtual_service_spec(HOST, 8080, ms.MeshRoute(timeout="4s", attempts=3, per_try_timeout="1s"))
     assert spec["hosts"] == [HOST]
     reads, others = spec["http"]
-    assert ms.route_is_idempotent(reads) and not ms.route_is_idempotent(others)
+    assert routes.idempotent_only(reads) is True and routes.idempotent_only(others) is False
     for route in spec["http"]:
         assert route["timeout"] == "4s"
         assert route["route"] == [{"destination": {"host": HOST, "port": {"number": 8080}}}]
         assert route["retries"]["attempts"] == 3
-        assert ms.retry_conditions_are_safe(route, ms.route_is_idempotent(route))
+        assert routes.retry_problems(route) == []
+    assert routes.http_route_problems(spec) == []
+    # Reads also retry where the service may have seen the request; other methods only where it cannot.
     assert "gateway-error" in reads["retries"]["retryOn"]
-    assert set(others["retries"]["retryOn"].split(",")) == set(ms.RETRY_BEFORE_REQUEST)
+    assert set(others["retries"]["retryOn"].split(",")) == set(ms.RETRY_BEFORE_REQUEST) <= routes.SAFE_RETRY_ON
 
 
-def test_mesh_route_refuses_a_per_try_timeout_beyond_the_route_timeout():
-    with pytest.raises(ValueError, match="exceeds the route timeout"):
-        ms.virtual_service_spec(HOST, 8080, ms.MeshRoute(timeout="1s", attempts=2, per_try_timeout="2s"))
-
-
-def route(retry_on: str, per_try: str = "1s", timeout: str = "5s", method: str | None = None) -> dict:
-    match = [{"method": {"exact": method}}] if method else []
-    return {"name": "r", "match": match, "timeout": timeout,
-            "retries": {"attempts": 2, "perTryTimeout": per_try, "retryOn": retry_on}}
-
-
-@pytest.mark.parametrize("retry_on, idempotent, safe", [
-    ("connect-failure,refused-stream,reset-before-request", False, True),
-    ("connect-failure,refused-stream,reset-before-request", True, True),
-    ("gateway-error,reset,connect-failure", True, True),
-    ("5xx", True, True),
-    ("5xx", False, False),
-    ("gateway-error", False, False),
-    ("reset", False, False),
-    ("connect-failure,503", True, False),
-    ("retriable-status-codes", True, False),
-    ("", True, False),
-])
-def test_retry_rule(retry_on, idempotent, safe):
-    assert ms.retry_conditions_are_safe(route(retry_on), idempotent) is safe
-
-
-def test_retry_rule_needs_a_per_try_timeout_within_the_route_timeout():
-    assert not ms.retry_conditions_are_safe(route("connect-failure", per_try="6s"), idempotent=False)
-    missing = route("connect-failure")
-    del missing["retries"]["perTryTimeout"]
-    assert "without perTryTimeout" in ms.retry_problems(missing, idempotent=False)[0]
-    assert ms.retry_conditions_are_safe({"name": "no-retries", "timeout": "1s"}, idempotent=False)
-    assert ms.retry_conditions_are_safe({"name": "off", "retries": {"attempts": 0}}, idempotent=False)
-
-
-@pytest.mark.parametrize("match, idempotent", [
-    ([{"method": {"exact": "GET"}}], True),
-    ([{"method": {"regex": "^(GET|HEAD)$"}}], True),
-    ([{"method": {"regex": "GET|HEAD"}}], True),
-    ([{"method": {"regex": "^(GET|POST)$"}}], False),
-    ([{"method": {"exact": "GET"}}, {"uri": {"exact": "/x"}}], False),
-    ([{"method": {"prefix": "G"}}], False),
-    ([], False),
-])
-def test_idempotency_comes_from_the_route_matches(match, idempotent):
-    assert ms.route_is_idempotent({"match": match}) is idempotent
-
-
-@pytest.mark.parametrize("text, expected", [("1s", 1.0), ("1.5s", 1.5), ("250ms", 0.25), ("2m", 120.0),
-                                            ("1m30s", 90.0)])
-def test_durations(text, expected):
-    assert ms.duration_seconds(text) == expected
-
-
-def test_bad_duration_says_what_is_accepted():
-    for bad in ("5", "", "1.5 s", "-1s", None):
-        with pytest.raises(ValueError, match="such as 1.5s"):
-            ms.duration_seconds(bad)
+def test_a_per_try_timeout_beyond_the_route_timeout_is_caught_by_the_pack():
+    spec = ms.virtual_service_spec(HOST, 8080, ms.MeshRoute(timeout="1s", attempts=2, per_try_timeout="2s"))
+    assert all("perTryTimeout is longer" in p for p in routes.http_route_problems(spec))
+    assert len(routes.http_route_problems(spec)) == 2
 
 
 @pytest.mark.parametrize("kind, api_version, spec", [

@@ -3,6 +3,7 @@
 import pytest
 
 from components import microservice as ms
+from policy.eks_istio_shop import routes
 from components import shop
 
 GATEWAY_PRINCIPAL = "cluster.local/ns/istio-ingress/sa/istio-ingressgateway"
@@ -22,7 +23,7 @@ def test_three_services_and_who_may_call_them():
     assert found["products"].access.principals == (graphql,)
     # The REST services are read-only: their callers get GET and HEAD, nothing that writes.
     for name in ("orders", "products"):
-        assert set(found[name].access.methods) <= ms.IDEMPOTENT_METHODS
+        assert set(found[name].access.methods) <= routes.IDEMPOTENT_METHODS
 
 
 def test_graphql_reaches_its_backends_through_their_services():
@@ -35,10 +36,10 @@ def test_graphql_gives_up_on_a_backend_before_the_mesh_route_does():
     found = plans()
     backend_timeout = float(found["graphql"].env["BACKEND_TIMEOUT_SECONDS"])
     for name in ("orders", "products"):
-        assert backend_timeout < ms.duration_seconds(found[name].route.timeout), name
-        assert backend_timeout < ms.duration_seconds(found[name].route.per_try_timeout), name
+        assert backend_timeout < routes.duration_seconds(found[name].route.timeout), name
+        assert backend_timeout < routes.duration_seconds(found[name].route.per_try_timeout), name
     # And the gateway waits for more than one backend call.
-    assert ms.duration_seconds(shop.GRAPHQL_ROUTE_TIMEOUT) > 2 * backend_timeout
+    assert routes.duration_seconds(shop.GRAPHQL_ROUTE_TIMEOUT) > 2 * backend_timeout
 
 
 def servers(hosts):
@@ -65,19 +66,19 @@ def test_public_routes(hostname):
     spec = shop.public_virtual_service_spec(hostname, "e-commerce/shop", GRAPHQL_HOST, 8080)
     assert spec["hosts"] == [hostname or "*"]
     assert spec["gateways"] == ["e-commerce/shop"]
-    routes = {r["name"]: r for r in spec["http"]}
-    assert routes["root"]["match"] == [{"uri": {"exact": "/"}}]
-    assert routes["root"]["redirect"]["uri"] == "/playground"
-    assert routes["root"]["redirect"].get("scheme") == ("https" if hostname else None)
-    assert {"uri": {"exact": "/graphql"}} in routes["graphql"]["match"]
-    assert any(m["uri"] == {"exact": "/playground"} for m in routes["playground"]["match"])
+    by_name = {r["name"]: r for r in spec["http"]}
+    assert by_name["root"]["match"] == [{"uri": {"exact": "/"}}]
+    assert by_name["root"]["redirect"]["uri"] == "/playground"
+    assert by_name["root"]["redirect"].get("scheme") == ("https" if hostname else None)
+    assert {"uri": {"exact": "/graphql"}} in by_name["graphql"]["match"]
+    assert any(m["uri"] == {"exact": "/playground"} for m in by_name["playground"]["match"])
     for name in ("graphql", "playground"):
-        assert routes[name]["route"] == [{"destination": {"host": GRAPHQL_HOST, "port": {"number": 8080}}}]
-        assert ms.duration_seconds(routes[name]["timeout"]) > 0
-        assert ms.retry_conditions_are_safe(routes[name], ms.route_is_idempotent(routes[name]))
+        assert by_name[name]["route"] == [{"destination": {"host": GRAPHQL_HOST, "port": {"number": 8080}}}]
+        assert routes.duration_seconds(by_name[name]["timeout"]) > 0
+        assert routes.retry_problems(by_name[name]) == []
     # The GraphQL endpoint carries mutations: it retries only where the request never arrived.
-    assert not ms.route_is_idempotent(routes["graphql"])
-    assert set(routes["graphql"]["retries"]["retryOn"].split(",")) <= set(ms.RETRY_BEFORE_REQUEST)
+    assert routes.idempotent_only(by_name["graphql"]) is False
+    assert set(by_name["graphql"]["retries"]["retryOn"].split(",")) <= set(ms.RETRY_BEFORE_REQUEST)
 
 
 def test_urls():
