@@ -101,7 +101,7 @@ STACKS = {
             created_by="the `dev` role's first deploy (or a person's `make up`)",
             grants=(
                 Grant("dev", ADMIN, None,
-                      f"creator; if a person created dev, `{ADMIN_SETTING}` in Pulumi.dev.yaml lists the dev role"),
+                      f"if a person created dev instead: `{ADMIN_SETTING}` in Pulumi.dev.yaml lists the dev role"),
                 Grant("preview", VIEW, VIEWER_SETTING, "the user, in Pulumi.dev.yaml"),
             )),
         StackKind(
@@ -133,6 +133,7 @@ class Job:
     operation: str  # a key of OPERATION_NEEDS
     what: str  # the operation as run, for the table
     teardown: bool = False  # may meet an unreachable cluster: PULUMI_K8S_DELETE_UNREACHABLE and a refresh
+    quota: str = "none"  # what it takes of the region's VPC and Elastic IP quotas (5 each by default)
 
     @property
     def needs(self) -> str:
@@ -141,15 +142,18 @@ class Job:
 
 JOBS = (
     Job("preview", "preview", "preview", ("dev",), "preview", "`pulumi preview --refresh --diff`"),
-    Job("deploy", "up", "dev", ("dev",), "up", "`pulumi up --refresh`, then the smoke check"),
-    Job("demo", "up", "demo", ("pr-<n>",), "up", "`pulumi up`, then the smoke check"),
+    Job("deploy", "up", "dev", ("dev",), "up", "`pulumi up --refresh`, then the smoke check",
+        quota="1 VPC, 1 EIP (dev, for good)"),
+    Job("demo", "up", "demo", ("pr-<n>",), "up", "`pulumi up`, then the smoke check",
+        quota="1 VPC, 1 EIP per demo stack; at most DEMO_MAX_STACKS (default 2) live"),
     Job("demo", "destroy", "demo-teardown", ("pr-<n>",), "destroy", "`pulumi destroy --refresh --remove`",
-        teardown=True),
+        teardown=True, quota="gives them back"),
     Job("reap", "reap", "demo-teardown", ("pr-<n>", "nightly-<run>"), "destroy",
-        "`tools.reap`: destroy (with refresh) and remove expired stacks", teardown=True),
-    Job("nightly", "up", "nightly", ("nightly-<run>",), "up", "`pulumi up`, then the smoke check"),
+        "`tools.reap`: destroy (with refresh) and remove expired stacks", teardown=True, quota="gives them back"),
+    Job("nightly", "up", "nightly", ("nightly-<run>",), "up", "`pulumi up`, then the smoke check",
+        quota="1 VPC, 1 EIP for about an hour a night"),
     Job("nightly", "teardown", "nightly", ("nightly-<run>",), "destroy",
-        "`pulumi destroy --refresh --remove`, then tools.leftovers", teardown=True),
+        "`pulumi destroy --refresh --remove`, then tools.leftovers", teardown=True, quota="gives them back"),
 )
 
 
@@ -184,20 +188,23 @@ def identity_table() -> str:
     """The Markdown table docs/delivery.md carries (a test compares the two)."""
     lines = [
         "| workflow: job | environment (role) | stack(s) | operation | Kubernetes access needed | where it comes from "
-        "| MaxSessionDuration / role-duration-seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| MaxSessionDuration / role-duration-seconds | VPC and EIP quotas |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for j in JOBS:
         sources = []
         for stack in j.stacks:
             grants = [g for g in STACKS[stack].grants if g.environment == j.environment]
             for grant in grants:
-                how = "creator (EKS bootstrap entry)" if grant.setting is None else f"`{grant.setting}`"
-                sources.append(f"{stack}: {how}, set by {grant.set_by}" if grant.setting else f"{stack}: {how}")
+                if grant.setting is None:
+                    extra = "" if grant.set_by == "creator" else f" ({grant.set_by})"
+                    sources.append(f"{stack}: creator, by EKS's bootstrap entry{extra}")
+                else:
+                    sources.append(f"{stack}: `{grant.setting}`, set by {grant.set_by}")
         role = ROLES[j.environment]
         lines.append(
             f"| `{j.workflow}.yml`: {j.job} | `{j.environment}` | {', '.join(f'`{s}`' for s in j.stacks)} "
-            f"| {j.what} | {j.needs} | {'; '.join(sources)} | {role.max_session_seconds} |")
+            f"| {j.what} | {j.needs} | {'; '.join(sources)} | {role.max_session_seconds} | {j.quota} |")
     return "\n".join(lines)
 
 
