@@ -1,6 +1,7 @@
 """Reaper: destroy and remove the project's stacks whose expiry has passed.
 
-    python -m tools.reap [--dry-run] [--check-leftovers] [--max-stacks N] [--work-dir DIR] [--now RFC3339]
+    python -m tools.reap [--dry-run] [--check-access] [--check-leftovers] [--max-stacks N] [--work-dir DIR]
+                         [--now RFC3339]
 
 A stack is a candidate only if it carries the stack tag `expires-at` (see EXPIRY_TAG) holding an
 RFC 3339 timestamp with a timezone, e.g. `2026-11-25T20:00:00Z`; the demo workflow sets it. Stacks
@@ -11,6 +12,16 @@ Right before each destroy the stack's tags are read again: a push to the pull re
 moved `expires-at` forward, and then the stack is kept ("extended"). At most --max-stacks destroys
 run per invocation (each EKS stack takes about 15 minutes, and the scheduled job has a timeout); the
 other expired stacks are left for the next run ("deferred").
+
+Each destroy refreshes first and runs with PULUMI_K8S_DELETE_UNREACHABLE=true, so that a cluster this
+identity cannot reach (no access entry, or the cluster already gone) never blocks it: the refresh
+drops the unreachable Kubernetes objects from the state, then the AWS resources are deleted, the
+cluster with everything in it. That is safe here because nothing inside the cluster owns an AWS
+object: the ingress gateway is a NodePort Service behind the Pulumi-owned NLB, there is no Service of
+type LoadBalancer and no PersistentVolumeClaim; --check-leftovers proves it after each destroy.
+With --check-access, tools.access_check first says whether this identity is the cluster's admin (a
+demo stack lists the teardown role in clusterAdminArns); a missing access is reported and counts as
+a problem, but the destroy still runs.
 
 Exit codes: 0 all decisions carried out; 1 a destroy failed or an expiry tag is malformed;
 2 the stacks could not be listed (no Pulumi CLI, not logged in, bad arguments).
@@ -28,6 +39,9 @@ from typing import Callable, Mapping, Optional, Protocol, Sequence
 from settings import DEFAULT_CLUSTER_NAME, PROJECT
 
 EXPIRY_TAG = "expires-at"
+# Teardown only (see the module docstring for why it is safe here): the provider falls back to this
+# variable because the program never sets the Kubernetes provider's deleteUnreachable.
+DELETE_UNREACHABLE_ENV = {"PULUMI_K8S_DELETE_UNREACHABLE": "true"}
 # Long-lived stacks the reaper refuses to destroy even if someone tags them by mistake.
 PROTECTED_STACKS = frozenset({"dev"})
 # Destroys per run: about 15 minutes each, sequential, inside reap.yml's 120-minute timeout.
@@ -117,12 +131,15 @@ def decide(stack: str, tags: Mapping[str, str], now: datetime) -> Decision:
 def reap(workspace: StackWorkspace, now: datetime, dry_run: bool,
          out: Callable[[str], None] = print,
          after_destroy: Optional[Callable[[str, Optional[str]], int]] = None,
-         max_stacks: int = DEFAULT_MAX_STACKS) -> int:
+         max_stacks: int = DEFAULT_MAX_STACKS,
+         before_destroy: Optional[Callable[[str, Optional[str]], int]] = None) -> int:
     """Decide for every stack, carry out the destroys, print each decision; return the exit code.
 
-    after_destroy(bare stack name, EKS cluster name or None) runs after each successful destroy
-    (the leftovers check); a non-zero result counts as a problem. At most max_stacks destroys are
-    started (or, in a dry run, announced); later expired stacks are deferred to the next run.
+    before_destroy(bare stack name, EKS cluster name or None) runs right before each destroy (the
+    access check): a non-zero result counts as a problem but the destroy still runs. after_destroy
+    (same arguments) runs after each successful destroy (the leftovers check); a non-zero result
+    counts as a problem. At most max_stacks destroys are started (or, in a dry run, announced);
+    later expired stacks are deferred to the next run.
     """
     if max_stacks < 1:
         raise ValueError("max_stacks must be at least 1")
@@ -153,7 +170,7 @@ def reap(workspace: StackWorkspace, now: datetime, dry_run: bool,
             decision = Decision(name, WOULD_DESTROY, decision.reason + "; dry run")
         elif decision.action == DESTROY:
             started += 1
-            decision, failed = _destroy(workspace, name, now, decision, out, after_destroy)
+            decision, failed = _destroy(workspace, name, now, decision, out, after_destroy, before_destroy)
             problems += failed
         out(decision.line())
     summary = f"{len(names)} stack(s) checked, {problems} problem(s)"
@@ -165,10 +182,11 @@ def reap(workspace: StackWorkspace, now: datetime, dry_run: bool,
 
 def _destroy(workspace: StackWorkspace, name: str, now: datetime, decision: Decision,
              out: Callable[[str], None],
-             after_destroy: Optional[Callable[[str, Optional[str]], int]]) -> tuple[Decision, int]:
+             after_destroy: Optional[Callable[[str, Optional[str]], int]],
+             before_destroy: Optional[Callable[[str, Optional[str]], int]] = None) -> tuple[Decision, int]:
     """Destroy one expired stack; the final decision and 1 if it counts as a problem, else 0."""
     cluster: Optional[str] = None
-    if after_destroy is not None:
+    if after_destroy is not None or before_destroy is not None:
         # Read now: once the stack is removed, its outputs and settings are gone with it.
         try:
             cluster = workspace.cluster_name(name)
@@ -182,6 +200,10 @@ def _destroy(workspace: StackWorkspace, name: str, now: datetime, decision: Deci
         return Decision(name, FAILED, f"could not read its tags again before destroying: {_first_line(exc)}"), 1
     if fresh.action != DESTROY:
         return Decision(name, EXTENDED, f"not destroyed: {fresh.action} ({fresh.reason})"), 0
+    no_access = before_destroy is not None and before_destroy(bare_stack_name(name), cluster) != 0
+    if no_access:
+        out(f"{name}: note (this identity lacks admin access on its cluster, see above; destroying anyway: "
+            "the refresh drops what it cannot reach)")
     out(Decision(name, DESTROY, decision.reason + "; destroying").line())
     try:
         workspace.destroy_and_remove(name)
@@ -190,6 +212,9 @@ def _destroy(workspace: StackWorkspace, name: str, now: datetime, decision: Deci
     if after_destroy is not None and after_destroy(bare_stack_name(name), cluster) != 0:
         return Decision(name, FAILED, "destroyed, but the leftovers check found "
                                       "resources still in AWS (listed above)"), 1
+    if no_access:
+        return Decision(name, FAILED, "destroyed, but this identity had no admin access on its cluster: "
+                                      "fix the setting named above for the next stacks"), 1
     return Decision(name, "destroyed", "stack and its resources removed"), 0
 
 
@@ -212,7 +237,7 @@ class AutomationWorkspace:
         self._auto = auto
         self._out = out
         try:
-            self._workspace = auto.LocalWorkspace(work_dir=str(work_dir))
+            self._workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars=dict(DELETE_UNREACHABLE_ENV))
         except Exception as exc:
             raise ReapError(f"could not start the Pulumi CLI (is `pulumi` on PATH?): {_first_line(exc)}") from None
 
@@ -239,8 +264,19 @@ class AutomationWorkspace:
 
     def destroy_and_remove(self, stack_name: str) -> None:
         stack = self._auto.Stack.select(stack_name, self._workspace)
-        # remove=True drops the stack only when the destroy left nothing behind in its state.
-        stack.destroy(remove=True, on_output=lambda line: self._out(f"  | {line.rstrip()}"))
+        # remove=True drops the stack only when the destroy left nothing behind in its state. The
+        # refresh comes first: a Helm release on an unreachable cluster cannot be deleted, only
+        # dropped from the state by a refresh with PULUMI_K8S_DELETE_UNREACHABLE (set on the workspace).
+        stack.destroy(remove=True, refresh=True, on_output=lambda line: self._out(f"  | {line.rstrip()}"))
+
+
+def _access_check(stack_name: str, cluster_name: Optional[str]) -> int:
+    if cluster_name is None:
+        print(f"{stack_name}: note (cluster name unknown: its Kubernetes access cannot be checked)")
+        return 0
+    from tools import access_check
+
+    return access_check.main([stack_name, "--needs", "admin", "--cluster-name", cluster_name])
 
 
 def _leftovers_check(stack_name: str, cluster_name: Optional[str]) -> int:
@@ -278,6 +314,9 @@ def main(argv: Optional[Sequence[str]] = None,
     parser.add_argument("--check-leftovers", action="store_true",
                         help="after each destroy, run `python -m tools.leftovers <stack> --cluster-name <name>` "
                              "(needs AWS credentials)")
+    parser.add_argument("--check-access", action="store_true",
+                        help="before each destroy, run `python -m tools.access_check <stack> --needs admin` and "
+                             "report a missing access (the destroy still runs; needs AWS credentials)")
     parser.add_argument("--max-stacks", type=_positive_int, default=DEFAULT_MAX_STACKS,
                         help="destroy at most this many stacks in this run; the other expired ones wait for "
                              f"the next run (default {DEFAULT_MAX_STACKS}: about 15 minutes each)")
@@ -291,7 +330,7 @@ def main(argv: Optional[Sequence[str]] = None,
     try:
         workspace = workspace_factory(args.work_dir)
         return reap(workspace, now, args.dry_run, after_destroy=_leftovers_check if args.check_leftovers else None,
-                    max_stacks=args.max_stacks)
+                    max_stacks=args.max_stacks, before_destroy=_access_check if args.check_access else None)
     except ReapError as exc:
         print(f"reap: error: {exc}", file=sys.stderr)
         return 2

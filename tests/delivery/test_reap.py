@@ -293,6 +293,10 @@ class FakeStack:
         self._outputs = outputs
         self._config = config
         self.refreshed = False
+        self.destroys: list[dict] = []
+
+    def destroy(self, **options):
+        self.destroys.append(options)
 
     def outputs(self):
         return {key: SimpleNamespace(value=value) for key, value in self._outputs.items()}
@@ -385,3 +389,63 @@ def test_main_passes_max_stacks_and_refuses_bad_values(tmp_path: Path, capsys):
         with pytest.raises(SystemExit):
             reap.main(["--work-dir", str(tmp_path), "--max-stacks", bad], workspace_factory=lambda _: FakeWorkspace({}))
         assert "--max-stacks" in capsys.readouterr().err
+
+
+def test_the_destroy_refreshes_first_and_removes_the_stack():
+    """A Helm release on an unreachable cluster can only be dropped by a refresh, never deleted."""
+    stack = FakeStack({}, {})
+    workspace = automation_workspace(stack)
+    workspace._out = lambda line: None
+    workspace.destroy_and_remove("pr-5")
+    (options,) = stack.destroys
+    assert options["refresh"] is True and options["remove"] is True
+
+
+def test_the_workspace_runs_pulumi_with_delete_unreachable(monkeypatch, tmp_path: Path):
+    import pulumi.automation as auto
+
+    seen: dict = {}
+    monkeypatch.setattr(auto, "LocalWorkspace", lambda **kwargs: seen.update(kwargs) or object())
+    reap.AutomationWorkspace(tmp_path)
+    assert seen["env_vars"] == {"PULUMI_K8S_DELETE_UNREACHABLE": "true"}
+
+
+def test_missing_access_is_reported_but_the_stack_is_still_destroyed():
+    workspace = FakeWorkspace({"pr-5": {reap.EXPIRY_TAG: expiry(-timedelta(minutes=1))},
+                               "pr-6": {reap.EXPIRY_TAG: expiry(-timedelta(minutes=1))}},
+                              cluster_names={"pr-5": "alpha-pr-5", "pr-6": "alpha-pr-6"})
+    checked: list[tuple[str, Optional[str]]] = []
+
+    def access(stack: str, cluster: Optional[str]) -> int:
+        checked.append((stack, cluster))
+        return 1 if stack == "pr-5" else 0
+
+    lines: list[str] = []
+    code = reap.reap(workspace, NOW, False, out=lines.append, before_destroy=access)
+    assert code == 1
+    assert workspace.destroy_calls == ["pr-5", "pr-6"]
+    assert checked == [("pr-5", "alpha-pr-5"), ("pr-6", "alpha-pr-6")]
+    assert line_for(lines, "pr-5").startswith("pr-5: failed (destroyed, but this identity had no admin access")
+    assert line_for(lines, "pr-6").startswith("pr-6: destroyed")
+    note = next(line for line in lines if line.startswith("pr-5: note"))
+    assert lines.index(note) < lines.index(next(line for line in lines if line.startswith("pr-5: destroy (")))
+
+
+def test_access_check_is_called_for_admin_with_the_cluster_name(monkeypatch, capsys):
+    from tools import access_check
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(access_check, "main", lambda argv: calls.append(list(argv)) or 1)
+    assert reap._access_check("pr-5", "alpha-pr-5") == 1
+    assert reap._access_check("pr-6", None) == 0, "an unknown cluster cannot be checked; the destroy goes on"
+    assert calls == [["pr-5", "--needs", "admin", "--cluster-name", "alpha-pr-5"]]
+    assert "cannot be checked" in capsys.readouterr().out
+
+
+def test_main_check_access_wires_the_access_check(tmp_path: Path, monkeypatch):
+    (tmp_path / "Pulumi.yaml").write_text("name: eks-istio-shop\n")
+    monkeypatch.setattr(reap, "_access_check", lambda stack, cluster: 1)
+    workspace = FakeWorkspace({"pr-1": {reap.EXPIRY_TAG: "2026-11-25T19:00:00Z"}}, cluster_names={"pr-1": "alpha-pr-1"})
+    code = reap.main(["--work-dir", str(tmp_path), "--now", "2026-11-25T20:00:00Z", "--check-access"],
+                     workspace_factory=lambda _: workspace)
+    assert code == 1 and workspace.destroy_calls == ["pr-1"]

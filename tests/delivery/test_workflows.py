@@ -82,8 +82,8 @@ def job_text(job: dict[str, Any]) -> str:
     return json.dumps(job)
 
 
-def test_the_four_workflows_exist():
-    assert {"preview", "deploy", "demo", "reap"} <= NAMES
+def test_the_five_workflows_exist():
+    assert {"preview", "deploy", "demo", "reap", "nightly"} <= NAMES
 
 
 # -- linters ------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def test_actionlint_finds_nothing():
 
 
 def test_zizmor_offline_finds_nothing():
-    # The directory, so that dependabot.yml is audited with the workflows.
+    # The directory, so that anything else zizmor audits there is included.
     result = run_zizmor(ROOT / ".github")
     findings = json.loads(result.stdout or "[]")
     assert findings == [], json.dumps(findings, indent=1)[:4000]
@@ -176,7 +176,8 @@ def test_permissions_are_granted_per_job_and_only_where_needed(path: Path):
         assert (granted.get("id-token") == "write") == assumes_role, \
             f"{job_name}: id-token: write exactly when it assumes an AWS role"
         comments = any(str(step.get("with", {}).get("comment-on-pr", "false")).lower() != "false"
-                       for step in step_using(job, "pulumi/actions"))
+                       for step in step_using(job, "pulumi/actions")) \
+            or any("gh pr comment" in step.get("run", "") for step in steps(job))
         assert (granted.get("pull-requests") == "write") == comments, \
             f"{job_name}: pull-requests: write exactly when it comments on the pull request"
         assert set(granted) <= {"contents", "id-token", "pull-requests"}, f"{job_name}: {granted}"
@@ -233,8 +234,9 @@ def test_preview_runs_offline_checks_then_previews_dev():
     assert settings["comment-on-pr"] is True and settings["diff"] is True and settings["refresh"] is True
     assert "policyPacks" in settings, "the policy pack input of pulumi/actions v7 is camelCase"
     installs = [step.get("run", "") for step in steps(preview)]
-    assert any("-m venv .venv" in run and "-r requirements.txt" in run for run in installs), \
-        "the program's virtualenv (Pulumi.yaml: virtualenv .venv) is built from the pinned requirements"
+    assert any("-m venv .venv" in run and "-r requirements-dev.txt" in run for run in installs), \
+        "the program's virtualenv (Pulumi.yaml: virtualenv .venv) is built from the pinned requirements " \
+        "(requirements-dev.txt includes requirements.txt, and boto3 for the access check)"
 
 
 def test_deploy_updates_dev_from_main_one_at_a_time():
@@ -270,16 +272,16 @@ def test_demo_stack_lifecycle():
     assert "closed" in destroy["if"]
     (action,) = [step for step in step_using(destroy, "pulumi/actions") if "command" in step.get("with", {})]
     assert action["with"]["command"] == "destroy" and action["with"]["remove"] is True
-    check = steps(destroy)[-1]
-    assert "python -m tools.leftovers" in check["run"] and "!cancelled()" in check["if"], \
-        "the leftovers check runs after every destroy, failed ones included"
+    (check,) = [step for step in steps(destroy) if "python -m tools.leftovers" in step.get("run", "")]
+    assert steps(destroy).index(check) > steps(destroy).index(action)
+    assert "!cancelled()" in check["if"], "the leftovers check runs after every destroy, failed ones included"
 
 
 def test_reaper_is_scheduled_and_checks_leftovers():
     document = load(WORKFLOWS / "reap.yml")
     assert document["on"]["schedule"]
     script = "\n".join(step.get("run", "") for step in steps(document["jobs"]["reap"]))
-    assert "python -m tools.reap --check-leftovers" in script
+    assert "python -m tools.reap --check-access --check-leftovers" in script
     assert "python -m tools.reap --dry-run" in script
 
 
@@ -324,6 +326,8 @@ EXPECTED_ENVIRONMENTS = {
     ("demo", "up"): "demo",
     ("demo", "destroy"): "demo-teardown",
     ("reap", "reap"): "demo-teardown",
+    ("nightly", "up"): "nightly",
+    ("nightly", "teardown"): "nightly",
 }
 
 
@@ -371,6 +375,7 @@ def settings_check(job: dict[str, Any]) -> dict[str, Any]:
 
 def run_check(step: dict[str, Any], backend: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ["PATH"], "PULUMI_BACKEND_URL": backend, "AWS_ROLE_ARN": "arn:aws:iam::1:role/x",
+           "DEMO_TEARDOWN_ROLE_ARN": "arn:aws:iam::123456789012:role/eks-shop-demo-teardown",
            "GITHUB_OUTPUT": str(tmp_path / "output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
     # The runner runs `run:` with bash -e.
     return subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, timeout=30)
@@ -397,3 +402,93 @@ def test_demo_up_never_runs_for_a_closed_pull_request():
     assert "workflow_dispatch" in manual and "inputs.action == 'up'" in manual, "manual runs keep working"
     assert "github.event.pull_request.state == 'open'" in pull_request, \
         "labelling a closed pull request `demo` must not start a stack"
+
+
+# -- issue 17: smoke checks, arm64 builds, the nightly run, pins ------------------------------------
+
+def run_text(job: dict[str, Any]) -> str:
+    return "\n".join(step.get("run", "") for step in steps(job))
+
+
+def index_of(job: dict[str, Any], predicate) -> int:
+    return next(i for i, step in enumerate(steps(job)) if predicate(step))
+
+
+def is_up(step: dict[str, Any]) -> bool:
+    return step.get("with", {}).get("command") == "up" or "pulumi up " in step.get("run", "")
+
+
+@pytest.mark.parametrize("workflow, stack", [("deploy", "dev"), ("demo", '"$STACK"'), ("nightly", '"$STACK"')])
+def test_every_up_is_followed_by_the_smoke_check(workflow: str, stack: str):
+    job = load(WORKFLOWS / f"{workflow}.yml")["jobs"]["up"]
+    up = index_of(job, is_up)
+    smoke = index_of(job, lambda step: "python -m tools.smoke" in step.get("run", ""))
+    assert smoke > up
+    command = steps(job)[smoke]["run"]
+    assert f"python -m tools.smoke {stack} --timeout 900 --markdown " in command
+    assert "GITHUB_STEP_SUMMARY" in command or workflow == "nightly", "the result goes to the job summary"
+
+
+def test_deploy_writes_the_smoke_report_straight_to_the_summary():
+    job = load(WORKFLOWS / "deploy.yml")["jobs"]["up"]
+    assert '--markdown "$GITHUB_STEP_SUMMARY"' in run_text(job)
+
+
+def test_the_demo_comment_carries_the_url_and_the_smoke_result():
+    job = load(WORKFLOWS / "demo.yml")["jobs"]["up"]
+    smoke = next(step for step in steps(job) if "tools.smoke" in step.get("run", ""))
+    assert "--markdown build/smoke.md" in smoke["run"]
+    (comment,) = [step for step in steps(job) if "gh pr comment" in step.get("run", "") and "smoke" in step["run"]]
+    assert "cat build/smoke.md" in comment["run"] and "https://$STACK.$DOMAIN" in comment["run"]
+    assert "!cancelled()" in comment["if"] and "steps.up.outcome == 'success'" in comment["if"], \
+        "a failed smoke check is commented too"
+    assert comment["env"]["GH_TOKEN"] == "${{ github.token }}"
+
+
+@pytest.mark.parametrize("workflow", ["deploy", "demo", "nightly"])
+def test_jobs_that_build_images_can_build_arm64(workflow: str):
+    job = load(WORKFLOWS / f"{workflow}.yml")["jobs"]["up"]
+    up = index_of(job, is_up)
+    (qemu,) = step_using(job, "docker/setup-qemu-action")
+    (buildx,) = step_using(job, "docker/setup-buildx-action")
+    assert "arm64" in qemu["with"]["platforms"]
+    assert steps(job).index(qemu) < steps(job).index(buildx) < up
+
+
+def test_only_jobs_that_run_up_set_up_emulation():
+    for path in WORKFLOW_FILES:
+        for job_name, job in load(path)["jobs"].items():
+            if step_using(job, "docker/setup-qemu-action"):
+                assert any(is_up(step) for step in steps(job)), f"{path.name}:{job_name}"
+
+
+def test_nightly_runs_alone_on_a_schedule_with_a_fresh_expiring_stack():
+    document = load(WORKFLOWS / "nightly.yml")
+    assert document["on"]["schedule"] and "workflow_dispatch" in document["on"]
+    assert document["concurrency"] == {"group": "nightly", "cancel-in-progress": False}
+    assert document["env"]["STACK"] == "nightly-${{ github.run_id }}"
+    up = document["jobs"]["up"]
+    script = run_text(up)
+    assert "--copy-config-from dev" in script and 'pulumi stack tag set expires-at "$EXPIRES_AT"' in script
+    assert 'date -u -d "+4 hours"' in script
+    timeouts = sum(job["timeout-minutes"] for job in document["jobs"].values())
+    assert timeouts < 4 * 60, "the reaper must not race a teardown that is still within its timeout"
+
+
+def test_nightly_always_destroys_and_reports_every_phase():
+    document = load(WORKFLOWS / "nightly.yml")
+    up, teardown = document["jobs"]["up"], document["jobs"]["teardown"]
+    assert teardown["needs"] == "up" and teardown["if"] == "always()"
+    for phase, job in (("up", up), ("smoke", up), ("destroy", teardown), ("leftovers", teardown)):
+        assert f"tools.phases run {phase} --record" in run_text(job), phase
+    assert "pulumi destroy --yes --refresh --remove" in run_text(teardown)
+    report = next(step for step in steps(teardown) if "tools.phases report" in step.get("run", ""))
+    assert report["if"] == "always()"
+    assert "--phases up,smoke,destroy,leftovers" in report["run"] and "--check" in report["run"]
+    assert '--markdown "$GITHUB_STEP_SUMMARY"' in report["run"] and "--json build/nightly/phases.json" in report["run"]
+    assert report["env"]["UP_PHASES"] == "${{ needs.up.outputs.phases }}"
+    assert up["outputs"]["phases"] == "${{ steps.report.outputs.phases }}"
+    for job in (up, teardown):
+        (upload,) = step_using(job, "actions/upload-artifact")
+        assert upload["if"] == "always()" and upload["with"]["path"] == "build/nightly/"
+        assert steps(job).index(upload) > index_of(job, lambda step: "tools.phases report" in step.get("run", ""))

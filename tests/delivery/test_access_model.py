@@ -1,0 +1,427 @@
+"""The identity model (tools/access_model.py) against the workflows: every job that runs Pulumi does so as a
+role with the Kubernetes access its operation needs on that stack, checks it first, and tears down safely."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import pytest
+import yaml
+
+from tools import access_model
+from tools.access_model import ADMIN, JOBS, ROLES, STACKS, VIEW, covers
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+CREDENTIALS = "aws-actions/configure-aws-credentials"
+TEARDOWN_ARN = "arn:aws:iam::123456789012:role/eks-shop-demo-teardown"
+
+
+def load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text())
+    if True in document:
+        document["on"] = document.pop(True)
+    return document
+
+
+def all_workflows() -> dict[str, dict[str, Any]]:
+    return {path.stem: load(path) for path in sorted(WORKFLOWS.glob("*.yml"))}
+
+
+def uses(step: dict[str, Any]) -> str:
+    return step.get("uses", "").split("@")[0]
+
+
+# The CLI as a command (a line's first word, or after ; && || |), not words in an echo or a comment.
+_PULUMI_COMMAND = re.compile(r"(?:^\s*|[;&|]\s*)pulumi\s+(up|destroy|preview|refresh)\b")
+
+
+def step_operations(step: dict[str, Any]) -> list[str]:
+    """The Pulumi operations a step runs: pulumi/actions' command, the CLI in a script, or the reaper."""
+    found = []
+    if uses(step) == "pulumi/actions" and "command" in step.get("with", {}):
+        found.append(step["with"]["command"])
+    for line in step.get("run", "").splitlines():
+        found += _PULUMI_COMMAND.findall(line)
+        if "tools.reap" in line and "--dry-run" not in line:
+            found.append("destroy")
+    return found
+
+
+def reap_lines(step: dict[str, Any]) -> list[str]:
+    return [line for line in step.get("run", "").splitlines() if "tools.reap" in line and "--dry-run" not in line]
+
+
+_NEEDS = re.compile(r"tools\.access_check\b.*--needs\s+(view|admin)\b")
+
+
+def preflight_level(step: dict[str, Any]) -> Optional[str]:
+    match = _NEEDS.search(step.get("run", "").replace("\\\n", " "))
+    if match:
+        return match.group(1)
+    lines = reap_lines(step)
+    if lines and all("--check-access" in line for line in lines):
+        return ADMIN  # tools.reap --check-access runs tools.access_check --needs admin before each destroy
+    return None
+
+
+def environment(job: dict[str, Any]) -> Optional[str]:
+    env = job.get("environment")
+    return env.get("name") if isinstance(env, dict) else env
+
+
+def step_env(document: dict[str, Any], job: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
+    return {**document.get("env", {}), **job.get("env", {}), **step.get("env", {})}
+
+
+def access_problems(workflows: dict[str, dict[str, Any]], jobs=JOBS, stacks=STACKS, roles=ROLES) -> list[str]:
+    """Everything in the workflows that contradicts the identity model; empty when they agree."""
+    problems = []
+    model = {(j.workflow, j.job): j for j in jobs}
+    for workflow, document in workflows.items():
+        for name, job in document["jobs"].items():
+            where = f"{workflow}.yml:{name}"
+            steps = job.get("steps", [])
+            ops = [(i, op) for i, step in enumerate(steps) for op in step_operations(step)]
+            if not ops:
+                continue
+            entry = model.get((workflow, name))
+            if entry is None:
+                problems.append(f"{where} runs `pulumi {ops[0][1]}` but is not in the identity model")
+                continue
+            needed = max((access_model.OPERATION_NEEDS[op] for _, op in ops), key=[VIEW, ADMIN].index)
+            if not covers(entry.needs, needed):
+                problems.append(f"{where}: the model says {entry.operation}, the workflow runs an operation "
+                                f"that needs {needed}")
+            if environment(job) != entry.environment:
+                problems.append(f"{where} runs as environment {environment(job)!r}, the model says "
+                                f"{entry.environment!r}")
+            for stack in entry.stacks:
+                # The role the job really gets: its environment's AWS_ROLE_ARN.
+                have = stacks[stack].level_of(environment(job) or "")
+                if not covers(have, needed):
+                    problems.append(f"{where} runs {ops[0][1]} on {stack} as {environment(job)}, which has "
+                                    f"{have or 'no'} Kubernetes access there ({needed} needed)")
+            first_op = ops[0][0]
+            credentials = [i for i, step in enumerate(steps) if uses(step) == CREDENTIALS]
+            preflights = [(i, preflight_level(step)) for i, step in enumerate(steps) if preflight_level(step)]
+            if not preflights:
+                problems.append(f"{where} runs Pulumi without the access preflight (tools.access_check)")
+            for i, level in preflights:
+                if not covers(level, needed):
+                    problems.append(f"{where}: the preflight checks for {level}, the operation needs {needed}")
+                if not credentials or i < credentials[0]:
+                    problems.append(f"{where}: the preflight runs before the credentials step")
+                if i > first_op or (i == first_op and not reap_lines(steps[i])):
+                    problems.append(f"{where}: the preflight runs after Pulumi started")
+                blocking = not steps[i].get("continue-on-error", False)
+                if entry.teardown and blocking and not reap_lines(steps[i]):
+                    problems.append(f"{where}: a teardown's preflight must report, never block the destroy "
+                                    "(continue-on-error, and a later step that fails the job)")
+                if not entry.teardown and not blocking:
+                    problems.append(f"{where}: the preflight must stop the job before Pulumi starts")
+                if entry.teardown and not blocking:
+                    step_id = steps[i].get("id")
+                    fails = [s for s in steps[i + 1:] if step_id and f"steps.{step_id}.outcome == 'failure'"
+                             in str(s.get("if", "")) and "exit 1" in s.get("run", "")]
+                    if not fails:
+                        problems.append(f"{where}: nothing fails the job when the teardown's preflight failed")
+            for i, op in ops:
+                env = step_env(document, job, steps[i])
+                unreachable = str(env.get("PULUMI_K8S_DELETE_UNREACHABLE", "")).lower() == "true"
+                if entry.teardown and op == "destroy":
+                    if not unreachable:
+                        problems.append(f"{where}: a teardown without PULUMI_K8S_DELETE_UNREACHABLE=true can be "
+                                        "blocked by an unreachable cluster")
+                    refreshes = (steps[i].get("with", {}).get("refresh") is True
+                                 or "--refresh" in steps[i].get("run", "") or reap_lines(steps[i]))
+                    if not refreshes:
+                        problems.append(f"{where}: a teardown must refresh before it destroys")
+                elif unreachable:
+                    problems.append(f"{where}: PULUMI_K8S_DELETE_UNREACHABLE is for teardown only (an up would "
+                                    "drop objects from the state during an outage)")
+            for credential in credentials:
+                seconds = int(steps[credential].get("with", {}).get("role-duration-seconds",
+                                                                   access_model.DEFAULT_MAX_SESSION_SECONDS))
+                role = roles.get(environment(job) or "")
+                if role is None:
+                    problems.append(f"{where}: environment {environment(job)!r} has no role in the model")
+                    continue
+                if seconds > role.max_session_seconds:
+                    problems.append(f"{where}: role-duration-seconds {seconds} exceeds the {role.environment} "
+                                    f"role's MaxSessionDuration {role.max_session_seconds}")
+                if seconds < 60 * int(job.get("timeout-minutes", 360)):
+                    problems.append(f"{where}: the {seconds}-second session ends before the job's "
+                                    f"{job.get('timeout-minutes')}-minute timeout")
+    for (workflow, name) in model:
+        if workflow in workflows and name not in workflows[workflow]["jobs"]:
+            problems.append(f"the model lists {workflow}.yml:{name}, which does not exist")
+    return problems
+
+
+def test_the_workflows_agree_with_the_identity_model():
+    assert access_problems(all_workflows()) == []
+
+
+def test_the_model_gives_every_job_the_access_it_needs():
+    for j in JOBS:
+        for stack in j.stacks:
+            assert covers(STACKS[stack].level_of(j.environment), j.needs), (j, stack)
+        assert j.environment in ROLES
+
+
+def test_every_job_that_runs_pulumi_is_in_the_model():
+    found = {(workflow, name) for workflow, document in all_workflows().items()
+             for name, job in document["jobs"].items()
+             if any(step_operations(step) for step in job.get("steps", []))}
+    assert found == {(j.workflow, j.job) for j in JOBS}
+
+
+# -- the checker catches what it must (each would pass unnoticed otherwise) ------------------------
+
+def broken(change) -> list[str]:
+    workflows = copy.deepcopy(all_workflows())
+    change(workflows)
+    return access_problems(workflows)
+
+
+def find_step(job: dict[str, Any], needle: str) -> dict[str, Any]:
+    return next(step for step in job["steps"] if needle in step.get("run", "") or needle in step.get("uses", ""))
+
+
+def test_a_role_without_access_on_the_stack_is_caught():
+    problems = broken(lambda w: w["demo"]["jobs"]["destroy"].update(environment="preview"))
+    assert any("runs as environment 'preview'" in p for p in problems), problems
+    assert any("which has no Kubernetes access there (admin needed)" in p for p in problems), problems
+
+
+def test_a_viewer_grant_that_goes_missing_is_caught():
+    stacks = dict(STACKS)
+    dev = stacks["dev"]
+    stacks["dev"] = access_model.StackKind(dev.name, dev.pattern, dev.created_by,
+                                           tuple(g for g in dev.grants if g.environment != "preview"))
+    problems = access_problems(all_workflows(), stacks=stacks)
+    assert problems == ["preview.yml:preview runs preview on dev as preview, which has no Kubernetes access "
+                        "there (view needed)"]
+
+
+def test_a_missing_or_weak_or_late_preflight_is_caught():
+    def drop(w):
+        job = w["deploy"]["jobs"]["up"]
+        job["steps"].remove(find_step(job, "tools.access_check"))
+
+    assert any("without the access preflight" in p for p in broken(drop))
+
+    def weaken(w):
+        step = find_step(w["demo"]["jobs"]["up"], "tools.access_check")
+        step["run"] = step["run"].replace("--needs admin", "--needs view")
+
+    assert any("checks for view, the operation needs admin" in p for p in broken(weaken))
+
+    def move_after_up(w):
+        job = w["deploy"]["jobs"]["up"]
+        step = find_step(job, "tools.access_check")
+        job["steps"].remove(step)
+        job["steps"].append(step)
+
+    assert any("after Pulumi started" in p for p in broken(move_after_up))
+
+    def reap_without(w):
+        step = find_step(w["reap"]["jobs"]["reap"], "tools.reap")
+        step["run"] = step["run"].replace("--check-access ", "")
+
+    assert any("reap.yml:reap runs Pulumi without the access preflight" in p for p in broken(reap_without))
+
+
+def test_a_blocking_teardown_preflight_or_a_soft_up_preflight_is_caught():
+    def block(w):
+        del find_step(w["demo"]["jobs"]["destroy"], "tools.access_check")["continue-on-error"]
+
+    assert any("must report, never block" in p for p in broken(block))
+
+    def soften(w):
+        find_step(w["deploy"]["jobs"]["up"], "tools.access_check")["continue-on-error"] = True
+
+    assert any("must stop the job" in p for p in broken(soften))
+
+
+def test_teardown_without_delete_unreachable_or_refresh_is_caught():
+    def no_unreachable(w):
+        del w["reap"]["jobs"]["reap"]["env"]["PULUMI_K8S_DELETE_UNREACHABLE"]
+
+    assert any("reap.yml:reap: a teardown without PULUMI_K8S_DELETE_UNREACHABLE" in p for p in broken(no_unreachable))
+
+    def no_refresh(w):
+        step = find_step(w["nightly"]["jobs"]["teardown"], "pulumi destroy")
+        step["run"] = step["run"].replace("--refresh ", "")
+
+    assert any("must refresh before it destroys" in p for p in broken(no_refresh))
+
+    def unreachable_on_up(w):
+        w["deploy"]["jobs"]["up"].setdefault("env", {})["PULUMI_K8S_DELETE_UNREACHABLE"] = "true"
+
+    assert any("teardown only" in p for p in broken(unreachable_on_up))
+
+
+def test_sessions_are_checked_against_max_session_duration_and_the_timeout():
+    def too_long(w):
+        step = find_step(w["preview"]["jobs"]["preview"], CREDENTIALS)
+        step["with"]["role-duration-seconds"] = 7200
+
+    assert any("exceeds the preview role's MaxSessionDuration 3600" in p for p in broken(too_long))
+
+    def too_short(w):
+        del find_step(w["deploy"]["jobs"]["up"], CREDENTIALS)["with"]["role-duration-seconds"]
+
+    assert any("session ends before the job's 90-minute timeout" in p for p in broken(too_short))
+
+
+def test_an_unknown_job_running_pulumi_is_caught():
+    def add(w):
+        w["deploy"]["jobs"]["extra"] = {"environment": "dev", "steps": [{"run": "pulumi refresh --yes"}]}
+
+    assert "deploy.yml:extra runs `pulumi refresh` but is not in the identity model" in broken(add)
+
+
+def test_every_role_duration_is_explicit_and_fits_its_role():
+    for workflow, document in all_workflows().items():
+        for name, job in document["jobs"].items():
+            for step in job.get("steps", []):
+                if uses(step) == CREDENTIALS:
+                    seconds = step["with"].get("role-duration-seconds")
+                    assert isinstance(seconds, int), f"{workflow}:{name} states its session length"
+                    assert seconds <= ROLES[environment(job)].max_session_seconds
+
+
+# -- the settings the workflows write into the demo and nightly stacks ----------------------------
+
+PULUMI_STUB = """#!/usr/bin/env bash
+echo "pulumi $*" >> "$STUB_LOG"
+case "$*" in
+  "stack select"*) exit "${STUB_SELECT:-1}";;
+  "stack ls --json"*) cat "$STUB_STACKS"; exit 0;;
+  "config get clusterName"*) echo beta; exit 0;;
+  "config get domain"*) echo example.com; exit 0;;
+  "config get "*) echo '["arn:aws:iam::123456789012:role/someone"]'; exit 0;;
+esac
+exit 0
+"""
+GH_STUB = """#!/usr/bin/env bash
+echo "gh $*" >> "$STUB_LOG"
+cat "${@: -1}" >> "$STUB_LOG"
+"""
+
+
+def run_script(script: str, tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, list[str]]:
+    stubs = tmp_path / "bin"
+    stubs.mkdir(exist_ok=True)
+    for name, text in (("pulumi", PULUMI_STUB), ("gh", GH_STUB)):
+        (stubs / name).write_text(text)
+        (stubs / name).chmod(0o755)
+    log = tmp_path / "log"
+    log.write_text("")
+    full_env = {"PATH": f"{stubs}:{os.environ['PATH']}", "STUB_LOG": str(log),
+                "GITHUB_OUTPUT": str(tmp_path / "output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+                "GITHUB_REPOSITORY": "owner/repo", "PULUMI_BACKEND_URL": "s3://state", **env}
+    result = subprocess.run(["bash", "-e", "-c", script], env=full_env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    return result, log.read_text().splitlines()
+
+
+@pytest.mark.parametrize("workflow, stack", [("demo", "pr-42"), ("nightly", "nightly-987654321")])
+def test_demo_and_nightly_stacks_list_the_teardown_role_and_nobody_else(workflow: str, stack: str, tmp_path: Path):
+    job = load(WORKFLOWS / f"{workflow}.yml")["jobs"]["up"]
+    step = next(s for s in job["steps"] if s.get("id") == "stack")
+    assert step["env"]["DEMO_TEARDOWN_ROLE_ARN"] == "${{ vars.DEMO_TEARDOWN_ROLE_ARN }}", \
+        "a repository variable: environment variables are not visible across environments"
+    result, log = run_script(step["run"], tmp_path, {
+        "STACK": stack, "PR_NUMBER": "42", "EXPIRES_AT": "2026-11-25T20:00:00Z", "GITHUB_RUN_ID": "987654321",
+        "DEMO_TEARDOWN_ROLE_ARN": TEARDOWN_ARN})
+    assert result.returncode == 0, result.stderr
+    config = [line for line in log if line.startswith("pulumi config ")]
+    assert f"pulumi config init" not in config
+    assert f"pulumi config rm clusterAdminArns --stack {stack}" in config, "dev's admins are not copied"
+    assert f"pulumi config rm clusterViewerArns --stack {stack}" in config, "nobody previews this stack"
+    sets = [line for line in config if "clusterAdminArns" in line and line.startswith("pulumi config set")]
+    assert sets == [f"pulumi config set --path clusterAdminArns[0] {TEARDOWN_ARN} --stack {stack}"]
+    assert config.index(sets[0]) > config.index(f"pulumi config rm clusterAdminArns --stack {stack}")
+    assert f"pulumi stack tag set expires-at 2026-11-25T20:00:00Z --stack {stack}" in log
+    assert f"cluster-name=beta-{stack}" in (tmp_path / "output").read_text()
+
+
+# -- bounded demos ---------------------------------------------------------------------------------
+
+def admission_step() -> dict[str, Any]:
+    job = load(WORKFLOWS / "demo.yml")["jobs"]["up"]
+    return next(step for step in job["steps"] if "tools.demo_stacks admit" in step.get("run", ""))
+
+
+def test_demo_admission_comes_before_the_stack_is_created():
+    job = load(WORKFLOWS / "demo.yml")["jobs"]["up"]
+    names = [step.get("run", "") for step in job["steps"]]
+    admit = next(i for i, run in enumerate(names) if "tools.demo_stacks admit" in run)
+    create = next(i for i, run in enumerate(names) if "pulumi stack init" in run)
+    assert admit < create
+    assert admission_step()["env"]["DEMO_MAX_STACKS"] == "${{ vars.DEMO_MAX_STACKS }}"
+
+
+def test_a_refused_demo_comments_why_and_fails(tmp_path: Path):
+    stacks = tmp_path / "stacks.json"
+    stacks.write_text(json.dumps([{"name": f"pr-{n}", "resourceCount": 120} for n in (3, 4)]))
+    result, log = run_script(admission_step()["run"], tmp_path, {
+        "STACK": "pr-42", "PR_NUMBER": "42", "STUB_STACKS": str(stacks), "DEMO_MAX_STACKS": "",
+        "EVENT_NAME": "pull_request"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "gh pr comment 42 --repo owner/repo --body-file build/demo-refused.md" in log
+    assert "- `pr-3` (120 resources)" in log and "- `pr-4` (120 resources)" in log
+    assert "::error::Demo stack pr-42 not started" in result.stdout
+    assert "at most 2 may run at once" in (tmp_path / "summary").read_text()
+
+
+def test_an_admitted_or_existing_demo_goes_on_and_a_bad_maximum_stops(tmp_path: Path):
+    stacks = tmp_path / "stacks.json"
+    stacks.write_text(json.dumps([{"name": f"pr-{n}", "resourceCount": 120} for n in (3, 4)]))
+    base = {"PR_NUMBER": "4", "STUB_STACKS": str(stacks), "EVENT_NAME": "pull_request"}
+    result, log = run_script(admission_step()["run"], tmp_path, {**base, "STACK": "pr-4", "DEMO_MAX_STACKS": "2"})
+    assert result.returncode == 0 and not any(line.startswith("gh ") for line in log)
+    result, _ = run_script(admission_step()["run"], tmp_path, {**base, "STACK": "pr-5", "DEMO_MAX_STACKS": "3"})
+    assert result.returncode == 0
+    result, _ = run_script(admission_step()["run"], tmp_path, {**base, "STACK": "pr-5", "DEMO_MAX_STACKS": "lots"})
+    assert result.returncode == 2 and "DEMO_MAX_STACKS: 'lots'" in result.stderr
+
+
+# -- the docs carry the model --------------------------------------------------------------------
+
+def test_the_docs_carry_the_identity_table():
+    docs = (ROOT / "docs" / "delivery.md").read_text()
+    assert access_model.identity_table() in docs, "regenerate it with `python -m tools.access_model`"
+
+
+def test_the_docs_give_every_role_its_max_session_duration():
+    docs = (ROOT / "docs" / "delivery.md").read_text()
+    for role in ROLES.values():
+        row = re.search(rf"^\| `{re.escape(role.environment)}` \|.*$", docs, re.MULTILINE)
+        assert row, f"docs/delivery.md: a row for the {role.environment} role"
+        assert f"| {role.max_session_seconds} |" in row.group(0), row.group(0)
+        if role.max_session_seconds > access_model.DEFAULT_MAX_SESSION_SECONDS:
+            assert "--max-session-duration 7200" in docs
+
+
+def test_advice_names_the_setting_a_user_can_change():
+    assert "clusterViewerArns of stack dev (Pulumi.dev.yaml" in access_model.missing_access_advice("dev", VIEW)
+    assert "clusterAdminArns of stack dev" in access_model.missing_access_advice("dev", ADMIN)
+    for stack in ("pr-3", "org/eks-istio-shop/nightly-12"):
+        assert "DEMO_TEARDOWN_ROLE_ARN" in access_model.missing_access_advice(stack, ADMIN)
+    assert "clusterAdminArns of stack staging" in access_model.missing_access_advice("staging", ADMIN)
+
+
+def iter_jobs() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for workflow, document in all_workflows().items():
+        for name, job in document["jobs"].items():
+            yield workflow, name, job
