@@ -94,9 +94,9 @@ aws_tags = ResourceValidationPolicy(
 aws_component_children_tags = ResourceValidationPolicy(
     name="aws-eks-children-tagged",
     description="AWS resources pulumi-eks creates inside its components carry the project and stack tags.",
-    # pulumi-eks decides which of its children get the component's tags; the component's own tags
-    # are mandatory above, gaps inside pulumi-eks are reported without blocking.
-    enforcement_level=EnforcementLevel.ADVISORY,
+    # The program's stack transform (tagging.py) tags every resource registered in the stack, the
+    # children pulumi-eks registers included, so a gap here is a bug to stop at preview.
+    enforcement_level=EnforcementLevel.MANDATORY,
     validate=lambda args, report: _validate_tags(args, report, inside_components=True),
 )
 

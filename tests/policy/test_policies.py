@@ -495,13 +495,25 @@ def test_untaggable_types_need_no_tags(graph):
     assert "lacks the tag" in fired(tags.aws_tags, untagged_vpc)
 
 
-def test_untagged_pulumi_eks_children_are_reported_by_the_advisory_policy_only(graph):
+def test_an_untagged_pulumi_eks_child_stops_the_preview(graph):
+    """The stack transform tags what pulumi-eks registers too; a child without the tags is a bug."""
     records = copy.deepcopy(graph)
     cluster = next(r for r in records if r["type"] == CLUSTER)
     add_resource(records, "aws:iam/role:Role", "shop-cluster-eks-eksRole", {"assumeRolePolicy": "{}"},
                  parent=cluster["urn"])
     quiet(tags.aws_tags, records)
     assert "shop-cluster-eks-eksRole" in fired(tags.aws_component_children_tags, records)
+    assert tags.aws_component_children_tags.enforcement_level == EnforcementLevel.MANDATORY
+
+
+def test_a_pulumi_eks_child_tagged_by_the_stack_transform_passes(graph):
+    import tagging
+    records = copy.deepcopy(graph)
+    cluster = next(r for r in records if r["type"] == CLUSTER)
+    stack_tags = {"project": "eks-istio-shop", "stack": "dev", "owner": "platform-team"}
+    inputs = tagging.tagged_props("aws:iam/role:Role", {"assumeRolePolicy": "{}"}, stack_tags)
+    add_resource(records, "aws:iam/role:Role", "shop-cluster-eks-eksRole", inputs, parent=cluster["urn"])
+    quiet(tags.aws_component_children_tags, records)
 
 
 def test_taggable_type_list_is_regenerated_from_the_pinned_pulumi_aws():
