@@ -1,9 +1,9 @@
 """The offline render itself: what it writes, how it fails."""
 
-import ast
 import subprocess
 import sys
 
+import pulumi
 import pytest
 
 from tools import render as render_tool
@@ -82,24 +82,15 @@ def test_secure_config_values_stay_masked():
     assert secret_keys == ["eks-istio-shop:dbPassword"]
 
 
-def _component_classes():
-    for path in sorted((ROOT / "components").glob("*.py")):
-        tree = ast.parse(path.read_text())
-        for node in tree.body:
-            if isinstance(node, ast.ClassDef) and any(
-                    ast.unparse(base) == "pulumi.ComponentResource" for base in node.bases):
-                yield path, node
-
-
-def test_components_follow_the_house_pattern():
-    classes = list(_component_classes())
-    assert classes
-    files = [path for path, _ in classes]
-    assert len(files) == len(set(files)), "one component per file"
-    for path, cls in classes:
-        init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
-        assert [a.arg for a in init.args.args] == ["self", "name", "args", "opts"], path
-        last = ast.unparse(init.body[-1])
-        assert last.startswith("self.register_outputs("), f"{path}: __init__ must end with register_outputs"
-        token = ast.unparse(init.body[0])
-        assert f"'eks-istio-shop:{path.stem}:{cls.name}'" in token, f"{path}: type token"
+def test_every_component_is_typed_after_its_module_and_class(render):
+    """Type tokens `eks-istio-shop:<module>:<Type>` name where a component lives: one module each."""
+    import importlib
+    tokens = {r["type"] for r in render.resources if r["type"].startswith("eks-istio-shop:")}
+    assert len(tokens) >= 8
+    modules = set()
+    for token in tokens:
+        _, module, class_name = token.split(":")
+        component = getattr(importlib.import_module(f"components.{module}"), class_name)
+        assert issubclass(component, pulumi.ComponentResource), token
+        modules.add(module)
+    assert len(modules) == len(tokens), "one component per module"

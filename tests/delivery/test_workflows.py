@@ -340,14 +340,6 @@ def test_teardown_jobs_have_an_environment_of_their_own():
     assert found == EXPECTED_ENVIRONMENTS
 
 
-def test_the_docs_list_every_environment_the_workflows_use():
-    docs = (ROOT / "docs" / "delivery.md").read_text()
-    listed = re.search(r"^Environments \(Settings.*?(?=\n\n)", docs, re.MULTILINE | re.DOTALL)
-    assert listed, "docs/delivery.md: the 'Environments (Settings → Environments)' paragraph"
-    named = set(re.findall(r"`([a-z-]+)` \(", listed.group(0)))
-    assert named == set(EXPECTED_ENVIRONMENTS.values()), named
-
-
 def test_the_destroy_job_runs_the_base_branch_code():
     destroy = load(WORKFLOWS / "demo.yml")["jobs"]["destroy"]
     (checkout,) = step_using(destroy, "actions/checkout")
