@@ -89,19 +89,39 @@ class Declaration:
         return self.default is _NO_DEFAULT
 
 
+def _qualified(key: str) -> str:
+    """A config key with its namespace, as the CLI reads one: a bare key belongs to this project."""
+    return key if ":" in key else f"{PROJECT}:{key}"
+
+
 @functools.lru_cache(maxsize=None)
+def project_config_entries(project_file: Path = PROJECT_FILE) -> dict[str, dict]:
+    """The project file's `config:` block as the CLI reads it: 'namespace:key' -> declaration.
+
+    The short form `key: x` declares a default for a key of this project and sets a value for a key of
+    another namespace (pulumi/pulumi sdk/go/common/workspace/project.go RewriteShorthandConfigValues).
+    """
+    document = yaml.safe_load(project_file.read_text()) or {}
+    entries = {}
+    for key, entry in (document.get("config") or {}).items():
+        key = _qualified(key)
+        if not isinstance(entry, dict):
+            entry = {"default" if key.startswith(f"{PROJECT}:") else "value": entry}
+        entries[key] = entry
+    return entries
+
+
 def declared_settings(project_file: Path = PROJECT_FILE) -> dict[str, Declaration]:
     """The project's settings by name (without the namespace), as the project file declares them."""
-    document = yaml.safe_load(project_file.read_text()) or {}
     declarations = {}
-    for key, declaration in (document.get("config") or {}).items():
+    for key, entry in project_config_entries(project_file).items():
         namespace, _, name = key.rpartition(":")
-        if namespace not in ("", PROJECT):
-            continue  # another package's value (`value:`), not a setting of this project
-        if not isinstance(declaration, dict):
-            declaration = {"default": declaration}  # the short form `key: default`
-        declarations[name] = Declaration(name, declaration.get("type"), declaration.get("description", ""),
-                                         declaration.get("default", _NO_DEFAULT))
+        if namespace != PROJECT:
+            continue  # another package's value, not a setting of this program
+        # The CLI takes a null default (or value) for none: the setting is then required.
+        fallback = entry.get("default") if entry.get("default") is not None else entry.get("value")
+        declarations[name] = Declaration(name, entry.get("type"), entry.get("description", ""),
+                                         _NO_DEFAULT if fallback is None else fallback)
     return declarations
 
 
@@ -394,10 +414,6 @@ def pinned_image_reference(reference: str) -> bool:
         return False
     tag, digest = match.group("tag"), match.group("digest")
     return bool(digest or tag) and tag != "latest"
-
-
-def _qualified(key: str) -> str:
-    return key if ":" in key else f"{PROJECT}:{key}"
 
 
 def _valid_network(value: str, min_prefix: int, max_prefix: int) -> bool:
