@@ -1,6 +1,7 @@
 """Every setting: its default from Pulumi.yaml, a good value, and a bad value that names the setting."""
 
 import datetime
+import re
 
 import pytest
 
@@ -346,3 +347,29 @@ def test_bad_images_name_the_service_and_what_is_accepted(images, key, accepted)
 def test_pinned_image_reference(reference, pinned):
     from settings import pinned_image_reference
     assert pinned_image_reference(reference) is pinned
+
+
+def readme_settings_rows() -> list[tuple[list[str], str]]:
+    """(settings, default cell) of each row of the README's settings table."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names, default = [cell.strip() for cell in line.strip().strip("|").split(" | ")][:2]
+            rows.append((re.findall(r"`([^`]+)`", names), default))
+    return rows
+
+
+def test_the_readme_lists_every_declared_setting_with_its_default():
+    from settings import PROVIDER_SETTINGS
+    declared = declared_settings()
+    listed = [name for names, _ in readme_settings_rows() for name in names]
+    assert len(listed) == len(set(listed)), "a setting listed twice"
+    assert {n for n in listed if ":" not in n} == set(declared), "the README's rows and Pulumi.yaml's settings"
+    assert {n for n in listed if ":" in n} == set(PROVIDER_SETTINGS)
+    for names, default in readme_settings_rows():
+        shown = ["(required)" if n in PROVIDER_SETTINGS or declared[n].required
+                 else f"`{engine_text(declared[n].default) or chr(34) * 2}`" for n in names]
+        expected = shown[0] if set(shown) == {"(required)"} else " / ".join(shown)
+        assert default.startswith(expected), f"README row {' / '.join(names)}: default {default!r}, Pulumi.yaml: {expected}"
