@@ -69,8 +69,9 @@ DEFAULT_ADDON_VERSIONS = {
 
 # Istio's charts and the reference data under schemas/istio-<version>/ must move together.
 DEFAULT_ISTIO_VERSION = "1.30.3"  # renovate: datasource=github-releases depName=istio/istio
-# DEFAULT_KUBERNETES_VERSION and DEFAULT_ISTIO_VERSION are the pins updates edit (the lines above);
-# Pulumi.yaml's defaults of kubernetesVersion and istioVersion must equal them (tests/test_settings.py).
+# DEFAULT_KUBERNETES_VERSION and DEFAULT_ISTIO_VERSION are the pins version updates edit. Pulumi.yaml's
+# kubernetesVersion and istioVersion defaults, which stacks get, must equal them: tests/test_settings.py
+# fails until an update has changed both.
 
 _NO_DEFAULT = object()
 

@@ -19,6 +19,7 @@ under mocks.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -98,7 +99,7 @@ def project_config(stack: str, config: dict[str, Any], root: Path = ROOT) -> dic
             continue
         fallback = entry.get("default") if entry.get("default") is not None else entry.get("value")
         if fallback is not None:
-            merged[key] = fallback
+            merged[key] = copy.deepcopy(fallback)  # the parsed project file is shared
         elif key.startswith(f"{PROJECT}:"):
             missing.append(key.split(":", 1)[1])
     if missing:
