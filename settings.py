@@ -1,22 +1,32 @@
 """The stack's settings: read once from Pulumi config, validated, frozen.
 
-Nothing in the program reads `pulumi.Config` except `load_settings`. Every problem found is
-reported at once, each naming the setting, the bad value and what is accepted, before any
-resource is declared.
+Pulumi.yaml declares every setting with its type, default and description; it is the one place
+defaults live. This module checks what a type cannot say (ranges, formats, choices, rules across
+settings). Nothing else in the program reads config. Every problem found is reported at once, each
+naming the setting, the bad value and what is accepted, before any resource is declared.
 """
 
 from __future__ import annotations
 
 import datetime
+import difflib
+import functools
 import ipaddress
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import pulumi
+import yaml
 
 PROJECT = "eks-istio-shop"
+PROJECT_FILE = Path(__file__).resolve().parent / "Pulumi.yaml"
+# Settings of other namespaces the program reads; Pulumi.yaml can declare only its own project's.
+PROVIDER_SETTINGS = ("aws:region",)
+# Tags the program sets on every AWS resource itself; a user tag may not name them, in any letter case.
+PROGRAM_TAGS = ("project", "stack", "owner")
 
 # Kubernetes versions in EKS standard support, with the day it ends (EKS gives each 14 months of it).
 # Past that day EKS bills extended support ($0.60/h instead of $0.10/h for the control plane) and,
@@ -59,8 +69,83 @@ DEFAULT_ADDON_VERSIONS = {
 
 # Istio's charts and the reference data under schemas/istio-<version>/ must move together.
 DEFAULT_ISTIO_VERSION = "1.30.3"  # renovate: datasource=github-releases depName=istio/istio
-# The EKS cluster is named <clusterName>-<stack>; tools that find it use this default too.
-DEFAULT_CLUSTER_NAME = "alpha"
+# DEFAULT_KUBERNETES_VERSION and DEFAULT_ISTIO_VERSION are the pins version updates edit. Pulumi.yaml's
+# kubernetesVersion and istioVersion defaults, which stacks get, must equal them: tests/test_settings.py
+# fails until an update has changed both.
+
+_NO_DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A setting as Pulumi.yaml declares it under `config:`."""
+    name: str
+    type: Optional[str]
+    description: str
+    default: Any = _NO_DEFAULT
+
+    @property
+    def required(self) -> bool:
+        """Without a default the Pulumi CLI refuses to run a stack that does not set it."""
+        return self.default is _NO_DEFAULT
+
+
+def _qualified(key: str) -> str:
+    """A config key with its namespace, as the CLI reads one: a bare key belongs to this project."""
+    return key if ":" in key else f"{PROJECT}:{key}"
+
+
+@functools.lru_cache(maxsize=None)
+def project_config_entries(project_file: Path = PROJECT_FILE) -> dict[str, dict]:
+    """The project file's `config:` block as the CLI reads it: 'namespace:key' -> declaration.
+
+    The short form `key: x` declares a default for a key of this project and sets a value for a key of
+    another namespace (pulumi/pulumi sdk/go/common/workspace/project.go RewriteShorthandConfigValues).
+    """
+    document = yaml.safe_load(project_file.read_text()) or {}
+    entries = {}
+    for key, entry in (document.get("config") or {}).items():
+        key = _qualified(key)
+        if not isinstance(entry, dict):
+            entry = {"default" if key.startswith(f"{PROJECT}:") else "value": entry}
+        entries[key] = entry
+    return entries
+
+
+def declared_settings(project_file: Path = PROJECT_FILE) -> dict[str, Declaration]:
+    """The project's settings by name (without the namespace), as the project file declares them."""
+    declarations = {}
+    for key, entry in project_config_entries(project_file).items():
+        namespace, _, name = key.rpartition(":")
+        if namespace != PROJECT:
+            continue  # another package's value, not a setting of this program
+        # The CLI takes a null default (or value) for none: the setting is then required.
+        fallback = entry.get("default") if entry.get("default") is not None else entry.get("value")
+        declarations[name] = Declaration(name, entry.get("type"), entry.get("description", ""),
+                                         _NO_DEFAULT if fallback is None else fallback)
+    return declarations
+
+
+def engine_text(value: Any) -> str:
+    """A config value as the Pulumi CLI hands it to the program.
+
+    Text stays as it is; other values become JSON as Go's encoding/json writes it (compact, map keys
+    sorted, <, > and & escaped): `4`, `true`, `["a","b"]`, `{}`. That is the form of a stack's value and
+    of a project default alike (pulumi/pulumi pkg/workspace/config.go createConfigValue,
+    sdk/go/common/resource/config object.MarshalString).
+    """
+    if isinstance(value, str):
+        return value
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
+
+
+# The EKS cluster is named <clusterName>-<stack>; tools that find a cluster without its stack's
+# settings use the project's default, as the CLI would.
+DEFAULT_CLUSTER_NAME: str = declared_settings()["clusterName"].default
 
 CAPACITY_TYPES = {"on-demand": "ON_DEMAND", "spot": "SPOT"}
 NAT_GATEWAY_MODES = ("single", "per-zone")
@@ -102,13 +187,17 @@ class SettingsError(pulumi.RunError):
         )
 
 
+# The values below always come from load_settings: Pulumi.yaml holds the defaults, so these classes
+# have none.
+
+
 @dataclass(frozen=True)
 class NodeGroupSettings:
-    instance_type: str = "t3.medium"
-    desired_size: int = 4
-    min_size: int = 2
-    max_size: int = 6
-    capacity_type: str = "ON_DEMAND"
+    instance_type: str
+    desired_size: int
+    min_size: int
+    max_size: int
+    capacity_type: str
 
     @property
     def architecture(self) -> str:
@@ -119,25 +208,25 @@ class NodeGroupSettings:
 
 @dataclass(frozen=True)
 class NetworkSettings:
-    vpc_cidr: str = "10.0.0.0/16"
-    availability_zone_count: int = 2
-    nat_gateways: str = "single"
+    vpc_cidr: str
+    availability_zone_count: int
+    nat_gateways: str
 
 
 @dataclass(frozen=True)
 class MeshSettings:
-    istio_version: str = DEFAULT_ISTIO_VERSION
+    istio_version: str
     # Node ports of the ingress gateway Service; the load balancer's target groups use the same.
-    ingress_http_node_port: int = 30080  # behind the NLB's port 80 listener
-    ingress_https_node_port: int = 30443  # behind the NLB's TLS listener (TLS ends at the NLB)
-    ingress_status_node_port: int = 30021  # Envoy's status port 15021, for health checks
+    ingress_http_node_port: int  # behind the NLB's port 80 listener
+    ingress_https_node_port: int  # behind the NLB's TLS listener (TLS ends at the NLB)
+    ingress_status_node_port: int  # Envoy's status port 15021, for health checks
 
 
 @dataclass(frozen=True)
 class DnsSettings:
-    domain: Optional[str] = None
-    hosted_zone_id: Optional[str] = None
-    hostname: Optional[str] = None  # resolved: None when no domain is set
+    domain: Optional[str]
+    hosted_zone_id: Optional[str]
+    hostname: Optional[str]  # resolved: None when no domain is set
 
     @property
     def enabled(self) -> bool:
@@ -149,20 +238,20 @@ class Settings:
     stack: str
     region: str
     owner: str
-    cluster_name: str = DEFAULT_CLUSTER_NAME
-    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
-    endpoint_public_access_cidrs: tuple[str, ...] = ()
-    endpoint_public_access_from_anywhere: bool = False
-    cluster_admin_arns: tuple[str, ...] = ()
-    cluster_viewer_arns: tuple[str, ...] = ()
-    addon_versions: Mapping[str, str] = field(default_factory=dict)
-    extra_tags: Mapping[str, str] = field(default_factory=dict)
-    network: NetworkSettings = field(default_factory=NetworkSettings)
-    node_group: NodeGroupSettings = field(default_factory=NodeGroupSettings)
-    mesh: MeshSettings = field(default_factory=MeshSettings)
-    dns: DnsSettings = field(default_factory=DnsSettings)
+    cluster_name: str
+    kubernetes_version: str
+    endpoint_public_access_cidrs: tuple[str, ...]
+    endpoint_public_access_from_anywhere: bool
+    cluster_admin_arns: tuple[str, ...]
+    cluster_viewer_arns: tuple[str, ...]
+    addon_versions: Mapping[str, str]
+    extra_tags: Mapping[str, str]
+    network: NetworkSettings
+    node_group: NodeGroupSettings
+    mesh: MeshSettings
+    dns: DnsSettings
     # Service name -> prebuilt image reference; services not named here are built and pushed to ECR.
-    images: Mapping[str, str] = field(default_factory=dict)
+    images: Mapping[str, str]
 
     @property
     def eks_cluster_name(self) -> str:
@@ -171,7 +260,7 @@ class Settings:
 
     @property
     def tags(self) -> dict[str, str]:
-        """Tags for every taggable AWS resource. The project's own keys win over user tags."""
+        """Tags for every taggable AWS resource: the user's and the project's own (no user tag names those)."""
         return {**self.extra_tags, "project": PROJECT, "stack": self.stack, "owner": self.owner}
 
 
@@ -184,79 +273,116 @@ def resolve_hostname(stack: str, domain: Optional[str], override: Optional[str])
     return domain if stack == "dev" else f"{stack}.{domain}"
 
 
-class _Reader:
-    """Reads raw config values and collects every problem instead of stopping at the first."""
+def program_config() -> dict[str, str]:
+    """Every config value the engine gave this program: 'namespace:key' -> text.
 
-    def __init__(self, config: pulumi.Config, aws_config: pulumi.Config):
+    pulumi.Config reads one key at a time and cannot list them, and a misspelt key is found only by
+    looking at all of them. The Python language host passes the whole map as JSON in PULUMI_CONFIG
+    (pulumi.runtime.get_config_env()); the SDK's entry point (pulumi-language-python-exec) copies it into
+    the SDK's config store with pulumi.runtime.set_all_config, which is also how the Automation API's
+    inline programs and Pulumi's mocks receive config. pulumi.runtime.get_config reads that store, then
+    the environment; this lists the keys of both and reads each as pulumi.Config would.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    keys = set(runtime_config.CONFIG.get()) | set(pulumi.runtime.get_config_env())
+    values = {key: pulumi.runtime.get_config(key) for key in keys}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+class _Reader:
+    """Reads config values and collects every problem instead of stopping at the first.
+
+    A value the engine did not pass falls back to Pulumi.yaml's default, in the form the CLI would pass
+    it. Under the Pulumi CLI that never happens: it merges the project's defaults into the stack's config
+    before the program starts (`pulumi up --skip-config-validation` too). It happens when the program runs
+    without the CLI, e.g. under a test's mocks with a few settings. Reading the same file the CLI reads
+    keeps Pulumi.yaml the one source of defaults, and the program then behaves as under the CLI instead of
+    failing over settings the stack never had to set. A setting without a default is required: missing,
+    it is reported. Each method returns None after recording a problem.
+    """
+
+    def __init__(self, config: Mapping[str, str], declarations: Mapping[str, Declaration]):
         self.config = config
-        self.aws_config = aws_config
+        self.declarations = declarations
         self.problems: list[str] = []
 
     def problem(self, key: str, value: Any, accepted: str) -> None:
         self.problems.append(f"{key}: {value!r} is not valid; expected {accepted}")
 
-    def string(self, key: str, default: Optional[str], pattern: Optional[re.Pattern] = None,
-               accepted: str = "a string", config: Optional[pulumi.Config] = None) -> Optional[str]:
-        raw = (config or self.config).get(key)
-        if raw is None or raw == "":
-            return default
-        if pattern is not None and not pattern.match(raw):
-            self.problem(_qualified(config or self.config, key), raw, accepted)
-            return default
+    def raw(self, key: str) -> Optional[str]:
+        """The text for `key` ('namespace:name' or a name of this project), or None after a problem."""
+        key = _qualified(key)
+        value = self.config.get(key)
+        namespace, _, name = key.rpartition(":")
+        declaration = self.declarations.get(name) if namespace == PROJECT else None
+        if value is None and declaration is not None and not declaration.required:
+            value = engine_text(declaration.default)
+        if value is None:
+            how = declaration.description if declaration else f"set it with `pulumi config set {key} <value>`"
+            self.problems.append(f"{key}: not set; {how}")
+        return value
+
+    def string(self, key: str, pattern: re.Pattern, accepted: str, optional: bool = False) -> Optional[str]:
+        """Text matching `pattern`. An empty value is refused unless `optional`, where it means none."""
+        raw = self.raw(key)
+        if raw is None or (optional and raw == ""):
+            return None
+        if not pattern.match(raw):
+            self.problem(_qualified(key), raw, accepted)
+            return None
         return raw
 
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        raw = self.config.get(key)
-        if raw is None:
-            return default
-        if raw not in choices:
-            self.problem(_qualified(self.config, key), raw, "one of " + ", ".join(choices))
-            return default
+    def choice(self, key: str, choices: tuple[str, ...]) -> Optional[str]:
+        raw = self.raw(key)
+        if raw is not None and raw not in choices:
+            self.problem(_qualified(key), raw, "one of " + ", ".join(choices))
+            return None
         return raw
 
-    def integer(self, key: str, default: int, low: int, high: int,
-                allowed: Optional[tuple[int, ...]] = None) -> int:
-        raw = self.config.get(key)
+    def integer(self, key: str, low: int, high: int, allowed: Optional[tuple[int, ...]] = None) -> Optional[int]:
+        raw = self.raw(key)
         if raw is None:
-            return default
+            return None
         accepted = ("one of " + ", ".join(map(str, allowed))) if allowed else f"a whole number from {low} to {high}"
         try:
             value = int(raw)
         except ValueError:
-            self.problem(_qualified(self.config, key), raw, accepted)
-            return default
+            self.problem(_qualified(key), raw, accepted)
+            return None
         if str(value) != raw.strip() or not low <= value <= high or (allowed and value not in allowed):
-            self.problem(_qualified(self.config, key), raw, accepted)
-            return default
+            self.problem(_qualified(key), raw, accepted)
+            return None
         return value
 
-    def boolean(self, key: str, default: bool) -> bool:
-        raw = self.config.get(key)
+    def boolean(self, key: str) -> Optional[bool]:
+        raw = self.raw(key)
         if raw is None:
-            return default
+            return None
         if raw.lower() in ("true", "false"):
             return raw.lower() == "true"
-        self.problem(_qualified(self.config, key), raw, "true or false")
-        return default
+        self.problem(_qualified(key), raw, "true or false")
+        return None
 
-    def principal_arns(self, key: str) -> tuple[str, ...]:
+    def principal_arns(self, key: str) -> Optional[tuple[str, ...]]:
         """A list of IAM role or user ARNs, each once (EKS access entries name the role, not a session)."""
         raw = self.json_value(key, list, "a list of IAM role or user ARNs")
         if raw is None:
-            return ()
+            return None
         bad = [a for a in raw if not (isinstance(a, str) and _ADMIN_ARN.match(a))]
         if bad:
-            self.problem(_qualified(self.config, key), bad,
+            self.problem(_qualified(key), bad,
                          "IAM role or user ARNs such as arn:aws:iam::123456789012:role/deployer "
                          "(not assumed-role session ARNs)")
-            return ()
+            return None
         if len(set(raw)) != len(raw):
-            self.problem(_qualified(self.config, key), raw, "each ARN once")
-            return ()
+            self.problem(_qualified(key), raw, "each ARN once")
+            return None
         return tuple(raw)
 
     def json_value(self, key: str, kind: type, accepted: str) -> Any:
-        raw = self.config.get(key)
+        """A list or map: the JSON the engine passes for one (a YAML list or map in the stack's file)."""
+        raw = self.raw(key)
         if raw is None:
             return None
         try:
@@ -264,9 +390,19 @@ class _Reader:
         except json.JSONDecodeError:
             value = raw
         if not isinstance(value, kind):
-            self.problem(_qualified(self.config, key), value, accepted)
+            self.problem(_qualified(key), value, accepted)
             return None
         return value
+
+    def undeclared(self) -> None:
+        """Every key of this project's namespace that Pulumi.yaml does not declare (a misspelt setting)."""
+        for key in sorted(self.config):
+            namespace, _, name = key.rpartition(":")
+            if namespace != PROJECT or name in self.declarations:
+                continue
+            close = difflib.get_close_matches(name, list(self.declarations), n=1)
+            hint = f"did you mean {close[0]}?" if close else "Pulumi.yaml declares the settings (README \"Settings\")"
+            self.problems.append(f"{key}: not a setting of this project; {hint}")
 
 
 def pinned_image_reference(reference: str) -> bool:
@@ -281,10 +417,6 @@ def pinned_image_reference(reference: str) -> bool:
     return bool(digest or tag) and tag != "latest"
 
 
-def _qualified(config: pulumi.Config, key: str) -> str:
-    return f"{config.name}:{key}"
-
-
 def _valid_network(value: str, min_prefix: int, max_prefix: int) -> bool:
     try:
         network = ipaddress.ip_network(value, strict=True)
@@ -293,39 +425,32 @@ def _valid_network(value: str, min_prefix: int, max_prefix: int) -> bool:
     return network.version == 4 and min_prefix <= network.prefixlen <= max_prefix
 
 
-def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] = None,
-                  aws_config: Optional[pulumi.Config] = None, today: Optional[datetime.date] = None) -> Settings:
+def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str]] = None,
+                  today: Optional[datetime.date] = None, project_file: Path = PROJECT_FILE) -> Settings:
     """Read and validate every setting; raise SettingsError listing all problems.
 
+    `config` is the engine's config, 'namespace:key' -> text (default: what this program was given).
     `today` decides which Kubernetes versions are still in standard support (default: the real date).
     """
     stack = stack or pulumi.get_stack()
-    reader = _Reader(config or pulumi.Config(PROJECT), aws_config or pulumi.Config("aws"))
-    r = reader
+    r = _Reader(program_config() if config is None else config, declared_settings(project_file))
+    r.undeclared()
 
-    region = r.string("region", None, _REGION, "an AWS region such as us-east-1", config=r.aws_config)
-    if region is None and not any(p.startswith("aws:region") for p in r.problems):
-        r.problems.append("aws:region: not set; set it with `pulumi config set aws:region us-east-1`")
-
-    owner = r.string("owner", None, _OWNER, "a team or person's name (1-256 letters, digits, spaces or _.:/=+-@)")
-    if owner is None and not any(p.startswith(f"{PROJECT}:owner") for p in r.problems):
-        r.problems.append(f"{PROJECT}:owner: not set; every AWS resource is tagged with its owner, "
-                          f"set it with `pulumi config set owner <team or person>`")
-
-    cluster_name = r.string("clusterName", DEFAULT_CLUSTER_NAME, _NAME,
-                            "2-32 lowercase letters, digits or hyphens, starting with a letter")
-    kubernetes_version = r.choice("kubernetesVersion", DEFAULT_KUBERNETES_VERSION, SUPPORTED_KUBERNETES_VERSIONS)
-    support_ends = KUBERNETES_STANDARD_SUPPORT_ENDS[kubernetes_version]
+    region = r.string("aws:region", _REGION, "an AWS region such as us-east-1")
+    owner = r.string("owner", _OWNER, "a team or person's name (1-256 letters, digits, spaces or _.:/=+-@)")
+    cluster_name = r.string("clusterName", _NAME, "2-32 lowercase letters, digits or hyphens, starting with a letter")
+    kubernetes_version = r.choice("kubernetesVersion", SUPPORTED_KUBERNETES_VERSIONS)
     today = today or datetime.date.today()
-    if today >= support_ends:
+    if kubernetes_version is not None and today >= KUBERNETES_STANDARD_SUPPORT_ENDS[kubernetes_version]:
+        support_ends = KUBERNETES_STANDARD_SUPPORT_ENDS[kubernetes_version]
         current = [v for v, ends in KUBERNETES_STANDARD_SUPPORT_ENDS.items() if today < ends]
         r.problem(f"{PROJECT}:kubernetesVersion", kubernetes_version,
                   f"a version in EKS standard support ({kubernetes_version}'s ended on {support_ends}; EKS upgrades "
                   f"such clusters itself): one of {', '.join(current) or 'none known: update settings.py'}")
 
     cidrs_raw = r.json_value("endpointPublicAccessCidrs", list, "a list of IPv4 CIDRs such as [\"203.0.113.0/24\"]")
-    from_anywhere = r.boolean("endpointPublicAccessFromAnywhere", False)
-    cidrs: tuple[str, ...] = ()
+    from_anywhere = r.boolean("endpointPublicAccessFromAnywhere")
+    cidrs: Optional[tuple[str, ...]] = None
     if cidrs_raw is not None:
         bad = [c for c in cidrs_raw if not isinstance(c, str) or not _valid_network(c, 0, 32)]
         if bad or not cidrs_raw:
@@ -333,69 +458,61 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
                       "a non-empty list of IPv4 CIDRs such as [\"203.0.113.0/24\"]")
         else:
             cidrs = tuple(cidrs_raw)
-    if r.config.get("endpointPublicAccessCidrs") is None:
-        r.problems.append(f"{PROJECT}:endpointPublicAccessCidrs: not set; list the CIDRs allowed to reach the "
-                          f"cluster's public API endpoint, e.g. your office or runner addresses")
-    if "0.0.0.0/0" in cidrs and not from_anywhere:
+    if cidrs is not None and "0.0.0.0/0" in cidrs and from_anywhere is False:
         r.problem(f"{PROJECT}:endpointPublicAccessCidrs", list(cidrs),
                   f"narrower CIDRs than 0.0.0.0/0, or set {PROJECT}:endpointPublicAccessFromAnywhere to true "
                   f"to open the API endpoint to the internet on purpose")
 
     admins = r.principal_arns("clusterAdminArns")
     viewers = r.principal_arns("clusterViewerArns")
-    both = sorted(set(admins) & set(viewers))
+    both = sorted(set(admins or ()) & set(viewers or ()))
     if both:
         r.problem(f"{PROJECT}:clusterViewerArns", both,
                   f"ARNs not also in {PROJECT}:clusterAdminArns (an identity has one access entry)")
 
     tags_raw = r.json_value("tags", dict, "a map of tag keys to string values")
     extra_tags: dict[str, str] = {}
-    if tags_raw:
-        for key, value in tags_raw.items():
-            if not (isinstance(value, str) and _TAG_KEY.match(key) and _TAG_VALUE.match(value)) \
-                    or key.lower().startswith("aws:"):
-                r.problem(f"{PROJECT}:tags.{key}", value,
-                          "a string value under a key of 1-128 characters that does not start with aws:")
-            else:
-                extra_tags[key] = value
+    for key, value in (tags_raw or {}).items():
+        if key.lower() in PROGRAM_TAGS:
+            r.problem(f"{PROJECT}:tags.{key}", value,
+                      f"a key other than {', '.join(PROGRAM_TAGS)} in any letter case: the program sets those "
+                      f"tags itself (set {PROJECT}:owner for the owner)")
+        elif not (isinstance(value, str) and _TAG_KEY.match(key) and _TAG_VALUE.match(value)) \
+                or key.lower().startswith("aws:"):
+            r.problem(f"{PROJECT}:tags.{key}", value,
+                      "a string value under a key of 1-128 characters that does not start with aws:")
+        else:
+            extra_tags[key] = value
 
-    vpc_cidr = r.string("vpcCidr", "10.0.0.0/16", None)
-    if not _valid_network(vpc_cidr, 16, 20):
+    vpc_cidr = r.raw("vpcCidr")
+    if vpc_cidr is not None and not _valid_network(vpc_cidr, 16, 20):
         r.problem(f"{PROJECT}:vpcCidr", vpc_cidr, "an IPv4 network from /16 to /20 such as 10.0.0.0/16")
-        vpc_cidr = "10.0.0.0/16"
-    network = NetworkSettings(
-        vpc_cidr=vpc_cidr,
-        availability_zone_count=r.integer("availabilityZoneCount", 2, 2, 3, AVAILABILITY_ZONE_COUNTS),
-        nat_gateways=r.choice("natGateways", "single", NAT_GATEWAY_MODES),
-    )
+    availability_zone_count = r.integer("availabilityZoneCount", 2, 3, AVAILABILITY_ZONE_COUNTS)
+    nat_gateways = r.choice("natGateways", NAT_GATEWAY_MODES)
 
-    instance_type = r.string("nodeInstanceType", "t3.medium", _INSTANCE_TYPE,
-                             "an EC2 instance type such as t3.medium")
-    min_size = r.integer("nodeMinSize", 2, 1, 100)
-    desired_size = r.integer("nodeDesiredSize", 4, 1, 100)
-    max_size = r.integer("nodeMaxSize", 6, 1, 100)
-    if not min_size <= desired_size <= max_size:
+    instance_type = r.string("nodeInstanceType", _INSTANCE_TYPE, "an EC2 instance type such as t3.medium")
+    min_size = r.integer("nodeMinSize", 1, 100)
+    desired_size = r.integer("nodeDesiredSize", 1, 100)
+    max_size = r.integer("nodeMaxSize", 1, 100)
+    if None not in (min_size, desired_size, max_size) and not min_size <= desired_size <= max_size:
         r.problems.append(f"{PROJECT}:nodeMinSize/nodeDesiredSize/nodeMaxSize: {min_size}/{desired_size}/{max_size} "
                           f"is not valid; expected min <= desired <= max")
-    capacity = r.choice("nodeCapacityType", "on-demand", tuple(CAPACITY_TYPES))
-    node_group = NodeGroupSettings(instance_type=instance_type, desired_size=desired_size, min_size=min_size,
-                                   max_size=max_size, capacity_type=CAPACITY_TYPES[capacity])
+    capacity = r.choice("nodeCapacityType", tuple(CAPACITY_TYPES))
 
-    istio_version = r.string("istioVersion", DEFAULT_ISTIO_VERSION, _SEMVER, "an Istio release such as 1.30.3")
-    ports = {}
-    defaults = MeshSettings()
-    for key, attr in (("ingressHttpNodePort", "ingress_http_node_port"),
-                      ("ingressHttpsNodePort", "ingress_https_node_port"),
-                      ("ingressStatusNodePort", "ingress_status_node_port")):
-        ports[attr] = r.integer(key, getattr(defaults, attr), *NODE_PORT_RANGE)
-    if len(set(ports.values())) != len(ports):
+    istio_version = r.string("istioVersion", _SEMVER, "an Istio release such as 1.30.3")
+    ports = {attr: r.integer(key, *NODE_PORT_RANGE)
+             for key, attr in (("ingressHttpNodePort", "ingress_http_node_port"),
+                               ("ingressHttpsNodePort", "ingress_https_node_port"),
+                               ("ingressStatusNodePort", "ingress_status_node_port"))}
+    if None not in ports.values() and len(set(ports.values())) != len(ports):
         r.problems.append(f"{PROJECT}:ingressHttpNodePort/ingressHttpsNodePort/ingressStatusNodePort: "
                           f"{sorted(ports.values())} is not valid; expected three different node ports")
-    mesh = MeshSettings(istio_version=istio_version, **ports)
 
-    domain = r.string("domain", None, _DOMAIN, "a lowercase DNS domain such as example.com")
-    zone_id = r.string("hostedZoneId", None, _ZONE_ID, "a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ")
-    hostname_override = r.string("hostname", None, _DOMAIN, "a lowercase DNS name such as shop.example.com")
+    # An empty domain, zone id or hostname is the declared default: none.
+    domain = r.string("domain", _DOMAIN, "a lowercase DNS domain such as example.com", optional=True)
+    zone_id = r.string("hostedZoneId", _ZONE_ID, "a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ",
+                       optional=True)
+    hostname_override = r.string("hostname", _DOMAIN, "a lowercase DNS name such as shop.example.com", optional=True)
     if hostname_override and not domain:
         r.problems.append(f"{PROJECT}:hostname: {hostname_override!r} is not valid without {PROJECT}:domain; "
                           f"set the domain whose hosted zone holds it")
@@ -405,19 +522,17 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
     if zone_id and not domain:
         r.problems.append(f"{PROJECT}:hostedZoneId: {zone_id!r} is not valid without {PROJECT}:domain; "
                           f"set the domain the zone serves")
-    dns = DnsSettings(domain=domain, hosted_zone_id=zone_id,
-                      hostname=resolve_hostname(stack, domain, hostname_override))
 
     overrides_raw = r.json_value("addonVersions", dict, "a map of EKS add-on name to version, such as "
                                  "{\"vpc-cni\": \"v1.20.4-eksbuild.1\"}")
-    addon_versions = dict(DEFAULT_ADDON_VERSIONS[kubernetes_version])
+    addon_versions = dict(DEFAULT_ADDON_VERSIONS[kubernetes_version]) if kubernetes_version else {}
     for addon, version in (overrides_raw or {}).items():
         if addon not in ADDONS:
             r.problem(f"{PROJECT}:addonVersions.{addon}", version, "a key naming one of the add-ons " + ", ".join(ADDONS))
         elif not (isinstance(version, str) and _ADDON_VERSION.match(version)):
             r.problem(f"{PROJECT}:addonVersions.{addon}", version,
                       "an EKS add-on version such as v1.20.4-eksbuild.1 (aws eks describe-addon-versions "
-                      f"--addon-name {addon} --kubernetes-version {kubernetes_version})")
+                      f"--addon-name {addon} --kubernetes-version {kubernetes_version or '<kubernetesVersion>'})")
         else:
             addon_versions[addon] = version
 
@@ -449,9 +564,12 @@ def load_settings(stack: Optional[str] = None, config: Optional[pulumi.Config] =
         cluster_viewer_arns=viewers,
         addon_versions=addon_versions,
         extra_tags=extra_tags,
-        network=network,
-        node_group=node_group,
-        mesh=mesh,
-        dns=dns,
+        network=NetworkSettings(vpc_cidr=vpc_cidr, availability_zone_count=availability_zone_count,
+                                nat_gateways=nat_gateways),
+        node_group=NodeGroupSettings(instance_type=instance_type, desired_size=desired_size, min_size=min_size,
+                                     max_size=max_size, capacity_type=CAPACITY_TYPES[capacity]),
+        mesh=MeshSettings(istio_version=istio_version, **ports),
+        dns=DnsSettings(domain=domain, hosted_zone_id=zone_id,
+                        hostname=resolve_hostname(stack, domain, hostname_override)),
         images=images,
     )

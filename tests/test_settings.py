@@ -1,34 +1,29 @@
-"""Every setting: the default, a good value, and a bad value that names the setting."""
+"""Every setting: its default from Pulumi.yaml, a good value, and a bad value that names the setting."""
 
 import datetime
+import re
 
 import pytest
 
-from settings import PROJECT, SettingsError, load_settings, resolve_hostname
+from settings import (PROJECT, SettingsError, declared_settings, engine_text, load_settings, resolve_hostname)
+from tests.support import ROOT
 
-
-class FakeConfig:
-    """Stands in for pulumi.Config: raw strings, as the engine hands them to a program."""
-
-    def __init__(self, name: str, values: dict[str, str]):
-        self.name = name
-        self.values = values
-
-    def get(self, key: str):
-        return self.values.get(key)
-
-
-VALID = {
-    "owner": "platform-team",
-    "endpointPublicAccessCidrs": '["203.0.113.0/24"]',
+# The settings a stack must set: what the CLI passes the program besides Pulumi.yaml's defaults.
+REQUIRED = {
+    "aws:region": "us-east-1",
+    f"{PROJECT}:owner": "platform-team",
+    f"{PROJECT}:endpointPublicAccessCidrs": '["203.0.113.0/24"]',
 }
 
 
+def engine_config(region: str | None = "us-east-1", **values) -> dict[str, str]:
+    """Config as the engine passes it: 'namespace:key' -> text; a value of None leaves the key out."""
+    config = {**REQUIRED, "aws:region": region, **{f"{PROJECT}:{k}": v for k, v in values.items()}}
+    return {k: v for k, v in config.items() if v is not None}
+
+
 def load(stack: str = "dev", region: str | None = "us-east-1", **values):
-    merged = {**VALID, **values}
-    merged = {k: v for k, v in merged.items() if v is not None}
-    aws = {"region": region} if region else {}
-    return load_settings(stack, FakeConfig(PROJECT, merged), FakeConfig("aws", aws))
+    return load_settings(stack, engine_config(region, **values))
 
 
 def problems(**kwargs) -> list[str]:
@@ -37,20 +32,78 @@ def problems(**kwargs) -> list[str]:
     return raised.value.problems
 
 
-def test_defaults():
+def with_cli_defaults(config: dict[str, str]) -> dict[str, str]:
+    """What the Pulumi CLI passes: the stack's values plus every declared default the stack does not set."""
+    defaults = {f"{PROJECT}:{d.name}": engine_text(d.default) for d in declared_settings().values() if not d.required}
+    return {**defaults, **config}
+
+
+def test_a_stack_that_sets_only_what_is_required_gets_the_declared_defaults():
+    declared = {name: d.default for name, d in declared_settings().items() if not d.required}
     s = load()
-    assert s.cluster_name == "alpha"
-    assert s.eks_cluster_name == "alpha-dev"
-    assert s.kubernetes_version == "1.35"
-    assert s.node_group.instance_type == "t3.medium"
-    assert (s.node_group.min_size, s.node_group.desired_size, s.node_group.max_size) == (2, 4, 6)
-    assert s.node_group.capacity_type == "ON_DEMAND"
-    assert s.network.vpc_cidr == "10.0.0.0/16"
-    assert s.network.availability_zone_count == 2
-    assert s.network.nat_gateways == "single"
-    assert s.mesh.istio_version == "1.30.3"
-    assert s.dns.hostname is None and not s.dns.enabled
+    assert s.cluster_name == declared["clusterName"]
+    assert s.eks_cluster_name == f"{declared['clusterName']}-dev"
+    assert s.kubernetes_version == declared["kubernetesVersion"]
+    assert s.node_group.instance_type == declared["nodeInstanceType"]
+    assert (s.node_group.min_size, s.node_group.desired_size, s.node_group.max_size) == \
+        (declared["nodeMinSize"], declared["nodeDesiredSize"], declared["nodeMaxSize"])
+    assert s.node_group.capacity_type == {"on-demand": "ON_DEMAND", "spot": "SPOT"}[declared["nodeCapacityType"]]
+    assert s.network.vpc_cidr == declared["vpcCidr"]
+    assert s.network.availability_zone_count == declared["availabilityZoneCount"]
+    assert s.network.nat_gateways == declared["natGateways"]
+    assert s.endpoint_public_access_from_anywhere is declared["endpointPublicAccessFromAnywhere"]
+    assert list(s.cluster_admin_arns) == declared["clusterAdminArns"]
+    assert list(s.cluster_viewer_arns) == declared["clusterViewerArns"]
+    assert s.mesh.istio_version == declared["istioVersion"]
+    assert (s.mesh.ingress_http_node_port, s.mesh.ingress_https_node_port, s.mesh.ingress_status_node_port) == \
+        (declared["ingressHttpNodePort"], declared["ingressHttpsNodePort"], declared["ingressStatusNodePort"])
+    assert s.dns.domain is None and s.dns.hostname is None and not s.dns.enabled
+    assert s.images == declared["images"] and s.extra_tags == declared["tags"]
     assert s.tags == {"project": PROJECT, "stack": "dev", "owner": "platform-team"}
+
+
+def test_the_program_reads_the_same_settings_with_or_without_the_cli_merging_the_defaults():
+    """The CLI passes every declared default; without it (mocks, tests) settings.py reads Pulumi.yaml's."""
+    assert load_settings("dev", with_cli_defaults(engine_config())) == load()
+    assert load_settings("pr-7", with_cli_defaults(engine_config(domain="lukemilo.com"))) == \
+        load("pr-7", domain="lukemilo.com")
+
+
+def test_defaults_come_from_the_project_file(tmp_path):
+    project = (ROOT / "Pulumi.yaml").read_text()
+    changed = project.replace("    default: t3.medium\n", "    default: m7g.large\n")
+    assert changed != project
+    (tmp_path / "Pulumi.yaml").write_text(changed)
+    s = load_settings("dev", engine_config(), project_file=tmp_path / "Pulumi.yaml")
+    assert s.node_group.instance_type == "m7g.large" and s.node_group.architecture == "arm64"
+
+
+def test_every_setting_the_program_reads_is_declared_and_every_declared_one_is_read():
+    class Recording(dict):
+        def __init__(self, values):
+            super().__init__(values)
+            self.read: set[str] = set()
+
+        def get(self, key, default=None):
+            self.read.add(key)
+            return super().get(key, default)
+
+    config = Recording(engine_config())
+    load_settings("dev", config)
+    declared = {f"{PROJECT}:{name}" for name in declared_settings()}
+    assert {k for k in config.read if k.startswith(f"{PROJECT}:")} == declared
+    from settings import PROVIDER_SETTINGS
+    assert {k for k in config.read if not k.startswith(f"{PROJECT}:")} == set(PROVIDER_SETTINGS)
+
+
+def test_pinned_versions_and_the_declared_defaults_agree():
+    """Version updates edit the pins in settings.py; Pulumi.yaml's defaults must follow in the same change."""
+    from settings import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES_VERSION
+    declared = declared_settings()
+    assert declared["kubernetesVersion"].default == DEFAULT_KUBERNETES_VERSION, \
+        "Pulumi.yaml config.kubernetesVersion.default must equal settings.DEFAULT_KUBERNETES_VERSION"
+    assert declared["istioVersion"].default == DEFAULT_ISTIO_VERSION, \
+        "Pulumi.yaml config.istioVersion.default must equal settings.DEFAULT_ISTIO_VERSION"
 
 
 def test_settings_are_frozen():
@@ -62,7 +115,6 @@ def test_settings_are_frozen():
 SHOWN = {
     '["not-a-cidr"]': "['not-a-cidr']", "[]": "[]", '"10.0.0.0/8"': "'10.0.0.0/8'",
     '["a"]': "['a']", '{"aws:reserved": "x"}': "tags.aws:reserved", '{"team": 5}': "tags.team: 5",
-    "": "not set",
     '["arn:aws:sts::123456789012:assumed-role/x/y"]': "assumed-role/x/y",
     '"arn:aws:iam::123456789012:role/a"': "'arn:aws:iam::123456789012:role/a'",
     '{"aws-ebs-csi-driver": "v1.40.0-eksbuild.1"}': "addonVersions.aws-ebs-csi-driver",
@@ -96,7 +148,7 @@ SHOWN = {
     ("tags", '["a"]', "map of tag keys"),
     ("tags", '{"aws:reserved": "x"}', "does not start with aws:"),
     ("tags", '{"team": 5}', "string value"),
-    ("owner", "", "not set"),
+    ("owner", "", "team or person"),
     ("istioVersion", "latest", "Istio release"),
     ("ingressHttpNodePort", "80", "30000 to 32767"),
     ("ingressHttpsNodePort", "40000", "30000 to 32767"),
@@ -117,11 +169,45 @@ def test_bad_value_names_setting_and_accepted_values(key, value, accepted):
 def test_region_missing_and_bad():
     assert problems(region=None)[0].startswith("aws:region: not set")
     assert problems(region="mars-1")[0].startswith("aws:region: 'mars-1'")
+    assert problems(region="")[0].startswith("aws:region: '' is not valid")
 
 
-def test_endpoint_cidrs_required():
-    found = problems(endpointPublicAccessCidrs=None)
-    assert found[0].startswith(f"{PROJECT}:endpointPublicAccessCidrs: not set")
+@pytest.mark.parametrize("name", [name for name, d in declared_settings().items() if d.required])
+def test_a_setting_without_a_default_is_required(name):
+    (found,) = problems(**{name: None})
+    # The message says what the setting is for, from its description in Pulumi.yaml.
+    assert found == f"{PROJECT}:{name}: not set; {declared_settings()[name].description}"
+
+
+@pytest.mark.parametrize("name", [name for name, d in declared_settings().items() if d.default != ""])
+def test_an_empty_value_is_refused_where_a_value_is_required(name):
+    (found,) = problems(**{name: ""})
+    assert found.startswith(f"{PROJECT}:{name}: '' is not valid; expected "), found
+
+
+@pytest.mark.parametrize("name", [name for name, d in declared_settings().items() if d.default == ""])
+def test_an_empty_value_means_none_where_none_is_the_default(name):
+    s = load(**{name: ""})
+    assert (s.dns.domain, s.dns.hosted_zone_id, s.dns.hostname) == (None, None, None)
+
+
+def test_a_misspelt_setting_is_refused_with_the_closest_declared_name():
+    (found,) = problems(nodeDesiredSise="6")
+    assert found == f"{PROJECT}:nodeDesiredSise: not a setting of this project; did you mean nodeDesiredSize?"
+    (found,) = problems(zzz="1")
+    assert found.startswith(f"{PROJECT}:zzz: not a setting of this project; ") and "Pulumi.yaml" in found
+
+
+def test_keys_of_other_namespaces_are_left_to_their_packages():
+    config = {**engine_config(), "aws:profile": "dev", "pulumi:tags": "{}", "kubernetes:context": "x"}
+    assert load_settings("dev", config) == load()
+
+
+def test_all_problems_come_in_one_message_with_the_unknown_keys():
+    with pytest.raises(SettingsError) as raised:
+        load(nodeDesiredSise="6", natGateways="none")
+    message = str(raised.value)
+    assert "did you mean nodeDesiredSize?" in message and "natGateways: 'none'" in message
 
 
 def test_open_endpoint_needs_explicit_opt_in():
@@ -156,10 +242,16 @@ def test_hostname_rules():
     assert resolve_hostname("dev", None, None) is None
 
 
-def test_user_tags_cannot_override_project_tags():
-    s = load(tags='{"project": "other", "cost-center": "42"}')
-    assert s.tags["project"] == PROJECT
-    assert s.tags["cost-center"] == "42"
+def test_user_tags_are_added_to_the_project_tags():
+    s = load(tags='{"cost-center": "42"}')
+    assert s.tags == {"cost-center": "42", "project": PROJECT, "stack": "dev", "owner": "platform-team"}
+
+
+@pytest.mark.parametrize("tag", ["project", "stack", "owner", "Project", "STACK", "Owner"])
+def test_a_user_tag_that_would_override_a_project_tag_is_refused(tag):
+    (found,) = problems(tags=f'{{"{tag}": "other", "cost-center": "42"}}')
+    assert found.startswith(f"{PROJECT}:tags.{tag}: 'other' is not valid; expected a key other than "
+                            f"project, stack, owner"), found
 
 
 @pytest.mark.parametrize("instance_type, architecture", [
@@ -189,11 +281,10 @@ def test_kubernetes_versions_are_refused_from_the_day_their_standard_support_end
     from settings import KUBERNETES_STANDARD_SUPPORT_ENDS
     ends = KUBERNETES_STANDARD_SUPPORT_ENDS["1.35"]
     day_before = ends - datetime.timedelta(days=1)
-    assert load_settings("dev", FakeConfig(PROJECT, {**VALID, "kubernetesVersion": "1.35"}),
-                         FakeConfig("aws", {"region": "us-east-1"}), today=day_before).kubernetes_version == "1.35"
+    config = engine_config(kubernetesVersion="1.35")
+    assert load_settings("dev", config, today=day_before).kubernetes_version == "1.35"
     with pytest.raises(SettingsError) as raised:
-        load_settings("dev", FakeConfig(PROJECT, {**VALID, "kubernetesVersion": "1.35"}),
-                      FakeConfig("aws", {"region": "us-east-1"}), today=ends)
+        load_settings("dev", config, today=ends)
     (problem,) = raised.value.problems
     assert problem.startswith(f"{PROJECT}:kubernetesVersion: '1.35'")
     assert str(ends) in problem and "one of 1.36" in problem
@@ -256,3 +347,29 @@ def test_bad_images_name_the_service_and_what_is_accepted(images, key, accepted)
 def test_pinned_image_reference(reference, pinned):
     from settings import pinned_image_reference
     assert pinned_image_reference(reference) is pinned
+
+
+def readme_settings_rows() -> list[tuple[list[str], str]]:
+    """(settings, default cell) of each row of the README's settings table."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names, default = [cell.strip() for cell in line.strip().strip("|").split(" | ")][:2]
+            rows.append((re.findall(r"`([^`]+)`", names), default))
+    return rows
+
+
+def test_the_readme_lists_every_declared_setting_with_its_default():
+    from settings import PROVIDER_SETTINGS
+    declared = declared_settings()
+    listed = [name for names, _ in readme_settings_rows() for name in names]
+    assert len(listed) == len(set(listed)), "a setting listed twice"
+    assert {n for n in listed if ":" not in n} == set(declared), "the README's rows and Pulumi.yaml's settings"
+    assert {n for n in listed if ":" in n} == set(PROVIDER_SETTINGS)
+    for names, default in readme_settings_rows():
+        shown = ["(required)" if n in PROVIDER_SETTINGS or declared[n].required
+                 else f"`{engine_text(declared[n].default) or chr(34) * 2}`" for n in names]
+        expected = shown[0] if set(shown) == {"(required)"} else " / ".join(shown)
+        assert default.startswith(expected), f"README row {' / '.join(names)}: default {default!r}, Pulumi.yaml: {expected}"

@@ -9,13 +9,17 @@ Needs no AWS credentials and no Pulumi CLI. Writes
 - <dir>/manifests/: every Kubernetes object as it would be sent to the cluster, one YAML file each,
   and every Helm release as <release>.release.yaml.
 
-The mocks answer only the invokes listed in `KNOWN_INVOKES` and raise on any other, so that a new
-data source cannot pass unnoticed. The program itself does not know it runs under mocks.
+The program gets the stack's config as the Pulumi CLI would pass it: Pulumi.<stack>.yaml's values, and
+Pulumi.yaml's default for every setting the stack does not set, checked against the declared types
+(`project_config`). The mocks answer only the invokes listed in `KNOWN_INVOKES` and raise on any
+other, so that a new data source cannot pass unnoticed. The program itself does not know it runs
+under mocks.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -27,7 +31,7 @@ from typing import Any, Callable, Optional
 
 import yaml
 
-from settings import PROJECT
+from settings import PROJECT, declared_settings, engine_text, project_config_entries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +55,8 @@ def available_stacks(root: Path = ROOT) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
-def load_stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+def read_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """The config block of Pulumi.<stack>.yaml as written (keys with or without their namespace)."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise RenderError(f"unknown stack '{stack}': no {path.name}; stacks in this repository: "
@@ -66,26 +71,120 @@ def load_stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     return config
 
 
+def load_stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """The stack's config as the Pulumi CLI gives it to the program: 'namespace:key' -> value, the stack
+    file's values plus the project file's default of every setting the stack does not set."""
+    return project_config(stack, read_stack_file(stack, root), root)
+
+
 def qualify(key: str) -> str:
     return key if ":" in key else f"{PROJECT}:{key}"
 
 
+def project_config(stack: str, config: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
+    """Merge the project file's config into a stack's as the CLI does before it runs the program.
+
+    As pulumi/pulumi pkg/workspace/config.go mergeConfig (`pulumi up`, `preview`): a value the stack sets
+    wins; otherwise the project's default (or, for another namespace, its value) applies; a setting of
+    this project with neither stops the run, naming every missing key; then each value is checked
+    against its declared type and the first mismatch stops the run. The messages are the CLI's.
+    """
+    entries = project_config_entries(root / "Pulumi.yaml")
+    check_project_config(entries)
+    merged = {qualify(k): v for k, v in config.items()}
+    missing = []
+    for key in sorted(entries):
+        entry = entries[key]
+        if key in merged:
+            continue
+        fallback = entry.get("default") if entry.get("default") is not None else entry.get("value")
+        if fallback is not None:
+            merged[key] = copy.deepcopy(fallback)  # the parsed project file is shared
+        elif key.startswith(f"{PROJECT}:"):
+            missing.append(key.split(":", 1)[1])
+    if missing:
+        names = [f"'{name}'" for name in missing]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        raise RenderError(f"Stack '{stack}' is missing configuration value{'s' if len(names) > 1 else ''} {listed}")
+    for key in sorted(entries):
+        entry, value = entries[key], merged[key]
+        if not entry.get("type") or not key.startswith(f"{PROJECT}:") or _is_secure(value):
+            continue  # untyped; another package's value; ciphertext the render cannot read
+        # The CLI checks the text it would pass, parsed back only where it holds a list or map.
+        content = value if isinstance(value, (list, dict)) else engine_text(value)
+        if not _has_config_type(content, entry["type"], entry.get("items")):
+            raise RenderError(f"Stack '{stack}' with configuration key '{key.split(':', 1)[1]}' must be of type "
+                              f"'{_config_type_name(entry['type'], entry.get('items'))}'")
+    return merged
+
+
+def check_project_config(entries: dict[str, dict]) -> None:
+    """Refuse a `config:` block the CLI would refuse to load, with its message.
+
+    As pulumi/pulumi sdk/go/common/workspace/project.go Project.Validate: a setting of this project may
+    declare a type (an array also its items' type) and a default of that type; a key of another
+    namespace only sets a value.
+    """
+    for key, entry in entries.items():
+        name = key.split(":", 1)[1] if key.startswith(f"{PROJECT}:") else key
+        type_name, default = entry.get("type"), entry.get("default")
+        if default is not None and entry.get("value") is not None:
+            raise RenderError(f"project config '{name}' cannot have both a 'default' and 'value' attribute")
+        if key.startswith(f"{PROJECT}:"):
+            if type_name == "array" and entry.get("items") is None:
+                raise RenderError(f"The configuration key '{name}' declares an array but does not specify the "
+                                  f"underlying type via the 'items' attribute")
+            if type_name and default is not None and not _has_config_type(default, type_name, entry.get("items")):
+                raise RenderError(f"The default value specified for configuration key '{name}' is not of the "
+                                  f"expected type '{_config_type_name(type_name, entry.get('items'))}'")
+        elif type_name:
+            raise RenderError(f"Configuration key '{name}' is not namespaced by the project and should not "
+                              f"define a type")
+        elif default is not None:
+            raise RenderError(f"Configuration key '{name}' is not namespaced by the project and should not define "
+                              f"a default value. Did you mean to use the 'value' attribute instead of 'default'?")
+        elif entry.get("value") is None:
+            raise RenderError(f"Configuration key '{name}' is namespaced and must provide an attribute 'value'")
+
+
+def _has_config_type(value: Any, type_name: str, items: Optional[dict]) -> bool:
+    """pulumi/pulumi sdk/go/common/workspace/project.go ValidateConfigValue."""
+    if type_name == "string":
+        return isinstance(value, str)
+    if type_name == "integer":
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            return True
+        return isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value) is not None
+    if type_name == "boolean":
+        return isinstance(value, bool) or value in ("true", "false")
+    if type_name == "object":
+        return isinstance(value, dict)
+    return isinstance(value, list) and items is not None and all(
+        _has_config_type(item, items.get("type"), items.get("items")) for item in value)
+
+
+def _config_type_name(type_name: str, items: Optional[dict]) -> str:
+    return f"array<{_config_type_name(items.get('type'), items.get('items'))}>" if items else type_name
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
 def engine_config(config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
-    """Config as the engine hands it to a program: strings, with objects as JSON."""
+    """Config as the engine hands it to a program: text, with lists and maps as JSON (settings.engine_text)."""
     values: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in config.items():
         key = qualify(key)
-        if isinstance(value, dict) and set(value) == {"secure"}:
+        if _is_secure(value):
             # Ciphertext cannot be decrypted offline; the program sees a placeholder.
             values[key] = MASK
             secret_keys.append(key)
-        elif isinstance(value, (dict, list)):
-            values[key] = json.dumps(value)
-        elif isinstance(value, bool):
-            values[key] = "true" if value else "false"
         else:
-            values[key] = str(value)
+            values[key] = engine_text(value)
     return values, secret_keys
 
 
@@ -347,7 +446,7 @@ def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    values, secret_keys = engine_config(config)
+    values, secret_keys = engine_config(project_config(stack, config, root))
     region = _aws_region(values)
     records: list[dict] = []
     stack_outputs: dict = {}
@@ -490,11 +589,21 @@ def write_render(out: Path, records: list[dict], outputs: dict) -> None:
 
 
 def apply_overrides(config: dict[str, Any], sets: list[str], unsets: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` as `pulumi config set` (a list or map setting takes JSON, as if set with --path)
+    and `--unset KEY` as `pulumi config rm`: the project's default then applies."""
+    declarations = declared_settings()
     config = {qualify(k): v for k, v in config.items()}
     for item in sets:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise RenderError(f"--set takes KEY=VALUE, not {item!r}")
+        namespace, _, name = qualify(key).partition(":")
+        declaration = declarations.get(name) if namespace == PROJECT else None
+        if declaration is not None and declaration.type in ("array", "object"):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # left as text, which the type check refuses as the CLI would
         config[qualify(key)] = value
     for key in unsets:
         config.pop(qualify(key), None)
@@ -506,8 +615,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--out", required=True, type=Path, help="directory to write the render to")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting (KEY without a namespace means eks-istio-shop:KEY)")
-    parser.add_argument("--unset", action="append", default=[], metavar="KEY", help="remove a setting")
+                        help="override a setting (KEY without a namespace means eks-istio-shop:KEY; "
+                             "a list or map as JSON)")
+    parser.add_argument("--unset", action="append", default=[], metavar="KEY",
+                        help="remove a setting from the stack: its default in Pulumi.yaml applies")
     parser.add_argument("--existing-cluster", action="append", default=[], metavar="NAME",
                         help="render an update: the mocked account already has this EKS cluster")
     args = parser.parse_args(argv)
@@ -516,7 +627,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     import pulumi
 
     try:
-        config = apply_overrides(load_stack_config(args.stack), args.set, args.unset)
+        config = apply_overrides(read_stack_file(args.stack), args.set, args.unset)
         records, outputs = run_program(args.stack, config)
     except RenderError as error:
         print(f"render: {error}", file=sys.stderr)

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Optional
 import kubernetes_validate
 import yaml
 
-from settings import DEFAULT_KUBERNETES_VERSION, MeshSettings
+from settings import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES_VERSION
 from tools import istio_schema
 from tools.render import PROJECT, RenderError, available_stacks, load_stack_config, qualify
 
@@ -61,7 +61,7 @@ def stack_versions(stack: str) -> tuple[str, str]:
     """(kubernetesVersion as major.minor.patch, istioVersion) as the stack configures them."""
     config = {qualify(k): v for k, v in load_stack_config(stack).items()}
     kubernetes = str(config.get(f"{PROJECT}:kubernetesVersion", DEFAULT_KUBERNETES_VERSION))
-    istio = str(config.get(f"{PROJECT}:istioVersion", MeshSettings().istio_version))
+    istio = str(config.get(f"{PROJECT}:istioVersion", DEFAULT_ISTIO_VERSION))
     return (kubernetes if kubernetes.count(".") == 2 else f"{kubernetes}.0"), istio
 
 

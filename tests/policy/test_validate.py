@@ -12,7 +12,7 @@ import yaml
 from tests.policy.samples import sample_manifests
 from tests.support import ROOT
 from tools import validate
-from tools.render import available_stacks
+from tools.render import available_stacks, load_stack_config
 
 K8S = "1.35.0"
 ISTIO = "1.30.3"
@@ -92,7 +92,7 @@ def test_helm_values_use_only_keys_the_chart_defines(manifests):
 
 def test_stack_versions_come_from_the_stack_file():
     kubernetes_version, istio_version = validate.stack_versions("dev")
-    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    config = load_stack_config("dev")  # the stack file's values and Pulumi.yaml's defaults
     assert kubernetes_version == f"{config['eks-istio-shop:kubernetesVersion']}.0"
     assert istio_version == config["eks-istio-shop:istioVersion"]
 
