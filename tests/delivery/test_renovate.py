@@ -34,6 +34,10 @@ SAMPLE = '\n'.join([
 ])
 
 
+def file_matches(patterns: list[str], path: str) -> bool:
+    return any(re.search(pattern.strip("/"), path) for pattern in patterns)
+
+
 def python_pattern(js: str) -> re.Pattern:
     """Renovate's matchStrings are JavaScript regexes run by RE2: named groups (?<x>...) are (?P<x>...) here."""
     assert not re.search(r"\(\?<?[=!]|\\[1-9]", js), f"RE2 has no lookaround or backreferences: {js}"
@@ -44,10 +48,12 @@ def render(template: str, groups: dict[str, str]) -> str:
     return re.sub(r"\{\{\{(\w+)\}\}\}", lambda m: groups[m.group(1)], template)
 
 
-def extract(text: str) -> list[dict[str, str]]:
-    """What Renovate would extract: each match's groups, with the manager's templates applied."""
+def extract(text: str, path: str = "settings.py") -> list[dict[str, str]]:
+    """What Renovate would extract from the file at `path`: each match's groups, with the manager's templates."""
     deps = []
     for manager in MANAGERS:
+        if not file_matches(manager["managerFilePatterns"], path):
+            continue
         for match_string in manager["matchStrings"]:
             for match in python_pattern(match_string).finditer(text):
                 groups = {k: v for k, v in match.groupdict().items() if v is not None}
@@ -100,10 +106,6 @@ def test_the_real_settings_py_pins_are_all_matched():
     assert any(d["packageName"] == "amazon-eks" for d in deps), "DEFAULT_KUBERNETES_VERSION"
 
 
-def file_matches(patterns: list[str], path: str) -> bool:
-    return any(re.search(pattern.strip("/"), path) for pattern in patterns)
-
-
 def test_file_patterns_reach_every_requirements_file_dockerfile_and_settings():
     requirements = sorted(str(p.relative_to(ROOT)) for p in ROOT.rglob("requirements*.txt")
                           if not any(part.startswith(".") or part == "venv" for part in p.relative_to(ROOT).parts))
@@ -116,7 +118,8 @@ def test_file_patterns_reach_every_requirements_file_dockerfile_and_settings():
     for path in dockerfiles:
         assert file_matches(CONFIG["dockerfile"]["managerFilePatterns"], path), path
     for manager in MANAGERS:
-        assert file_matches(manager["managerFilePatterns"], "settings.py")
+        assert file_matches(manager["managerFilePatterns"], "settings.py") or \
+            file_matches(manager["managerFilePatterns"], "Pulumi.yaml")
     assert {"pip_requirements", "github-actions", "dockerfile", "custom.regex"} <= set(CONFIG["enabledManagers"])
 
 
@@ -149,3 +152,13 @@ def test_actions_stay_pinned_by_sha_and_only_renovate_proposes_updates():
 @pytest.mark.parametrize("bad", ['DEFAULT_KUBERNETES_VERSION = "1.35.2"', 'DEFAULT_ISTIO_VERSION = "1.30.3"'])
 def test_pins_not_in_the_documented_form_are_not_guessed(bad: str):
     assert extract(bad) == []
+
+
+def test_pulumi_yaml_defaults_move_with_the_settings_py_pins():
+    """Pulumi.yaml repeats two defaults (tests/test_settings.py holds them equal): one update must find both."""
+    in_settings = {(d["datasource"], d["packageName"], d["currentValue"])
+                   for d in extract((ROOT / "settings.py").read_text()) if d["datasource"] != "aws-eks-addon"}
+    in_project = {(d["datasource"], d["packageName"], d["currentValue"])
+                  for d in extract((ROOT / "Pulumi.yaml").read_text(), "Pulumi.yaml")}
+    assert in_project == in_settings
+    assert {d for d, _, _ in in_project} == {"github-releases", "endoflife-date"}
