@@ -34,15 +34,28 @@ def is_taggable(resource_type: str) -> bool:
     return resource_type in TAGGABLE_COMPONENT_TYPES or resource_type in taggable_aws_types()
 
 
+def _plain_tags(value: Any) -> bool:
+    """A tag map this transform can merge into: absent, or known strings under string keys. A value still
+    unknown at preview, a secret or a computed one is left alone: the engine sees it again on update."""
+    return value is None or (isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()))
+
+
+def _with_tags(existing: Any, tags: Mapping[str, str]) -> Any:
+    return {**(existing or {}), **tags} if _plain_tags(existing) else existing
+
+
 def tagged_props(resource_type: str, props: Mapping[str, Any], tags: Mapping[str, str]) -> Optional[dict]:
     """`props` with the stack's tags added, or None when the resource takes no tags."""
     if not is_taggable(resource_type):
         return None
     result = dict(props)
-    result["tags"] = {**(props.get("tags") or {}), **tags}
-    if resource_type == LAUNCH_TEMPLATE_TYPE:
+    result["tags"] = _with_tags(props.get("tags"), tags)
+    specifications = props.get("tagSpecifications")
+    if resource_type == LAUNCH_TEMPLATE_TYPE and isinstance(specifications, list):
         result["tagSpecifications"] = [
-            {**spec, "tags": {**(spec.get("tags") or {}), **tags}} for spec in props.get("tagSpecifications") or []]
+            {**spec, "tags": _with_tags(spec.get("tags"), tags)} if isinstance(spec, Mapping) else spec
+            for spec in specifications]
     return result
 
 

@@ -62,3 +62,16 @@ def test_the_render_runs_the_transform_on_every_registration(render):
     (template,) = render.of_type("aws:ec2/launchTemplate:LaunchTemplate")
     for spec in template["inputs"]["tagSpecifications"]:
         assert spec["tags"]["stack"] == "dev", spec
+
+
+def test_tags_not_known_yet_or_secret_are_left_for_the_engine_to_see_again():
+    """At preview a computed tag map arrives unknown (and a secret one wrapped): merging must not crash."""
+    from pulumi.runtime import rpc
+    unknown = rpc.deserialize_properties({"tags": rpc.UNKNOWN}, keep_unknowns=True)["tags"]
+    secret = {rpc._special_sig_key: rpc._special_secret_sig, "value": {"Name": "x"}}
+    for value in (unknown, secret, ["not", "a", "map"]):
+        props = tagging.tagged_props("aws:ec2/vpc:Vpc", {"tags": value}, TAGS)
+        assert props["tags"] is value
+    template = tagging.tagged_props("aws:ec2/launchTemplate:LaunchTemplate",
+                                    {"tagSpecifications": unknown}, TAGS)
+    assert template["tagSpecifications"] is unknown and template["tags"] == TAGS

@@ -1,4 +1,4 @@
-"""Write policy/aws_taggable_types.txt: every pulumi-aws resource type that takes a `tags` input.
+"""Write policy/aws_taggable_types.txt: every pulumi-aws resource type whose `tags` input is a map of tags.
 
     python -m tools.aws_taggable [--check]
 
@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "policy" / "aws_taggable_types.txt"
 
 _REGISTRATION = re.compile(r"super\((\w+), __self__\).__init__\(\s*'(aws:[^']+)'")
+_MAP_TAGS = re.compile(r"^\s+tags: pulumi\.Input\[Optional\[Mapping\[str, ", re.MULTILINE)
 
 
 def taggable_types() -> tuple[str, list[str]]:
@@ -33,7 +34,8 @@ def taggable_types() -> tuple[str, list[str]]:
             start = text.find(f"class {class_name}(pulumi.CustomResource)")
             end = text.find("\nclass ", start + 1)
             body = text[start:end if end > 0 else None]
-            if '__props__.__dict__["tags"] = tags' in body:
+            # Only a map of tags: a few types (autoscaling groups) take a list of tag objects instead.
+            if '__props__.__dict__["tags"] = tags' in body and _MAP_TAGS.search(body):
                 found.add(token)
     return version("pulumi-aws"), sorted(found)
 

@@ -1,4 +1,4 @@
-"""AWS tags: every taggable resource carries the project and stack tags (what a launch template launches too)."""
+"""AWS tags: every taggable resource carries the project, stack and owner tags (what a launch template launches too)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,14 @@ from . import PROJECT
 from .nodes import LAUNCH_TEMPLATE_TYPE
 from .values import UNKNOWN, created_inside_eks_component, elements, entries, get, is_mapping, stack_of
 
-REQUIRED_TAGS = ("project", "stack")
+REQUIRED_TAGS = ("project", "stack", "owner")
 
 # Generated from the pinned pulumi-aws by `python -m tools.aws_taggable`.
 _TAGGABLE_FILE = Path(__file__).resolve().parent.parent / "aws_taggable_types.txt"
 
-# Components of pulumi-eks that take a `tags` input and hand it to what they create.
-TAGGED_EKS_COMPONENTS = frozenset({
-    "eks:index:Cluster", "eks:index:ManagedNodeGroup", "eks:index:NodeGroup", "eks:index:NodeGroupV2",
-})
+# Components of pulumi-eks that take a `tags` map and hand it to what they create (NodeGroupV2 has none).
+# The same set as the program's tagging.TAGGABLE_COMPONENT_TYPES, which a test holds equal.
+TAGGED_EKS_COMPONENTS = frozenset({"eks:index:Cluster", "eks:index:ManagedNodeGroup"})
 
 
 def taggable_aws_types() -> frozenset[str]:
@@ -41,7 +40,8 @@ def is_taggable(resource_type: str) -> bool:
 def _tag_problems(tags: Any, stack: str, where: str) -> list[str]:
     if tags is UNKNOWN:
         return []
-    expected = {"project": PROJECT, "stack": stack}
+    # The owner is the stack's setting, which the pack does not know: any non-empty value.
+    expected = {"project": PROJECT, "stack": stack, "owner": None}
     problems = []
     for key in REQUIRED_TAGS:
         value = get(tags, key)
@@ -49,7 +49,7 @@ def _tag_problems(tags: Any, stack: str, where: str) -> list[str]:
             continue
         if value is None:
             problems.append(f"{where} lacks the tag {key}={expected[key]}")
-        elif expected[key] and value != expected[key]:
+        elif expected[key] and value != expected[key] or not expected[key] and value in ("", None):
             problems.append(f"{where} has {key}={value!r}, expected {expected[key]!r}")
     return problems
 
