@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -44,11 +45,20 @@ def node_metadata_options() -> dict:
             "http_put_response_hop_limit": IMDS_HOP_LIMIT}
 
 
+def access_entry_key(principal_arn: str) -> str:
+    """A key that follows the principal, not its place in a list: pulumi-eks names each entry's resource
+    after its key, so a key that moved with the list would replace entries (create before delete), and
+    EKS refuses a second entry for a principal (ResourceInUseException)."""
+    account, resource = principal_arn.split(":")[4], principal_arn.split(":", 5)[5]
+    return re.sub(r"[^A-Za-z0-9-]+", "-", f"{account}-{resource}").strip("-")
+
+
 def access_entries(admin_arns: tuple[str, ...], viewer_arns: tuple[str, ...]) -> dict[str, eks.AccessEntryArgs]:
     """Access entries for principals besides the one that creates the cluster.
 
     EKS makes the creating identity admin by itself; a CI role or a teammate that later updates the
-    stack needs an admin entry, one that only previews it a read-only one.
+    stack needs an admin entry, one that only previews it a read-only one. Moving a principal from one
+    list to the other keeps its entry and swaps the policy association.
     """
     def entry(arn: str, key: str, policy: str) -> eks.AccessEntryArgs:
         return eks.AccessEntryArgs(
@@ -57,9 +67,9 @@ def access_entries(admin_arns: tuple[str, ...], viewer_arns: tuple[str, ...]) ->
                 policy_arn=policy, access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"))},
         )
 
-    entries = {f"admin-{i}": entry(arn, "cluster-admin", CLUSTER_ADMIN_POLICY) for i, arn in enumerate(admin_arns)}
-    entries.update({f"viewer-{i}": entry(arn, "cluster-viewer", CLUSTER_VIEWER_POLICY)
-                    for i, arn in enumerate(viewer_arns)})
+    entries = {access_entry_key(arn): entry(arn, "cluster-admin", CLUSTER_ADMIN_POLICY) for arn in admin_arns}
+    entries.update({access_entry_key(arn): entry(arn, "cluster-viewer", CLUSTER_VIEWER_POLICY)
+                    for arn in viewer_arns})
     return entries
 
 
@@ -69,7 +79,9 @@ def creator_listed(settings_by_key: Mapping[str, tuple[str, ...]], runner_arn: s
 
     EKS gives the creator an admin access entry of its own; an entry the program adds for the same
     principal fails with ResourceInUseException halfway through the first `pulumi up`. Once the
-    cluster exists the runner is not its creator merely by running, so listing it is fine then.
+    cluster exists, running the program no longer tells who created it (an identity listed then may be
+    a CI role that did not), so later runs are not refused: adding the creator afterwards still meets
+    EKS's ResourceInUseException, and the README says not to.
     """
     if cluster_exists:
         return None

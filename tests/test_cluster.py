@@ -97,6 +97,20 @@ PREVIEWER = "arn:aws:iam::123456789012:role/github-preview"
 RUNNER = "arn:aws:iam::123456789012:role/deployer"
 
 
+def test_access_entries_are_keyed_by_principal_not_by_place_in_a_list():
+    from components.cluster import access_entries
+    before = access_entries((DEPLOYER, PREVIEWER), ())
+    after = access_entries((PREVIEWER,), (DEPLOYER,))
+    # Removing one principal or moving it to the other list keeps every entry's key, so no entry is
+    # replaced (EKS refuses a second entry for the same principal while the first still exists).
+    assert set(before) == set(after)
+    assert {k: v.principal_arn for k, v in before.items()} == {k: v.principal_arn for k, v in after.items()}
+    deployer = next(k for k, v in before.items() if v.principal_arn == DEPLOYER)
+    assert list(before[deployer].access_policies) == ["cluster-admin"]
+    assert list(after[deployer].access_policies) == ["cluster-viewer"]
+    assert all(set(key) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") for key in before)
+
+
 def test_api_authentication_with_admin_and_viewer_access_entries(render, render_variant):
     assert render.one("eks:index:Cluster")["inputs"].get("accessEntries") in (None, {})
     variant = render_variant(sets=(f'clusterAdminArns=["{DEPLOYER}"]', f'clusterViewerArns=["{PREVIEWER}"]'))
@@ -118,7 +132,9 @@ def test_the_identity_creating_the_cluster_is_refused_in_an_access_list(setting,
     assert "ResourceInUseException" in message and "alpha-dev" in message
 
 
-def test_the_runner_may_be_listed_once_the_cluster_exists(render_variant):
+def test_a_later_run_by_a_listed_identity_is_not_refused(render_variant):
+    """Once the cluster exists the program cannot tell its creator: a listed CI role that did not create
+    it must still be able to update the stack."""
     variant = render_variant(sets=(f'clusterAdminArns=["{RUNNER}"]',), existing_clusters=("alpha-dev",))
     (entry,) = variant.one("eks:index:Cluster")["inputs"]["accessEntries"].values()
     assert entry["principalArn"] == RUNNER
