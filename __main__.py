@@ -84,6 +84,8 @@ shop = Shop("shop-app", ShopArgs(
     hostname=settings.dns.hostname,
     base_url=url,
     gateway=mesh.ingress_gateway,
+    proxy_version=mesh.proxy_version,
+    injection_labels=mesh.workload_injection_labels,
     # After all of Istio: istiod's injector and webhook, and the gateway the routes are bound to.
     istio_dependencies=[mesh],
 ), opts=in_cluster)

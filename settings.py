@@ -68,7 +68,7 @@ DEFAULT_ADDON_VERSIONS = {
 }
 
 # Istio's charts and the reference data under schemas/istio-<version>/ must move together.
-DEFAULT_ISTIO_VERSION = "1.30.3"  # renovate: datasource=github-releases depName=istio/istio
+DEFAULT_ISTIO_VERSION = "1.30.5"  # renovate: datasource=github-releases depName=istio/istio
 # DEFAULT_KUBERNETES_VERSION and DEFAULT_ISTIO_VERSION are the pins version updates edit. Pulumi.yaml's
 # kubernetesVersion and istioVersion defaults, which stacks get, must equal them: tests/test_settings.py
 # fails until an update has changed both.
@@ -499,7 +499,7 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
                           f"is not valid; expected min <= desired <= max")
     capacity = r.choice("nodeCapacityType", tuple(CAPACITY_TYPES))
 
-    istio_version = r.string("istioVersion", _SEMVER, "an Istio release such as 1.30.3")
+    istio_version = r.string("istioVersion", _SEMVER, "an Istio release such as 1.30.5")
     ports = {attr: r.integer(key, *NODE_PORT_RANGE)
              for key, attr in (("ingressHttpNodePort", "ingress_http_node_port"),
                                ("ingressHttpsNodePort", "ingress_https_node_port"),

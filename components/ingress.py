@@ -30,6 +30,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 
+from components import lifecycle
 from components.mesh import IngressGateway
 
 # TLS 1.3 and 1.2 only, 1.2 restricted to forward-secret AEAD ciphers, with hybrid post-quantum key
@@ -199,6 +200,9 @@ class Ingress(pulumi.ComponentResource):
                 protocol=listener.protocol,
                 certificate_arn=args.certificate_arn if tls else None,
                 ssl_policy=TLS_POLICY if tls else None,
+                # Explicit, so the gateway's idle timeout stays below it (components/lifecycle.py). Only TCP
+                # listeners take the attribute; a TLS listener's idle timeout is fixed at the same 350 s.
+                tcp_idle_timeout_seconds=None if tls else lifecycle.NLB_IDLE_TIMEOUT_SECONDS,
                 default_actions=[{"type": "forward", "target_group_arn": target_groups[listener.target_role].arn}],
                 opts=child,
             )

@@ -37,9 +37,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
+import json
+
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import lifecycle
 from settings import MeshSettings
 
 ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
@@ -159,6 +162,12 @@ def mesh_config() -> dict[str, Any]:
     }
 
 
+# A PodDisruptionBudget counts only healthy pods; with the default policy (IfHealthyBudget) one unready
+# replica on a draining node blocks the eviction until EKS gives up on the node update. A pod that is not
+# ready serves nothing, so evicting it costs nothing.
+UNHEALTHY_POD_EVICTION_POLICY = "AlwaysAllow"
+
+
 def istiod_values() -> dict[str, Any]:
     istiod_labels = {"app": "istiod"}
     return {
@@ -166,7 +175,11 @@ def istiod_values() -> dict[str, Any]:
         "replicaCount": ISTIOD_REPLICAS,
         "resources": ISTIOD_RESOURCES.spec(),
         "topologySpreadConstraints": [_spread(ZONE_TOPOLOGY_KEY, istiod_labels, hard=False)],
-        "pdb": {"minAvailable": 1},
+        "pdb": {"minAvailable": 1, "unhealthyPodEvictionPolicy": UNHEALTHY_POD_EVICTION_POLICY},
+        # Sidecars as Kubernetes native sidecars (init containers that restart), always: they start before
+        # and stop after the application's containers. Left to auto-detection (every node's kubelet 1.33+),
+        # a fallback would stop the proxy 5 s into the application's graceful shutdown.
+        "env": {"ENABLE_NATIVE_SIDECARS": "true"},
         "meshConfig": mesh_config(),
         "global": {
             "proxy": {"resources": SIDECAR_RESOURCES.spec()},
@@ -185,12 +198,29 @@ def ingress_gateway_service_ports(node_ports: IngressNodePorts) -> list[dict[str
     ]
 
 
+def gateway_proxy_config(shutdown: lifecycle.ShutdownPlan) -> dict[str, Any]:
+    """The gateways' ProxyConfig (the `proxy.istio.io/config` pod annotation): Envoy drains for as long as
+    the longest route allows, and closes idle client connections before the load balancer forgets them."""
+    return {
+        "terminationDrainDuration": lifecycle.duration(shutdown.serve_seconds),
+        # Node metadata IDLE_TIMEOUT sets the HTTP connection managers' idle_timeout (istio/istio
+        # pilot/pkg/networking/core/listener_builder.go, buildHTTPConnectionManager).
+        "proxyMetadata": {"ISTIO_META_IDLE_TIMEOUT": lifecycle.duration(lifecycle.GATEWAY_IDLE_TIMEOUT_SECONDS)},
+    }
+
+
 def _gateway_values(labels: Mapping[str, str], replicas: int, zone_spread_hard: bool) -> dict[str, Any]:
+    shutdown = lifecycle.gateway_shutdown()
     return {
         "labels": dict(labels),
         "replicaCount": replicas,
         "autoscaling": {"enabled": False},
-        "podDisruptionBudget": {"minAvailable": 1},
+        "podDisruptionBudget": {"minAvailable": 1, "unhealthyPodEvictionPolicy": UNHEALTHY_POD_EVICTION_POLICY},
+        # Kept serving while endpoints and the load balancer let go (the chart sets no preStop), then
+        # drained for the longest request, within the grace period.
+        "lifecycle": {"preStop": {"sleep": {"seconds": shutdown.pre_stop_seconds}}},
+        "terminationGracePeriodSeconds": shutdown.grace_seconds,
+        "podAnnotations": {"proxy.istio.io/config": json.dumps(gateway_proxy_config(shutdown), sort_keys=True)},
         "resources": GATEWAY_RESOURCES.spec(),
         "topologySpreadConstraints": [
             _spread(ZONE_TOPOLOGY_KEY, labels, hard=zone_spread_hard),
@@ -296,6 +326,10 @@ class Mesh(pulumi.ComponentResource):
     egress_gateway_namespace: pulumi.Output[str]
     istio_namespace: pulumi.Output[str]
     ingress_gateway: IngressGateway
+    # Plain values for the application's namespace: the labels that pick its injector, and the Istio
+    # release of the proxies that injector gives (a change must roll the pods).
+    workload_injection_labels: Mapping[str, str]
+    proxy_version: str
 
     def __init__(self, name: str, args: MeshArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:mesh:Mesh", name, None, opts)
@@ -357,6 +391,8 @@ class Mesh(pulumi.ComponentResource):
         self.ingress_gateway_namespace = ingress_release.namespace
         self.egress_gateway_namespace = egress_release.namespace
         self.ingress_gateway = ingress_gateway(node_ports)
+        self.workload_injection_labels = {"istio-injection": "enabled"}
+        self.proxy_version = settings.istio_version
         self.register_outputs({
             "istioNamespace": self.istio_namespace,
             "ingressGatewayNamespace": self.ingress_gateway_namespace,

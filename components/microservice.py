@@ -12,6 +12,9 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+import json
+
+from components import lifecycle
 from components.mesh import Resources
 
 HTTP_PORT_NAME = "http"
@@ -30,15 +33,25 @@ RETRY_BEFORE_REQUEST = ("connect-failure", "refused-stream", "reset-before-reque
 # repeating the request would only multiply the load that caused it.
 IDEMPOTENT_RETRY_ON = ("gateway-error", "reset", *RETRY_BEFORE_REQUEST)
 
-# The shutdown sequence: the pod leaves the endpoints first (preStop sleep while Envoy and kube-proxy
-# catch up), then the service finishes in-flight requests (GRACEFUL_SHUTDOWN_SECONDS), then SIGKILL.
-PRE_STOP_SLEEP_SECONDS = 5
+# The shutdown sequence (components/lifecycle.py): the pod leaves the endpoints first (preStop sleep while
+# Envoy and kube-proxy catch up), then the service finishes in-flight requests (GRACEFUL_SHUTDOWN_SECONDS),
+# then its native sidecar drains and exits, then SIGKILL. A mesh route to the service may allow at most
+# what SHUTDOWN serves after SIGTERM.
 GRACEFUL_SHUTDOWN_SECONDS = 20
-TERMINATION_GRACE_SECONDS = 35
+SHUTDOWN = lifecycle.service_shutdown(GRACEFUL_SHUTDOWN_SECONDS)
+PRE_STOP_SLEEP_SECONDS = SHUTDOWN.pre_stop_seconds
+TERMINATION_GRACE_SECONDS = SHUTDOWN.grace_seconds
 # The services keep idle connections for KEEPALIVE_SECONDS; the sidecar drops idle upstream
 # connections sooner, so it never sends a request down a connection the service is closing.
-KEEPALIVE_SECONDS = 75
-UPSTREAM_IDLE_TIMEOUT = "60s"
+KEEPALIVE_SECONDS = lifecycle.SERVICE_KEEPALIVE_SECONDS
+UPSTREAM_IDLE_TIMEOUT = lifecycle.duration(lifecycle.MESH_UPSTREAM_IDLE_TIMEOUT_SECONDS)
+# The backends are called by their full service names (4 dots); with the cluster default ndots:5 each new
+# connection first tries the search domains (three NXDOMAIN answers). At ndots:2 a name with two or more dots
+# is looked up as given first, while short names (`orders`, `orders.e-commerce`) still use the search list.
+DNS_NDOTS = "2"
+# Pod template annotation carrying the Istio release of the control plane that injects the pod's sidecar:
+# a new release changes the template, so the Deployment rolls and every pod gets the new proxy.
+PROXY_VERSION_ANNOTATION = "eks-istio-shop/istio-proxy-version"
 
 # The services' images run as this user; set here too, so that non-root holds whatever the image says.
 RUN_AS_USER = 10001
@@ -73,13 +86,17 @@ def service_host(name: str, namespace: str) -> str:
     return f"{name}.{namespace}.svc.cluster.local"
 
 
-def pod_annotations(name: str) -> dict[str, str]:
+def pod_annotations(name: str, proxy_version: str) -> dict[str, str]:
     """The sidecar's resources are the mesh's defaults (istiod values, components/mesh.py), sized with it."""
     return {
-        # The services call their backends from their first request on; those calls would fail
-        # while the sidecar is still starting.
-        "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}',
+        # A native sidecar (an init container that restarts) starts, and is ready, before the service's
+        # container and stops after it: the service can call its backends from its first request on and
+        # until its last. Explicit here as well as mesh-wide (ENABLE_NATIVE_SIDECARS), never auto-detected.
+        "sidecar.istio.io/nativeSidecar": "true",
+        "proxy.istio.io/config": json.dumps(
+            {"terminationDrainDuration": lifecycle.duration(lifecycle.SIDECAR_DRAIN_SECONDS)}, sort_keys=True),
         "kubectl.kubernetes.io/default-container": name,
+        PROXY_VERSION_ANNOTATION: proxy_version,
     }
 
 
@@ -97,7 +114,7 @@ def container_security_context() -> dict:
 
 
 def deployment_spec(name: str, image: pulumi.Input[str], port: int, env: Mapping[str, str], replicas: int,
-                    resources: Resources, service_account: pulumi.Input[str]) -> dict:
+                    resources: Resources, service_account: pulumi.Input[str], proxy_version: str) -> dict:
     probe_port = HTTP_PORT_NAME
     return {
         "replicas": replicas,
@@ -107,13 +124,14 @@ def deployment_spec(name: str, image: pulumi.Input[str], port: int, env: Mapping
         "minReadySeconds": 5,
         "revisionHistoryLimit": 5,
         "template": {
-            "metadata": {"labels": labels(name), "annotations": pod_annotations(name)},
+            "metadata": {"labels": labels(name), "annotations": pod_annotations(name, proxy_version)},
             "spec": {
                 "serviceAccountName": service_account,
                 # The services call no Kubernetes API. The sidecar gets its own projected token
                 # (istio-token), injected by Istio, so the mesh identity does not need this one.
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
+                "dnsConfig": {"options": [{"name": "ndots", "value": DNS_NDOTS}]},
                 "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                 "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER,
                                     "fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -264,6 +282,8 @@ class MicroserviceArgs:
     cpu_utilization: int = 70
     resources: Resources = DEFAULT_RESOURCES
     route: MeshRoute = MeshRoute()
+    # Istio release whose proxy the pods run (see PROXY_VERSION_ANNOTATION).
+    proxy_version: str = ""
     # Istio objects wait for these (istiod: its webhook validates them, and base installs their CRDs).
     istio_dependencies: Sequence[pulumi.Resource] = ()
 
@@ -294,7 +314,7 @@ class Microservice(pulumi.ComponentResource):
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata=metadata(),
             spec=deployment_spec(service_name, args.image, args.port, args.env, args.replicas,
-                                 args.resources, account.metadata.name),
+                                 args.resources, account.metadata.name, args.proxy_version),
             # The autoscaler owns the replica count once the Deployment exists.
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])))
 

@@ -12,6 +12,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import lifecycle
 from components.mesh import IngressGateway, principal
 from components.microservice import (Access, MeshRoute, Microservice, MicroserviceArgs, destination, method_regex,
                                      retries, service_host)
@@ -31,8 +32,9 @@ PLAYGROUND_PATH = "/playground"
 # slow calls. Retries still mend fast failures (connect errors, resets) within the caller's budget.
 GRAPHQL_BACKEND_TIMEOUT_SECONDS = 2.0
 BACKEND_ROUTE = MeshRoute(timeout="5s", attempts=2, per_try_timeout="2.5s")
-# From the gateway: a GraphQL request may call both backends one after the other.
-GRAPHQL_ROUTE_TIMEOUT = "10s"
+# From the gateway: a GraphQL request may call both backends one after the other. The gateways drain for
+# this long on shutdown (components/lifecycle.py), so the longest public route gets all of it.
+GRAPHQL_ROUTE_TIMEOUT = lifecycle.duration(lifecycle.PUBLIC_REQUEST_SECONDS)
 GRAPHQL_PER_TRY_TIMEOUT = "8s"
 PLAYGROUND_ROUTE_TIMEOUT = "5s"
 PLAYGROUND_PER_TRY_TIMEOUT = "2s"
@@ -122,6 +124,10 @@ class ShopArgs:
     # istiod: its injector must exist before pods are created, its webhook validates Istio objects.
     istio_dependencies: Sequence[pulumi.Resource] = ()
     namespace: str = NAMESPACE
+    # Istio release of the control plane that injects the namespace: a change rolls every pod onto its proxy.
+    proxy_version: str = ""
+    # Namespace labels that choose that control plane (istio-injection, or istio.io/rev with a revision tag).
+    injection_labels: Mapping[str, str] = field(default_factory=lambda: {"istio-injection": "enabled"})
 
 
 class Shop(pulumi.ComponentResource):
@@ -143,7 +149,7 @@ class Shop(pulumi.ComponentResource):
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": args.namespace, "labels": {"istio-injection": "enabled"}},
+            metadata={"name": args.namespace, "labels": dict(args.injection_labels)},
             opts=after_istiod)
         namespace_name = namespace.metadata.name
 
@@ -162,7 +168,7 @@ class Shop(pulumi.ComponentResource):
         services = {
             plan.name: Microservice(f"{name}-{plan.name}", MicroserviceArgs(
                 name=plan.name, namespace=namespace_name, image=args.images[plan.name], access=plan.access, port=SERVICE_PORT, env=plan.env, route=plan.route,
-                istio_dependencies=tuple(args.istio_dependencies)), opts=pulumi.ResourceOptions(parent=self))
+                proxy_version=args.proxy_version, istio_dependencies=tuple(args.istio_dependencies)), opts=pulumi.ResourceOptions(parent=self))
             for plan in plans
         }
 

@@ -15,7 +15,9 @@ Two entry points, both returning a list of human-readable errors (empty means va
   as that API: ``meshConfig`` as Istio's MeshConfig (from the vendored config.proto), ``service.ports``
   as Kubernetes ServicePorts and ``topologySpreadConstraints`` as Kubernetes TopologySpreadConstraints.
 
-The data lives in ``schemas/istio-<version>/`` (see its NOTICE.md); nothing here reads outside the repo.
+The data lives in ``schemas/istio-<version>/`` (see its NOTICE.md); nothing here reads outside the repo. A
+patch release without its own directory is checked against the newest vendored patch of its minor
+(``reference_version``); ``reference_note`` says which data was used, and tools.validate prints it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from proto_schema_parser import ast as proto_ast
 from proto_schema_parser.parser import Parser as ProtoParser
 
-DEFAULT_ISTIO_VERSION = "1.30.3"
+from settings import DEFAULT_ISTIO_VERSION
+
 # Kubernetes version whose OpenAPI schemas check values that Istio's charts copy into Kubernetes objects.
 DEFAULT_KUBERNETES_VERSION = "1.35"
 SCHEMA_ROOT = Path(__file__).resolve().parent.parent / "schemas"
@@ -48,14 +51,47 @@ CHARTS = ("base", "istiod", "gateway")
 _INTERNAL_DEFAULTS = "_internal_defaults_do_not_set"
 
 
+def _release(version: str) -> tuple[int, int, int]:
+    major, minor, patch = (int(part) for part in version.split("."))
+    return major, minor, patch
+
+
+def vendored_versions() -> list[str]:
+    found = [p.name.removeprefix("istio-") for p in SCHEMA_ROOT.glob("istio-*") if p.is_dir()]
+    return sorted((v for v in found if re.fullmatch(r"\d+\.\d+\.\d+", v)), key=_release)
+
+
+def reference_version(istio_version: str = DEFAULT_ISTIO_VERSION) -> str:
+    """The release whose vendored data checks `istio_version`: its own, or else the newest of its minor.
+
+    A patch release changes no API or chart value on purpose (Istio's feature-status policy keeps
+    those for minor releases), so the data of another patch of the same minor stands in for a patch
+    whose own data is not vendored. Another minor's data never does.
+    """
+    vendored = vendored_versions()
+    if istio_version in vendored:
+        return istio_version
+    if not re.fullmatch(r"\d+\.\d+\.\d+", istio_version):
+        raise ValueError(f"{istio_version!r} is not an Istio release such as 1.30.5; vendored: {vendored}")
+    minor = _release(istio_version)[:2]
+    same_minor = [v for v in vendored if _release(v)[:2] == minor]
+    if not same_minor:
+        raise ValueError(f"no vendored Istio reference data for version {istio_version!r} or its minor "
+                         f"{minor[0]}.{minor[1]}; available: {vendored}")
+    return same_minor[-1]
+
+
+def reference_note(istio_version: str = DEFAULT_ISTIO_VERSION) -> str:
+    """Which data checks `istio_version`, in words, for tools to print."""
+    used = reference_version(istio_version)
+    if used == istio_version:
+        return f"Istio {istio_version} (its own reference data, schemas/istio-{used})"
+    return (f"Istio {istio_version} (reference data of {used}, the vendored patch of its minor: no data is "
+            f"vendored for {istio_version}; schemas/istio-{used})")
+
+
 def schema_dir(istio_version: str = DEFAULT_ISTIO_VERSION) -> Path:
-    path = SCHEMA_ROOT / f"istio-{istio_version}"
-    if not path.is_dir():
-        available = sorted(p.name.removeprefix("istio-") for p in SCHEMA_ROOT.glob("istio-*"))
-        raise ValueError(
-            f"no vendored Istio reference data for version {istio_version!r}; available: {available}"
-        )
-    return path
+    return SCHEMA_ROOT / f"istio-{reference_version(istio_version)}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -601,6 +637,10 @@ def _walk_values(chart, values, defaults, schema, schema_root, path, errors, ist
             errors.append(f"{where} is not a value the chart defines; known keys here: {known}")
             continue
         default = defaults.get(key) if in_defaults else None
+        if key in _METADATA_MAPS and isinstance(value, Mapping):
+            errors.extend(f"{where}.{name}: an annotation or label value must be a string, got {item!r}"
+                          for name, item in value.items() if not isinstance(item, str))
+            continue
         if isinstance(value, Mapping):
             if _is_free_form(default, sub_schema):
                 continue
@@ -612,6 +652,11 @@ def _walk_values(chart, values, defaults, schema, schema_root, path, errors, ist
         elif isinstance(value, list):
             _walk_list(chart, value, default, sub_schema, schema_root, key_path, errors,
                        istio_version, kubernetes_version)
+
+
+# Values the charts copy verbatim into an object's metadata: any key is theirs to hold, even where the
+# chart's defaults or schema list a few (the gateway's podAnnotations), as long as the values are strings.
+_METADATA_MAPS = frozenset({"podAnnotations", "annotations", "podLabels", "labels"})
 
 
 def _is_free_form(default: Any, schema: Mapping[str, Any] | None) -> bool:

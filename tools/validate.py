@@ -258,12 +258,20 @@ def validate(stacks: list[str], out: Path, checkov: Optional[str]) -> tuple[list
     renders = [render_stack(stack, out / "render" / stack) for stack in stacks]
     problems = [p for render in renders for p in manifest_problems(render)]
     summary = []
+
+    def reference_note(version: str) -> str:
+        try:
+            return istio_schema.reference_note(version)
+        except ValueError as error:  # reported as a problem of every Istio object already
+            return str(error)
+
     for render in renders:
         objects = [d for f, d in render.manifests.items() if not f.endswith(RELEASE_SUFFIX)]
         istio = sum(1 for d in objects if isinstance(d, dict) and is_istio(d))
         summary.append(f"{render.stack}: {len(objects) - istio} Kubernetes objects (Kubernetes "
                        f"{render.kubernetes_version}), {istio} Istio objects and "
-                       f"{len(render.manifests) - len(objects)} Helm releases (Istio {render.istio_version}) checked")
+                       f"{len(render.manifests) - len(objects)} Helm releases checked; "
+                       f"{reference_note(render.istio_version)}")
 
     skips, skip_problems = load_skips()
     problems += skip_problems

@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
+from .checks import resource_policy
 from .values import UNKNOWN, elements, get, number
 
 HELM_RELEASE_TYPES = frozenset({"kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"})
@@ -171,4 +172,52 @@ container_images = _container_policy(
     "container-image-pinned", "Every container image is pinned by tag or digest, never :latest.",
     container_image_problems)
 
-POLICIES = [container_resources, container_probes, container_security, container_images]
+# ---- PodDisruptionBudgets: the stack's own, and those the Istio charts create from their values -----------
+
+PDB_TYPE = "kubernetes:policy/v1:PodDisruptionBudget"
+ALWAYS_ALLOW = "AlwaysAllow"
+_EVICTION_WHY = ("a pod that is not ready serves nothing, but under the default policy (IfHealthyBudget) it "
+                 "blocks node drains until EKS gives up on a node group update")
+
+
+def _eviction_policy_problem(where: str, policy: Any) -> Optional[str]:
+    if policy is UNKNOWN or policy == ALWAYS_ALLOW:
+        return None
+    return f"{where} is {policy!r}, not {ALWAYS_ALLOW!r}; {_EVICTION_WHY}"
+
+
+def disruption_budget_problems(resource_type: str, props: Any) -> list[str]:
+    """Every PodDisruptionBudget lets unhealthy pods be evicted, including those Istio's charts create:
+    the gateway chart's (values.podDisruptionBudget, created when not empty) and istiod's (values.pdb,
+    created unless values.global.defaultPodDisruptionBudget.enabled is false)."""
+    if resource_type == PDB_TYPE:
+        problem = _eviction_policy_problem("spec.unhealthyPodEvictionPolicy",
+                                           get(props, "spec", "unhealthyPodEvictionPolicy"))
+        return [problem] if problem else []
+    if resource_type not in HELM_RELEASE_TYPES:
+        return []
+    values, chart = get(props, "values"), chart_name(props)
+    if chart == "gateway":
+        budget = get(values, "podDisruptionBudget")
+        if budget is UNKNOWN or not budget:
+            return []  # the chart creates no PodDisruptionBudget for an empty one
+        problem = _eviction_policy_problem("values.podDisruptionBudget.unhealthyPodEvictionPolicy",
+                                           get(budget, "unhealthyPodEvictionPolicy"))
+        return [problem] if problem else []
+    if chart == "istiod":
+        if get(values, "global", "defaultPodDisruptionBudget", "enabled", default=True) is False:
+            return []
+        problem = _eviction_policy_problem("values.pdb.unhealthyPodEvictionPolicy",
+                                           get(values, "pdb", "unhealthyPodEvictionPolicy"))
+        return [problem] if problem else []
+    return []
+
+
+disruption_budgets_evict_unhealthy = resource_policy(
+    "pdb-unhealthy-pods-evictable",
+    "Every PodDisruptionBudget, and every one an Istio chart creates from its values, uses "
+    "unhealthyPodEvictionPolicy AlwaysAllow.",
+    disruption_budget_problems)
+
+POLICIES = [container_resources, container_probes, container_security, container_images,
+            disruption_budgets_evict_unhealthy]

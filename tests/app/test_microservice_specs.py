@@ -13,7 +13,7 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/alpha-dev/orders@sha256:" 
 
 def deployment(**overrides) -> dict:
     values = dict(name="orders", image=IMAGE, port=8080, env={"LOG_LEVEL": "info"}, replicas=2,
-                  resources=ms.DEFAULT_RESOURCES, service_account="orders")
+                  resources=ms.DEFAULT_RESOURCES, service_account="orders", proxy_version="1.30.5")
     values.update(overrides)
     return ms.deployment_spec(**values)
 

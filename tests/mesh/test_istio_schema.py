@@ -392,3 +392,22 @@ def test_an_unknown_chart_or_the_internal_defaults_key_is_refused():
 def test_unknown_istio_version_is_a_clear_error():
     with pytest.raises(ValueError, match="available"):
         istio_schema.schema_dir("0.1.0")
+
+
+# ---- which reference data checks which release ---------------------------------------------------------
+
+
+def test_a_patch_without_its_own_data_is_checked_against_its_minors_and_says_so():
+    vendored = istio_schema.vendored_versions()
+    assert "1.30.3" in vendored and "1.30.5" not in vendored
+    assert istio_schema.reference_version("1.30.3") == "1.30.3"
+    assert istio_schema.reference_version("1.30.5") == "1.30.3"
+    assert istio_schema.schema_dir("1.30.5").name == "istio-1.30.3"
+    assert "reference data of 1.30.3" in istio_schema.reference_note("1.30.5")
+    assert "its own reference data" in istio_schema.reference_note("1.30.3")
+
+
+@pytest.mark.parametrize("version", ["1.31.0", "1.29.9", "2.30.3"])
+def test_another_minors_data_never_stands_in(version):
+    with pytest.raises(ValueError, match="no vendored Istio reference data"):
+        istio_schema.reference_version(version)

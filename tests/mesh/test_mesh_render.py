@@ -70,7 +70,7 @@ def test_release_values_use_only_keys_the_charts_define(render):
 def test_ingress_gateway_pods_are_labelled_for_the_gateway_resource(render):
     values = releases(render)[mesh_module.INGRESS_RELEASE]["inputs"]["values"]
     assert values["labels"]["istio"] == "ingressgateway"
-    assert values["replicaCount"] >= 2 and values["podDisruptionBudget"] == {"minAvailable": 1}
+    assert values["replicaCount"] >= 2 and values["podDisruptionBudget"] == {"minAvailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow"}
 
 
 def test_no_service_of_type_load_balancer_anywhere(render):

@@ -47,7 +47,7 @@ def _deployment() -> dict:
 
 SAMPLES: dict[str, tuple[str, dict]] = {
     "kubernetes:helm.sh/v3:Release": ("istio-istiod", {
-        "chart": "istiod", "name": "istiod", "namespace": "istio-system", "version": "1.30.3",
+        "chart": "istiod", "name": "istiod", "namespace": "istio-system", "version": "1.30.5",
         "repositoryOpts": {"repo": "https://istio-release.storage.googleapis.com/charts"},
         "values": {"resources": {"requests": {"cpu": "250m", "memory": "512Mi"}}},
     }),

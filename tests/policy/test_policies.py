@@ -519,3 +519,44 @@ def test_a_pulumi_eks_child_tagged_by_the_stack_transform_passes(graph):
 def test_taggable_type_list_is_regenerated_from_the_pinned_pulumi_aws():
     from tools import aws_taggable
     assert (ROOT / "policy" / "aws_taggable_types.txt").read_text() == aws_taggable.render_file(*aws_taggable.taggable_types())
+
+
+# ---------------------------------------------------------------------------------------------
+# PodDisruptionBudgets, the stack's own and the charts'
+
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def _release_named(name: str):
+    return lambda r: r["type"] == RELEASE and r["inputs"].get("name") == name
+
+
+@pytest.mark.parametrize("where, change, expected", [
+    (of_type(PDB), lambda r: r["inputs"]["spec"].pop("unhealthyPodEvictionPolicy"), "spec.unhealthyPodEvictionPolicy"),
+    (of_type(PDB), lambda r: r["inputs"]["spec"].update(unhealthyPodEvictionPolicy="IfHealthyBudget"),
+     "'IfHealthyBudget'"),
+    (_release_named("istio-ingressgateway"),
+     lambda r: r["inputs"]["values"]["podDisruptionBudget"].pop("unhealthyPodEvictionPolicy"),
+     "values.podDisruptionBudget.unhealthyPodEvictionPolicy"),
+    (_release_named("istiod"), lambda r: r["inputs"]["values"]["pdb"].pop("unhealthyPodEvictionPolicy"),
+     "values.pdb.unhealthyPodEvictionPolicy"),
+])
+def test_pdb_policy_fires_on_budgets_that_block_drains(graph, where, change, expected):
+    assert expected in fired(workloads.disruption_budgets_evict_unhealthy, broken(graph, where, change))
+
+
+@pytest.mark.parametrize("where, change", [
+    # The gateway chart creates no budget for an empty podDisruptionBudget; istiod none when disabled.
+    (_release_named("istio-egressgateway"), lambda r: r["inputs"]["values"].update(podDisruptionBudget={})),
+    (_release_named("istiod"), lambda r: (r["inputs"]["values"]["pdb"].pop("unhealthyPodEvictionPolicy"),
+                                          r["inputs"]["values"]["global"].update(
+                                              defaultPodDisruptionBudget={"enabled": False}))),
+])
+def test_pdb_policy_is_quiet_where_a_chart_creates_no_budget(graph, where, change):
+    quiet(workloads.disruption_budgets_evict_unhealthy, broken(graph, where, change))
+
+
+def test_pdb_policy_passes_on_the_rendered_stack(graph):
+    assert any(r["type"] == PDB for r in graph)
+    quiet(workloads.disruption_budgets_evict_unhealthy, graph)

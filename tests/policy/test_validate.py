@@ -15,7 +15,7 @@ from tools import validate
 from tools.render import available_stacks, load_stack_config
 
 K8S = "1.35.0"
-ISTIO = "1.30.3"
+ISTIO = "1.30.5"
 
 
 @pytest.fixture(scope="module")
