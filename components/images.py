@@ -19,7 +19,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
-# Enough to roll back a few deploys; older images only cost storage.
+# Enough to roll back a few deploys; older images only cost storage. The build cache's manifests count
+# among them too (about two per build), so this keeps roughly the last five builds.
 KEEP_IMAGES = 10
 # Untagged images are left over from interrupted pushes; nothing can reference them by tag.
 UNTAGGED_EXPIRY_DAYS = 1
@@ -147,8 +148,11 @@ class ServiceImages(pulumi.ComponentResource):
                 args.architecture, host_platform.machine(), host_platform.system(),
                 Path("/proc/sys/fs/binfmt_misc"), remote_builder=bool(os.environ.get("DOCKER_HOST")
                                                                       or os.environ.get("BUILDX_BUILDER")))
-            if problem:
+            if problem and pulumi.runtime.is_dry_run():
+                # A preview builds nothing, so it can still show the rest of the plan.
                 pulumi.log.warn(problem, resource=self)
+            elif problem:
+                raise pulumi.RunError(problem)
 
         for service in args.services:
             if service in args.prebuilt:
@@ -189,7 +193,7 @@ class ServiceImages(pulumi.ComponentResource):
                 dockerfile={"location": str(source.dockerfile)},
                 platforms=[platform],
                 push=True,
-                # A preview shows the change without building (and needs no Docker or emulator).
+                # A preview shows the change without building it or pushing anything.
                 build_on_preview=False,
                 # ECR serves BuildKit's registry cache only as an OCI image manifest.
                 cache_from=[{"registry": {"ref": cache}}],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -81,19 +82,21 @@ def render_command(out: Path, stack: str = "dev", sets: Iterable[str] = (), unse
 
 
 def run_render(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = (),
-               existing_clusters: Iterable[str] = ()) -> Render:
+               existing_clusters: Iterable[str] = (), env: Optional[dict] = None) -> Render:
     command = render_command(out, stack, sets, unsets, existing_clusters)
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, **(env or {})})
     if result.returncode != 0:
         raise AssertionError(f"render failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return load_render(out)
 
 
 def failed_render(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = (),
-                  existing_clusters: Iterable[str] = ()) -> str:
+                  existing_clusters: Iterable[str] = (), env: Optional[dict] = None) -> str:
     """The message of a render the program refuses (exit 2); fails if it succeeds or crashes."""
     command = render_command(out, stack, sets, unsets, existing_clusters)
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, **(env or {})})
     assert result.returncode == 2, f"expected a refusal, got {result.returncode}:\n{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr, result.stderr
     return result.stderr

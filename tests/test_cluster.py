@@ -55,8 +55,12 @@ def test_nodes_require_imdsv2_out_of_reach_of_pods_and_encrypt_gp3_roots(render)
     assert root["ebs"]["encrypted"] == "true"
 
 
+# A remote builder of the nodes' architecture: the program does not judge this machine's emulators then.
+REMOTE_ARM_BUILDER = (("BUILDX_BUILDER", "remote-arm64"),)
+
+
 def test_graviton_nodes_get_arm_images(render_variant):
-    variant = render_variant(sets=("nodeInstanceType=t4g.medium",))
+    variant = render_variant(sets=("nodeInstanceType=t4g.medium",), env=REMOTE_ARM_BUILDER)
     assert variant.one("eks:index:ManagedNodeGroup")["inputs"]["amiType"] == ami_type("arm64")
 
 
@@ -189,3 +193,13 @@ def test_an_addon_override_changes_that_addon_only(render, render_variant):
     assert versions == {**before, "coredns": "v1.99.0-eksbuild.1"}
     assert variant.one("eks:index:Cluster")["inputs"]["vpcCniOptions"] == \
         render.one("eks:index:Cluster")["inputs"]["vpcCniOptions"]
+
+
+def test_an_up_that_cannot_build_the_nodes_architecture_is_refused_by_name(tmp_path):
+    import platform
+    from pathlib import Path
+    if platform.machine() in ("aarch64", "arm64") or Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
+        pytest.skip("this machine can build arm64 images")
+    env = {"BUILDX_BUILDER": "", "DOCKER_HOST": ""}
+    message = failed_render(tmp_path, sets=("nodeInstanceType=t4g.medium",), env=env)
+    assert "eks-istio-shop:nodeInstanceType" in message and "qemu-aarch64" in message

@@ -413,7 +413,7 @@ def test_workloads_run_the_pushed_images_by_digest(render):
 
 
 def test_graviton_nodes_get_arm64_images(render_variant):
-    graviton = render_variant(sets=("nodeInstanceType=t4g.medium",))
+    graviton = render_variant(sets=("nodeInstanceType=t4g.medium",), env=(("BUILDX_BUILDER", "remote-arm64"),))
     assert {tuple(r["inputs"]["platforms"]) for r in graviton.of_type(IMAGE)} == {("linux/arm64",)}
 
 
