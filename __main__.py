@@ -36,6 +36,7 @@ cluster = Cluster("shop-cluster", ClusterArgs(
     cluster_viewer_arns=settings.cluster_viewer_arns,
     addon_versions=settings.addon_versions,
     node_group=settings.node_group,
+    network_policy_enforcement=settings.network_policy_enforcement,
 ))
 in_cluster = pulumi.ResourceOptions(providers=[cluster.kubernetes_provider])
 
