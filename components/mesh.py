@@ -168,6 +168,9 @@ def istiod_values() -> dict[str, Any]:
         "topologySpreadConstraints": [_spread(ZONE_TOPOLOGY_KEY, istiod_labels, hard=False)],
         "pdb": {"minAvailable": 1},
         "meshConfig": mesh_config(),
+        # Gateways get only the clusters their routes use (they ignore Sidecar resources): the ingress
+        # gateway knows graphql, the egress gateway nothing.
+        "env": {"PILOT_FILTER_GATEWAY_CLUSTER_CONFIG": "true"},
         "global": {
             "proxy": {"resources": SIDECAR_RESOURCES.spec()},
         },
