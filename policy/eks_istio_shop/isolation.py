@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import pulumi
-from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
+from pulumi_policy import StackValidationArgs
 
 from . import PROJECT
+from .checks import conditional_stack_policy
 from .graph import resources_by
 from .mesh import namespace_of
 from .values import UNKNOWN, elements, entries, get
@@ -93,20 +94,12 @@ def default_deny_problems(args: StackValidationArgs) -> tuple[bool, list[tuple[O
                   for name, resource in sorted(namespaces.items()) if name not in covered]
 
 
-def _validate_default_deny(args: StackValidationArgs, report: ReportViolation) -> None:
-    applies, problems = default_deny_problems(args)
-    if not applies:
-        args.not_applicable("the cluster's VPC CNI does not enforce NetworkPolicies")
-    for urn, message in problems:
-        report(message, urn)
-
-
-namespaces_default_deny = StackValidationPolicy(
-    name="namespaces-default-deny",
-    description="When the VPC CNI enforces NetworkPolicies, every namespace the stack creates has a "
-                "default-deny NetworkPolicy for ingress and egress.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_default_deny,
+namespaces_default_deny = conditional_stack_policy(
+    "namespaces-default-deny",
+    "When the VPC CNI enforces NetworkPolicies, every namespace the stack creates has a default-deny "
+    "NetworkPolicy for ingress and egress.",
+    "the cluster's VPC CNI does not enforce NetworkPolicies",
+    default_deny_problems,
 )
 
 POLICIES = [namespaces_default_deny]
