@@ -6,8 +6,10 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 # checkov pins many packages that clash with the test environment's: it gets its own virtualenv.
 CHECKOV_VENV := .venv-checkov
+# network-config-analyzer (the reachability test) pins PyYAML differently: its own virtualenv too.
+NCA_VENV := .venv-nca
 
-.PHONY: test render validate checkov-venv up destroy smoke dev bench-render bench-services bench-instructions clean
+.PHONY: test render validate checkov-venv nca-venv up destroy smoke dev bench-render bench-services bench-instructions clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +25,16 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 
 checkov-venv: $(CHECKOV_VENV)/.installed
 
+$(NCA_VENV)/.installed: requirements-nca.txt
+	test -x $(NCA_VENV)/bin/python || $(PYTHON) -m venv $(NCA_VENV)
+	$(NCA_VENV)/bin/python -m pip install --quiet --upgrade pip==25.3
+	$(NCA_VENV)/bin/python -m pip install --quiet -r requirements-nca.txt
+	touch $@
+
+nca-venv: $(NCA_VENV)/.installed
+
 ## Run all tests offline (no AWS, no Pulumi CLI, no cluster, no Docker).
-test: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(NCA_VENV)/.installed
 	$(PY) -m pytest
 
 ## Validate everything every stack emits: Kubernetes and Istio schemas, Helm values, checkov.

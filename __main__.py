@@ -9,9 +9,10 @@ from components.cluster import Cluster, ClusterArgs
 from components.dns import DnsRecord, DnsRecordArgs, hosted_zone_id
 from components.images import ServiceImages, ServiceImagesArgs
 from components.ingress import Ingress, IngressArgs
-from components.mesh import Mesh, MeshArgs
+from components.isolation import Isolation, IsolationArgs
+from components.mesh import EGRESS_NAMESPACE, INGRESS_NAMESPACE, ISTIO_NAMESPACE, Mesh, MeshArgs
 from components.network import Network, NetworkArgs
-from components.shop import Shop, ShopArgs
+from components.shop import NAMESPACE as SHOP_NAMESPACE, Shop, ShopArgs
 from settings import APP_SERVICES, load_settings
 from tagging import stack_tags_transform
 
@@ -36,6 +37,7 @@ cluster = Cluster("shop-cluster", ClusterArgs(
     cluster_viewer_arns=settings.cluster_viewer_arns,
     addon_versions=settings.addon_versions,
     node_group=settings.node_group,
+    network_policy_enforcement=settings.network_policy_enforcement,
 ))
 in_cluster = pulumi.ResourceOptions(providers=[cluster.kubernetes_provider])
 
@@ -87,6 +89,16 @@ shop = Shop("shop-app", ShopArgs(
     proxy_version=mesh.proxy_version,
     injection_labels=mesh.workload_injection_labels,
     # After all of Istio: istiod's injector and webhook, and the gateway the routes are bound to.
+    istio_dependencies=[mesh],
+), opts=in_cluster)
+
+# The network layer under the mesh's authorization, and each sidecar's view of the mesh.
+Isolation("shop-isolation", IsolationArgs(
+    vpc_cidr=settings.network.vpc_cidr,
+    gateway=mesh.ingress_gateway,
+    network_policies=settings.network_policy_enforcement,
+    namespaces={ISTIO_NAMESPACE: mesh.istio_namespace, INGRESS_NAMESPACE: mesh.ingress_gateway_namespace,
+                EGRESS_NAMESPACE: mesh.egress_gateway_namespace, SHOP_NAMESPACE: shop.namespace},
     istio_dependencies=[mesh],
 ), opts=in_cluster)
 

@@ -163,6 +163,8 @@ _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _OWNER = re.compile(r"^[\w .:/=+@-]{1,256}$")
 _ADMIN_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 _ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
+# The VPC CNI enforces NetworkPolicies from this release on (its network policy agent).
+NETWORK_POLICY_MIN_VPC_CNI = (1, 14, 0)
 
 # The application's services, each built from services/<name> unless `images` names a prebuilt image.
 APP_SERVICES = ("products", "orders", "graphql")
@@ -245,6 +247,8 @@ class Settings:
     cluster_admin_arns: tuple[str, ...]
     cluster_viewer_arns: tuple[str, ...]
     addon_versions: Mapping[str, str]
+    # The VPC CNI enforces NetworkPolicies, and the stack ships them (components/isolation.py).
+    network_policy_enforcement: bool
     extra_tags: Mapping[str, str]
     network: NetworkSettings
     node_group: NodeGroupSettings
@@ -417,6 +421,12 @@ def pinned_image_reference(reference: str) -> bool:
     return bool(digest or tag) and tag != "latest"
 
 
+def addon_release(version: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of an EKS add-on version such as v1.22.4-eksbuild.3."""
+    major, minor, patch = version.lstrip("v").split("-", 1)[0].split(".")
+    return int(major), int(minor), int(patch)
+
+
 def _valid_network(value: str, min_prefix: int, max_prefix: int) -> bool:
     try:
         network = ipaddress.ip_network(value, strict=True)
@@ -536,6 +546,14 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
         else:
             addon_versions[addon] = version
 
+    enforcement = r.boolean("networkPolicyEnforcement")
+    vpc_cni = addon_versions.get("vpc-cni")
+    if enforcement and vpc_cni and addon_release(vpc_cni) < NETWORK_POLICY_MIN_VPC_CNI:
+        minimum = "v" + ".".join(map(str, NETWORK_POLICY_MIN_VPC_CNI))
+        r.problem(f"{PROJECT}:addonVersions.vpc-cni", vpc_cni,
+                  f"a vpc-cni version from {minimum} on, the first that enforces NetworkPolicies, or set "
+                  f"{PROJECT}:networkPolicyEnforcement to false")
+
     images_raw = r.json_value("images", dict, "a map of service name to image reference, such as "
                               "{\"orders\": \"<registry>/orders@sha256:<digest>\"}")
     images: dict[str, str] = {}
@@ -563,6 +581,7 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
         cluster_admin_arns=admins,
         cluster_viewer_arns=viewers,
         addon_versions=addon_versions,
+        network_policy_enforcement=enforcement,
         extra_tags=extra_tags,
         network=NetworkSettings(vpc_cidr=vpc_cidr, availability_zone_count=availability_zone_count,
                                 nat_gateways=nat_gateways),

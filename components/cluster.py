@@ -109,6 +109,8 @@ class ClusterArgs:
     # EKS add-on name -> version, for vpc-cni, kube-proxy, coredns and metrics-server.
     addon_versions: Mapping[str, str]
     node_group: NodeGroupSettings
+    # The VPC CNI's network policy agent enforces Kubernetes NetworkPolicies (vpc-cni v1.14 or later).
+    network_policy_enforcement: bool
 
 
 class Cluster(pulumi.ComponentResource):
@@ -167,7 +169,12 @@ class Cluster(pulumi.ComponentResource):
             access_entries=access_entries(args.cluster_admin_arns, args.cluster_viewer_arns),
             # Pinned: unpinned, pulumi-eks looks up the newest version on every run, so an unrelated
             # update could roll the aws-node and kube-proxy DaemonSets.
-            vpc_cni_options=eks.VpcCniOptionsArgs(addon_version=args.addon_versions["vpc-cni"]),
+            # enable_network_policy writes the add-on's documented configuration value
+            # `enableNetworkPolicy: "true"` (a string) into its configurationValues; the typed option
+            # leaves no room for a misspelt key or a boolean the add-on's schema would refuse. The agent
+            # runs in the aws-node pods with the node role's AmazonEKS_CNI_Policy (NODE_ROLE_POLICIES).
+            vpc_cni_options=eks.VpcCniOptionsArgs(addon_version=args.addon_versions["vpc-cni"],
+                                                  enable_network_policy=args.network_policy_enforcement),
             kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(version=args.addon_versions["kube-proxy"]),
             # pulumi-eks manages CoreDNS only with a default node group; the add-on below does it here.
             coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),

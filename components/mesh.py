@@ -181,6 +181,9 @@ def istiod_values() -> dict[str, Any]:
         # a fallback would stop the proxy 5 s into the application's graceful shutdown.
         "env": {"ENABLE_NATIVE_SIDECARS": "true"},
         "meshConfig": mesh_config(),
+        # Gateways get only the clusters their routes use (they ignore Sidecar resources): the ingress
+        # gateway knows graphql, the egress gateway nothing.
+        "env": {"PILOT_FILTER_GATEWAY_CLUSTER_CONFIG": "true"},
         "global": {
             "proxy": {"resources": SIDECAR_RESOURCES.spec()},
         },

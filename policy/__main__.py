@@ -3,11 +3,11 @@
 from pulumi_policy import EnforcementLevel, PolicyPack
 
 # The CLI runs this file with the pack directory first on sys.path.
-from eks_istio_shop import PACK_NAME, cluster, edge, mesh, nodes, tags, workloads
+from eks_istio_shop import PACK_NAME, cluster, edge, isolation, mesh, nodes, tags, workloads
 
 PolicyPack(
     name=PACK_NAME,
     enforcement_level=EnforcementLevel.MANDATORY,
-    policies=[*nodes.POLICIES, *cluster.POLICIES, *workloads.POLICIES, *mesh.POLICIES, *edge.POLICIES,
-              *tags.POLICIES],
+    policies=[*nodes.POLICIES, *cluster.POLICIES, *workloads.POLICIES, *mesh.POLICIES, *isolation.POLICIES,
+              *edge.POLICIES, *tags.POLICIES],
 )

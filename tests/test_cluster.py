@@ -186,6 +186,16 @@ def test_addons_are_pinned_and_follow_the_kubernetes_version(render, render_vari
             assert variant.one("eks:index:ManagedNodeGroup")["urn"] in addon["dependencies"]
 
 
+def test_the_vpc_cni_enforces_network_policies_unless_the_stack_turns_it_off(render, render_variant):
+    """pulumi-eks turns enableNetworkPolicy into the add-on's configuration value enableNetworkPolicy: "true"."""
+    options = render.one("eks:index:Cluster")["inputs"]["vpcCniOptions"]
+    assert options["enableNetworkPolicy"] is True
+    assert "configurationValues" not in options  # one source for the flag: no second value to disagree
+    off = render_variant(sets=("networkPolicyEnforcement=false",)).one("eks:index:Cluster")["inputs"]
+    assert off["vpcCniOptions"]["enableNetworkPolicy"] is False
+    assert off["vpcCniOptions"]["addonVersion"] == options["addonVersion"]
+
+
 def test_an_addon_override_changes_that_addon_only(render, render_variant):
     variant = render_variant(sets=('addonVersions={"coredns": "v1.99.0-eksbuild.1"}',))
     versions = {a["inputs"]["addonName"]: a["inputs"]["addonVersion"] for a in variant.of_type("aws:eks/addon:Addon")}

@@ -311,6 +311,23 @@ def test_addon_versions_follow_the_kubernetes_version_and_take_overrides():
     assert pinned == {**DEFAULT_ADDON_VERSIONS["1.35"], "coredns": "v1.99.0-eksbuild.7"}
 
 
+def test_network_policy_enforcement_is_on_by_default_and_can_be_turned_off():
+    assert load().network_policy_enforcement is True
+    assert load(networkPolicyEnforcement="false").network_policy_enforcement is False
+    assert problems(networkPolicyEnforcement="yes") == [
+        f"{PROJECT}:networkPolicyEnforcement: 'yes' is not valid; expected true or false"]
+
+
+def test_enforcement_needs_a_vpc_cni_that_enforces_network_policies():
+    """The VPC CNI's network policy agent arrived in v1.14.0: an older pin would enforce nothing."""
+    old = '{"vpc-cni": "v1.13.4-eksbuild.1"}'
+    [problem] = problems(addonVersions=old)
+    assert problem.startswith(f"{PROJECT}:addonVersions.vpc-cni: 'v1.13.4-eksbuild.1' is not valid")
+    assert "v1.14.0" in problem and "networkPolicyEnforcement" in problem
+    assert load(addonVersions=old, networkPolicyEnforcement="false").addon_versions["vpc-cni"] == "v1.13.4-eksbuild.1"
+    assert load(addonVersions='{"vpc-cni": "v1.14.0-eksbuild.1"}').network_policy_enforcement is True
+
+
 DIGEST = "sha256:" + "ab" * 32
 
 

@@ -4,6 +4,7 @@
 - ``cluster``: the EKS control plane (secrets encryption, logs, the public endpoint)
 - ``workloads``: containers (resources, probes, security context, pinned images)
 - ``mesh``: Istio (VirtualService routes, STRICT mTLS, AuthorizationPolicies)
+- ``isolation``: NetworkPolicies (a default deny in every namespace once the VPC CNI enforces them)
 - ``edge``: how traffic reaches the stack (no LoadBalancer Services, the NLB's TLS, Route 53 aliases)
 - ``tags``: AWS tags
 - ``routes``: the HTTP route rules (timeouts, retry safety) as plain functions, for the pack and the

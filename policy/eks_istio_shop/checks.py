@@ -33,3 +33,18 @@ def stack_policy(name: str, description: str,
 
     return StackValidationPolicy(name=name, description=description, enforcement_level=EnforcementLevel.MANDATORY,
                                  validate=validate)
+
+
+def conditional_stack_policy(name: str, description: str, not_applicable_reason: str,
+                             problems: Callable[[StackValidationArgs], tuple[bool, list[tuple[Optional[str], str]]]],
+                             ) -> StackValidationPolicy:
+    """A mandatory stack policy for `problems(args)` -> (applies, problems); not applicable when it does not apply."""
+    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+        applies, found = problems(args)
+        if not applies:
+            args.not_applicable(not_applicable_reason)
+        for urn, message in found:
+            report(message, urn)
+
+    return StackValidationPolicy(name=name, description=description, enforcement_level=EnforcementLevel.MANDATORY,
+                                 validate=validate)

@@ -83,8 +83,9 @@ def test_every_kubernetes_object_is_valid_for_the_cluster_version_strictly(rende
 
 def test_every_istio_object_is_valid_against_istios_crds_strictly(render):
     istio_objects = [o for o in objects(render) if is_istio(o)]
-    # Per service: DestinationRule, VirtualService, AuthorizationPolicy; plus Gateway, public routes, deny.
-    assert len([o for o in istio_objects if o["metadata"].get("namespace") == NAMESPACE]) == 3 * 3 + 3
+    # Per service: DestinationRule, VirtualService, AuthorizationPolicy; plus Gateway, public routes, deny;
+    # Sidecars: the namespace's default and graphql's (components/isolation.py).
+    assert len([o for o in istio_objects if o["metadata"].get("namespace") == NAMESPACE]) == 3 * 3 + 3 + 2
     errors = [e for o in istio_objects for e in istio_schema.validate_istio_object(o)]
     assert errors == []
 
