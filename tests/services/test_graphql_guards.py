@@ -93,3 +93,16 @@ def test_fragment_nesting_is_measured_along_every_path() -> None:
 def test_expanded_fields_are_counted_and_capped() -> None:
     assert guards.document_extent(parse(fragment_bomb(3)), 3000, 50)[0] == 16
     assert guards.document_extent(parse(fragment_bomb(40)), 3000, 50)[0] == 3001
+
+
+def test_a_repeated_document_is_validated_once() -> None:
+    """The limiters' rules are the same classes on every request, so ValidationCache finds them."""
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    cache = _get_validate_cache(256)
+    query = "{ first: __typename second: __typename }"
+    errors_of(query)
+    misses = cache.cache_info().misses
+    for _ in range(3):
+        errors_of(query)
+    assert cache.cache_info().misses == misses
