@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 # network-config-analyzer (the reachability test) pins PyYAML differently: its own virtualenv too.
 NCA_VENV := .venv-nca
 
-.PHONY: test render validate checkov-venv nca-venv up destroy smoke dev bench-render bench-services bench-instructions clean
+.PHONY: test render validate checkov-venv nca-venv up destroy smoke dev bench-render bench-services clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,13 +62,10 @@ destroy:
 dev: $(VENV)/.installed
 	$(PY) services/run_local.py
 
-## Benchmark the GraphQL service against calling the backends directly (about 1.5 minutes).
+## Benchmark the GraphQL service: latency at 1 client and at fixed offered loads, CPU per query,
+## backend requests per query, the guards, and the queries/s one replica serves (about 2 minutes).
 bench-services: $(VENV)/.installed
 	$(PY) bench/services_bench.py
-
-## Count the GraphQL service's instructions per query with callgrind (needs valgrind; about 1 minute).
-bench-instructions: $(VENV)/.installed
-	$(PY) bench/graphql_instructions.py
 
 ## Print the render's wall time and peak memory (median of 5 runs).
 bench-render: $(VENV)/.installed

@@ -63,8 +63,10 @@ class StubBackend:
 
     Paths are served under a mode prefix, so one server can act as several backends:
     /slow/...  answers after `delay` seconds;  /delay-<seconds>/...  after that many seconds;
+    /slow-body/...  sends the answer's head at once and its body after `delay` seconds;
     /record/...  answers at once and records the request's headers;
-    /wrong-shape/...  answers valid JSON of the wrong shape (which one depends on `limit`).
+    /wrong-shape/...  answers valid JSON of the wrong shape (which one depends on `limit`);
+    /garbage/...  answers 200 with a body that is not JSON;  /error/...  answers HTTP 500.
     """
 
     def __init__(self) -> None:
@@ -89,13 +91,18 @@ class StubBackend:
                     stub.recorded.append((resource, {k.lower(): v for k, v in self.headers.items()}))
                 if mode == "wrong-shape":
                     body = json.dumps(WRONG_SHAPES[int(parse_qs(parts.query).get("limit", ["1"])[0]) % 2]).encode()
+                elif mode == "garbage":
+                    body = b"<html>upstream says hello</html>"
                 else:
                     body = json.dumps(stub.answer(resource, parse_qs(parts.query))).encode()
                 try:
-                    self.send_response(200)
+                    self.send_response(500 if mode == "error" else 200)
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(body)))
                     self.end_headers()
+                    if mode == "slow-body":
+                        self.wfile.flush()
+                        time.sleep(stub.delay)
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass

@@ -1,11 +1,15 @@
-"""The document checks of app/guards.py, in process: what is checked, and what is kept."""
+"""The document check of app/guards.py, in process: the cases Strawberry's limiters miss, and
+how the check measures a document."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
-from graphql import parse, specified_rules
+import pytest
+from graphql import parse, specified_rules, validate
+from strawberry.extensions import QueryDepthLimiter
 
 GRAPHQL_SERVICE = Path(__file__).resolve().parents[2] / "services" / "graphql"
 for path in (GRAPHQL_SERVICE, GRAPHQL_SERVICE.parent / "common"):
@@ -13,63 +17,59 @@ for path in (GRAPHQL_SERVICE, GRAPHQL_SERVICE.parent / "common"):
         sys.path.insert(0, str(path))
 
 from app import guards  # noqa: E402
-from app.schema import schema  # noqa: E402
-
-RULES = (*specified_rules, *guards.LIMIT_RULES)
-GRAPHQL_SCHEMA = schema._schema
+from app.schema import LIMIT_RULES, schema  # noqa: E402
 
 
-def test_a_document_is_checked_once_and_by_identity(monkeypatch) -> None:
-    calls: list[object] = []
-    validate = guards.validate_document
-
-    def counted(schema, document, rules):  # noqa: ANN001, ANN202
-        calls.append(document)
-        return validate(schema, document, rules)
-
-    monkeypatch.setattr(guards, "validate_document", counted)
-    document = parse("{ orders(first: 1) { totalCount } }")
-    first = guards.checked_document(GRAPHQL_SCHEMA, document, RULES)
-    assert guards.checked_document(GRAPHQL_SCHEMA, document, RULES) is first
-    assert first == [] and calls == [document]
-    # The same text parsed again is another document: checked again, not matched by content.
-    again = parse("{ orders(first: 1) { totalCount } }")
-    guards.checked_document(GRAPHQL_SCHEMA, again, RULES)
-    assert calls == [document, again]
-    # Other rules, another check.
-    guards.checked_document(GRAPHQL_SCHEMA, document, tuple(specified_rules))
-    assert len(calls) == 3
-
-
-def test_errors_are_found_and_kept() -> None:
-    document = parse("{ orders { nope } }")
-    errors = guards.checked_document(GRAPHQL_SCHEMA, document, RULES)
-    assert len(errors) == 1 and "nope" in errors[0].message
-    assert guards.checked_document(GRAPHQL_SCHEMA, document, RULES) is errors
-
-
-def test_a_document_too_large_once_expanded_is_not_validated(monkeypatch) -> None:
-    monkeypatch.setattr(guards, "validate_document", lambda *args: (_ for _ in ()).throw(AssertionError("validated")))
-    fragments = " ".join(f"fragment F{n} on Query {{ ...F{n + 1} ...F{n + 1} }}" for n in range(20))
-    document = parse("{ ...F0 } " + fragments + " fragment F20 on Query { __typename }")
-    errors = guards.checked_document(GRAPHQL_SCHEMA, document, RULES)
-    assert [error.extensions["code"] for error in errors] == ["QUERY_TOO_COMPLEX"]
-
-
-def test_the_checked_documents_are_bounded() -> None:
-    documents = [parse(f"{{ a{n}: __typename }}") for n in range(guards.MAX_CHECKED_DOCUMENTS + 5)]
-    for document in documents:
-        guards.checked_document(GRAPHQL_SCHEMA, document, RULES)
-    assert len(guards._checked) == guards.MAX_CHECKED_DOCUMENTS
-    kept = {id(entry[1]) for entry in guards._checked.values()}
-    assert id(documents[0]) not in kept and id(documents[-1]) in kept
+def fragment_bomb(levels: int) -> str:
+    """Each fragment spreads the next twice: about 12 tokens a level, 2**levels fields expanded."""
+    fragments = " ".join(f"fragment F{n} on Query {{ ...F{n + 1} ...F{n + 1} }}" for n in range(levels))
+    return "{ ...F0 } " + fragments + f' fragment F{levels} on Query {{ product(id: "p001") {{ id }} }}'
 
 
 def fragment_chain(length: int) -> str:
-    """An operation spreading F0, which spreads F1, ... down to F<length - 1>: `length` deep,
-    one field once expanded."""
+    """An operation spreading F0, which spreads F1, ... down to F<length - 1>: `length` deep."""
     return ("{ ...F0 } " + " ".join(f"fragment F{n} on Query {{ ...F{n + 1} }}" for n in range(length - 1))
             + f" fragment F{length - 1} on Query {{ __typename }}")
+
+
+def errors_of(query: str) -> list[dict]:
+    result = asyncio.run(schema.execute(query))
+    return [error.formatted for error in result.errors or []]
+
+
+def test_strawberrys_depth_limiter_walks_a_fragment_bomb_exponentially() -> None:
+    """Why the check exists: the limiter visits the bottom two fields once per path, 2**levels
+    paths for a document of a dozen tokens per level (40 levels, under the token limit: hours)."""
+    visits = 0
+
+    def count(_: object) -> bool:
+        nonlocal visits
+        visits += 1
+        return False
+
+    [rule] = QueryDepthLimiter(max_depth=10, should_ignore=count).validation_rules
+    for levels in (8, 12):
+        visits = 0
+        validate(schema._schema, parse(fragment_bomb(levels)), [rule])
+        assert visits == 2 * 2**levels
+
+
+def test_strawberrys_depth_limiter_exhausts_the_stack_on_a_long_fragment_chain() -> None:
+    document = parse(fragment_chain(248), max_tokens=guards.MAX_TOKENS)  # within the token limit
+    with pytest.raises(RecursionError):
+        validate(schema._schema, document, [*specified_rules, *LIMIT_RULES])
+
+
+@pytest.mark.parametrize("query", [fragment_bomb(40), fragment_chain(248)], ids=["bomb", "chain"])
+def test_the_service_refuses_both_before_validation(query: str) -> None:
+    [error] = errors_of(query)
+    assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX"}
+    assert error["message"].startswith("document too complex: ")
+
+
+def test_limits_are_inclusive() -> None:
+    assert errors_of(fragment_chain(guards.MAX_FRAGMENT_NESTING)) == []
+    assert errors_of(fragment_chain(guards.MAX_FRAGMENT_NESTING + 1))[0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
 
 
 def nesting_of(document: str) -> int:
@@ -90,17 +90,19 @@ def test_fragment_nesting_is_measured_along_every_path() -> None:
     assert nesting_of(fragment_chain(200)) == 51
 
 
-def test_fragments_nested_too_deep_are_refused_before_validation(monkeypatch) -> None:
-    assert guards.checked_document(GRAPHQL_SCHEMA, parse(fragment_chain(guards.MAX_FRAGMENT_NESTING)), RULES) == []
-    monkeypatch.setattr(guards, "validate_document", lambda *args: (_ for _ in ()).throw(AssertionError("validated")))
-    errors = guards.checked_document(GRAPHQL_SCHEMA, parse(fragment_chain(guards.MAX_FRAGMENT_NESTING + 1)), RULES)
-    assert [error.extensions["code"] for error in errors] == ["QUERY_TOO_COMPLEX"]
-    assert f"more than {guards.MAX_FRAGMENT_NESTING} deep" in errors[0].message
+def test_expanded_fields_are_counted_and_capped() -> None:
+    assert guards.document_extent(parse(fragment_bomb(3)), 3000, 50)[0] == 16
+    assert guards.document_extent(parse(fragment_bomb(40)), 3000, 50)[0] == 3001
 
 
-def test_a_fragment_chain_under_the_token_limit_does_not_exhaust_the_stack() -> None:
-    """Strawberry's depth rule recurses a few frames per spread: 247 spreads in a chain (1987
-    tokens) raised RecursionError from validation, which the direct path answered with a 500."""
-    document = guards.parse_document(fragment_chain(248))
-    errors = guards.checked_document(GRAPHQL_SCHEMA, document, RULES)
-    assert [error.extensions["code"] for error in errors] == ["QUERY_TOO_COMPLEX"]
+def test_a_repeated_document_is_validated_once() -> None:
+    """The limiters' rules are the same classes on every request, so ValidationCache finds them."""
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    cache = _get_validate_cache(256)
+    query = "{ first: __typename second: __typename }"
+    errors_of(query)
+    misses = cache.cache_info().misses
+    for _ in range(3):
+        errors_of(query)
+    assert cache.cache_info().misses == misses

@@ -27,10 +27,11 @@ def orders_down(start_gateway, stack, closed_port_url):
                          BACKEND_TIMEOUT_SECONDS=str(TIMEOUT)).url + "/graphql"
 
 
-@pytest.fixture(scope="module")
-def products_slow(start_gateway, stack, stub_backend):
+@pytest.fixture(scope="module", params=["slow", "slow-body"])
+def products_slow(request, start_gateway, stack, stub_backend):
+    """Products answering after the timeout: nothing at all, or the head and then nothing."""
     stub_backend.delay = 5.0
-    return start_gateway(PRODUCTS_URL=stub_backend.url("slow"), ORDERS_URL=stack.url("orders"),
+    return start_gateway(PRODUCTS_URL=stub_backend.url(request.param), ORDERS_URL=stack.url("orders"),
                          BACKEND_TIMEOUT_SECONDS=str(TIMEOUT)).url + "/graphql"
 
 
@@ -116,4 +117,21 @@ def test_a_backend_answer_of_the_wrong_shape_is_the_backends_fault(http, product
     [error] = body["errors"]
     assert error["extensions"] == {"code": "BACKEND_UNAVAILABLE", "backend": "products"}
     assert "unexpected shape" in error["message"]
+    assert_no_traceback(response.text)
+
+
+@pytest.fixture(scope="module")
+def backends_broken(start_gateway, stub_backend):
+    return start_gateway(PRODUCTS_URL=stub_backend.url("garbage"), ORDERS_URL=stub_backend.url("error"),
+                         BACKEND_TIMEOUT_SECONDS=str(TIMEOUT)).url + "/graphql"
+
+
+def test_garbage_and_http_errors_from_backends_are_field_errors(http, backends_broken):
+    response = http.post(backends_broken, json={"query": '{ orders(first: 2) { totalCount } product(id: "p001") { id } }'})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] == {"orders": None, "product": None}
+    assert sorted((error["path"], error["message"], error["extensions"]["code"]) for error in body["errors"]) == [
+        (["orders"], "orders service unavailable: answered HTTP 500", "BACKEND_UNAVAILABLE"),
+        (["product"], "products service unavailable: answered with invalid JSON", "BACKEND_UNAVAILABLE")]
     assert_no_traceback(response.text)
