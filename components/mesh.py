@@ -176,14 +176,16 @@ def istiod_values() -> dict[str, Any]:
         "resources": ISTIOD_RESOURCES.spec(),
         "topologySpreadConstraints": [_spread(ZONE_TOPOLOGY_KEY, istiod_labels, hard=False)],
         "pdb": {"minAvailable": 1, "unhealthyPodEvictionPolicy": UNHEALTHY_POD_EVICTION_POLICY},
-        # Sidecars as Kubernetes native sidecars (init containers that restart), always: they start before
-        # and stop after the application's containers. Left to auto-detection (every node's kubelet 1.33+),
-        # a fallback would stop the proxy 5 s into the application's graceful shutdown.
-        "env": {"ENABLE_NATIVE_SIDECARS": "true"},
+        "env": {
+            # Sidecars as Kubernetes native sidecars (init containers that restart), always: they start
+            # before and stop after the application's containers. Left to auto-detection (every node's
+            # kubelet 1.33+), a fallback would stop the proxy 5 s into the application's graceful shutdown.
+            "ENABLE_NATIVE_SIDECARS": "true",
+            # Gateways get only the clusters their routes use (they ignore Sidecar resources): the ingress
+            # gateway knows graphql, the egress gateway nothing.
+            "PILOT_FILTER_GATEWAY_CLUSTER_CONFIG": "true",
+        },
         "meshConfig": mesh_config(),
-        # Gateways get only the clusters their routes use (they ignore Sidecar resources): the ingress
-        # gateway knows graphql, the egress gateway nothing.
-        "env": {"PILOT_FILTER_GATEWAY_CLUSTER_CONFIG": "true"},
         "global": {
             "proxy": {"resources": SIDECAR_RESOURCES.spec()},
         },

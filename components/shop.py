@@ -13,9 +13,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import lifecycle
-from components.mesh import IngressGateway, principal
-from components.microservice import (Access, MeshRoute, Microservice, MicroserviceArgs, destination, method_regex,
-                                     retries, service_host)
+from components.mesh import IngressGateway, Resources, principal
+from components.microservice import (DEFAULT_RESOURCES, Access, MeshRoute, Microservice, MicroserviceArgs,
+                                     destination, method_regex, retries, service_host)
 
 NAMESPACE = "e-commerce"
 GATEWAY_NAME = "shop"
@@ -40,12 +40,22 @@ PLAYGROUND_ROUTE_TIMEOUT = "5s"
 PLAYGROUND_PER_TRY_TIMEOUT = "2s"
 
 
+# Sized from `make bench-services` (its CPU time per representative query and the queries per second
+# one replica serves at a CPU limit; docs/services.md has the current table): one uvicorn process
+# uses at most one core, so the limit is one core, and the autoscaler adds a replica well before a
+# replica's load reaches the rate at which the benchmark's p99 passes 50 ms.
+GRAPHQL_RESOURCES = Resources(cpu_request="500m", memory_request="128Mi", cpu_limit="1000m", memory_limit="256Mi")
+GRAPHQL_CPU_UTILIZATION = 70
+
+
 @dataclass(frozen=True)
 class ServicePlan:
     name: str
     access: Access
     env: Mapping[str, str] = field(default_factory=dict)
     route: MeshRoute = MeshRoute()
+    resources: Resources = DEFAULT_RESOURCES
+    cpu_utilization: int = 70
 
 
 def service_plans(namespace: str, gateway_principal: str) -> list[ServicePlan]:
@@ -63,6 +73,7 @@ def service_plans(namespace: str, gateway_principal: str) -> list[ServicePlan]:
                    paths=(GRAPHQL_PATH, PLAYGROUND_PATH, f"{PLAYGROUND_PATH}/*")),
             env={"PRODUCTS_URL": backend_url["products"], "ORDERS_URL": backend_url["orders"],
                  "BACKEND_TIMEOUT_SECONDS": f"{GRAPHQL_BACKEND_TIMEOUT_SECONDS:g}"},
+            resources=GRAPHQL_RESOURCES, cpu_utilization=GRAPHQL_CPU_UTILIZATION,
         ),
     ]
 
@@ -167,8 +178,11 @@ class Shop(pulumi.ComponentResource):
 
         services = {
             plan.name: Microservice(f"{name}-{plan.name}", MicroserviceArgs(
-                name=plan.name, namespace=namespace_name, image=args.images[plan.name], access=plan.access, port=SERVICE_PORT, env=plan.env, route=plan.route,
-                proxy_version=args.proxy_version, istio_dependencies=tuple(args.istio_dependencies)), opts=pulumi.ResourceOptions(parent=self))
+                name=plan.name, namespace=namespace_name, image=args.images[plan.name], access=plan.access,
+                port=SERVICE_PORT, env=plan.env, route=plan.route, resources=plan.resources,
+                cpu_utilization=plan.cpu_utilization, proxy_version=args.proxy_version,
+                istio_dependencies=tuple(args.istio_dependencies)),
+                opts=pulumi.ResourceOptions(parent=self))
             for plan in plans
         }
 

@@ -1,8 +1,8 @@
 """Istio and the application fit on 4 x t3.medium, with room for a rolling update and for a drained node.
 
 Requests come from the Helm values the program sends (components/mesh.py), so changing a value
-changes the outcome. The application's budget is the one issue 5 works to: 3 Deployments x 2
-replicas, each pod an app container of 100m/128Mi plus the injected sidecar.
+changes the outcome. The application's pods are its three services at two replicas each, with the
+requests the shop plans for them (components/shop.py) and the injected sidecar.
 """
 
 import re
@@ -23,9 +23,13 @@ NODE_COUNT = 4
 DAEMONSET_CPU_M_PER_NODE = 25 + 100
 DAEMONSET_PODS_PER_NODE = 2
 
-APP_DEPLOYMENTS = 3
 APP_REPLICAS = 2
-APP_CONTAINER = {"cpu": "100m", "memory": "128Mi"}
+
+
+def app_requests() -> dict[str, dict[str, str]]:
+    """Each service's container requests, as the shop plans them."""
+    from components import shop
+    return {plan.name: plan.resources.spec()["requests"] for plan in shop.service_plans("e-commerce", "gateway")}
 
 
 def cpu_millicores(quantity: str) -> int:
@@ -63,8 +67,8 @@ def workload() -> dict[str, list[Pod]]:
         "coredns": pods_of("coredns", 2, {"cpu": "100m", "memory": "70Mi"}),
         "metrics-server": pods_of("metrics-server", 2, {"cpu": "100m", "memory": "200Mi"}),
     }
-    for index in range(APP_DEPLOYMENTS):
-        deployments[f"app-{index}"] = pods_of(f"app-{index}", APP_REPLICAS, APP_CONTAINER, sidecar)
+    for name, requests in app_requests().items():
+        deployments[f"app-{name}"] = pods_of(f"app-{name}", APP_REPLICAS, requests, sidecar)
     return deployments
 
 
