@@ -4,7 +4,7 @@ from components.cluster import CONTROL_PLANE_LOG_TYPES, IMDS_HOP_LIMIT, ami_type
 from tests.support import failed_render
 
 
-def test_cluster_inputs(render):
+def test_the_cluster_is_named_per_stack_api_authenticated_and_logged(render):
     cluster = render.one("eks:index:Cluster")["inputs"]
     assert cluster["name"] == "alpha-dev"
     assert cluster["version"] == "1.35"
@@ -27,7 +27,7 @@ def test_secrets_are_encrypted_with_a_rotating_stack_owned_key(render):
     assert cluster["propertyDependencies"]["encryptionConfigKeyArn"] == [key["urn"]]
 
 
-def test_node_group_inputs(render):
+def test_the_node_group_runs_the_chosen_nodes_in_private_subnets_once_its_role_can_join(render):
     group = render.one("eks:index:ManagedNodeGroup")
     inputs = group["inputs"]
     assert inputs["instanceTypes"] == ["t3.medium"]
@@ -73,7 +73,7 @@ def test_one_kubernetes_provider_from_the_kubeconfig_after_the_nodes(render):
     assert render.one("eks:index:ManagedNodeGroup")["urn"] in provider["dependencies"]
 
 
-def test_cluster_outputs(render):
+def test_the_outputs_expose_the_cluster_and_keep_the_kubeconfig_secret(render):
     assert render.outputs["kubeconfig"] == "[secret]"
     assert render.outputs["clusterName"] == "alpha-dev"
     assert render.outputs["oidcProviderArn"].startswith("arn:aws:iam::")
@@ -150,7 +150,7 @@ def test_a_later_run_by_a_listed_identity_is_not_refused(render_variant):
     ({"clusterAdminArns": (DEPLOYER,), "clusterViewerArns": ()}, DEPLOYER, True, None),
     ({"clusterAdminArns": (DEPLOYER,), "clusterViewerArns": (PREVIEWER,)}, RUNNER, False, None),
 ])
-def test_creator_listed(lists, runner, exists, refused):
+def test_only_the_identity_about_to_create_the_cluster_is_refused(lists, runner, exists, refused):
     assert creator_listed(lists, runner, exists) == refused
 
 

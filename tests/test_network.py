@@ -42,7 +42,7 @@ def test_subnet_tags_let_kubernetes_tooling_find_public_and_private_subnets():
     assert public["kubernetes.io/cluster/alpha-dev"] == "shared"
 
 
-def test_rendered_network(render):
+def test_the_rendered_network_has_public_and_private_subnets_per_zone(render):
     vpc = render.one("aws:ec2/vpc:Vpc")
     assert vpc["inputs"]["cidrBlock"] == "10.0.0.0/16"
     subnets = render.of_type("aws:ec2/subnet:Subnet")

@@ -106,7 +106,7 @@ def test_pinned_versions_and_the_declared_defaults_agree():
         "Pulumi.yaml config.istioVersion.default must equal settings.DEFAULT_ISTIO_VERSION"
 
 
-def test_settings_are_frozen():
+def test_settings_cannot_be_changed_once_read():
     s = load()
     with pytest.raises(Exception):
         s.cluster_name = "other"  # type: ignore[misc]
@@ -232,7 +232,7 @@ def test_all_problems_reported_at_once():
     assert len(found) == 3
 
 
-def test_hostname_rules():
+def test_dev_serves_the_domain_and_other_stacks_a_name_under_it():
     assert load(domain="lukemilo.com").dns.hostname == "lukemilo.com"
     assert load(stack="pr-12", domain="lukemilo.com").dns.hostname == "pr-12.lukemilo.com"
     assert load(domain="lukemilo.com", hostname="shop.lukemilo.com").dns.hostname == "shop.lukemilo.com"
@@ -262,7 +262,7 @@ def test_architecture_follows_instance_type(instance_type, architecture):
     assert load(nodeInstanceType=instance_type).node_group.architecture == architecture
 
 
-def test_spot_capacity():
+def test_spot_capacity_becomes_the_node_groups_spot_type():
     assert load(nodeCapacityType="spot").node_group.capacity_type == "SPOT"
 
 
@@ -361,7 +361,7 @@ def test_bad_images_name_the_service_and_what_is_accepted(images, key, accepted)
     ("orders:1.0", True), (f"orders@{DIGEST}", True), (f"localhost:5000/shop/orders:v2@{DIGEST}", True),
     ("orders", False), ("orders:latest", False), (f"orders:latest@{DIGEST}", False), ("Orders:1", False),
 ])
-def test_pinned_image_reference(reference, pinned):
+def test_an_image_reference_is_pinned_by_a_tag_other_than_latest_or_a_digest(reference, pinned):
     from settings import pinned_image_reference
     assert pinned_image_reference(reference) is pinned
 

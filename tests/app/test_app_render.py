@@ -116,7 +116,7 @@ def test_each_service_has_its_objects(render, service):
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
-def test_workload_spec(render, service):
+def test_each_workload_runs_hardened_probed_and_spread(render, service):
     deployment = one(render, "Deployment", service)["spec"]
     pod = deployment["template"]["spec"]
     container = pod["containers"][0]
@@ -164,7 +164,7 @@ def test_replicas_are_left_to_the_autoscaler_after_create(render):
             assert deployment["options"]["ignoreChanges"] == ["spec.replicas"]
 
 
-def test_namespace_injects_sidecars(render):
+def test_the_shop_namespace_injects_sidecars(render):
     namespace = one(render, "Namespace", NAMESPACE, namespace=None)
     assert namespace["metadata"]["labels"]["istio-injection"] == "enabled"
 

@@ -62,7 +62,7 @@ def test_gateway_without_a_hostname_serves_any_host_without_redirect():
 
 
 @pytest.mark.parametrize("hostname", ["shop.example.com", None])
-def test_public_routes(hostname):
+def test_public_routes_send_graphql_and_the_playground_to_graphql_with_safe_retries(hostname):
     spec = shop.public_virtual_service_spec(hostname, "e-commerce/shop", GRAPHQL_HOST, 8080)
     assert spec["hosts"] == [hostname or "*"]
     assert spec["gateways"] == ["e-commerce/shop"]
@@ -81,7 +81,7 @@ def test_public_routes(hostname):
     assert set(by_name["graphql"]["retries"]["retryOn"].split(",")) <= set(ms.RETRY_BEFORE_REQUEST)
 
 
-def test_urls():
+def test_the_graphql_and_playground_urls_follow_the_base_url():
     assert shop.urls("https://shop.example.com/") == {"graphqlUrl": "https://shop.example.com/graphql",
                                                       "playgroundUrl": "https://shop.example.com/playground"}
 

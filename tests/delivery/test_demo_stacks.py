@@ -69,7 +69,7 @@ def test_zero_stops_every_new_demo():
 
 
 @pytest.mark.parametrize("raw, expected", [(None, 2), ("", 2), (" 3 ", 3), ("0", 0), ("20", 20)])
-def test_the_maximum_setting(raw, expected):
+def test_the_maximum_of_live_demo_stacks_is_validated(raw, expected):
     assert demo_stacks.parse_max(raw) == expected
 
 

@@ -142,7 +142,7 @@ def test_cluster_tagged_volume_is_found_with_cluster_name(aws, capsys):
 
 @pytest.mark.parametrize("state, verdict", [
     ("PendingDeletion", leftovers.FINE), ("Enabled", leftovers.BILLABLE), ("Disabled", leftovers.BILLABLE)])
-def test_kms_verdicts(state, verdict):
+def test_a_kms_key_is_a_leftover_unless_it_is_pending_deletion(state, verdict):
     assert leftovers.judge("kms", "key", state)[0] == verdict
 
 

@@ -160,7 +160,7 @@ def test_dry_run_destroys_nothing_but_says_what_it_would_do():
     ("2026-11-25T20:00:01+00:00", False),
     ("2026-11-25T20:00:00.500Z", False),
 ])
-def test_offsets_are_honoured(value, expired):
+def test_an_expiry_with_a_utc_offset_is_compared_in_utc(value, expired):
     decision = reap.decide("pr-1", {reap.EXPIRY_TAG: value}, NOW)
     assert decision.action == (reap.DESTROY if expired else reap.KEEP)
 

@@ -98,7 +98,7 @@ def run_zizmor(*paths: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120, env=offline_env())
 
 
-def test_actionlint_finds_nothing():
+def test_actionlint_finds_no_problem_in_any_workflow():
     result = run_actionlint(*WORKFLOW_FILES)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -249,7 +249,7 @@ def test_deploy_updates_dev_from_main_one_at_a_time():
     assert action["with"]["command"] == "up" and action["with"]["stack-name"] == "dev"
 
 
-def test_demo_stack_lifecycle():
+def test_a_demo_stack_is_stood_up_updated_and_destroyed_with_its_pull_request():
     document = load(WORKFLOWS / "demo.yml")
     on = document["on"]
     assert {"labeled", "synchronize", "closed"} <= set(on["pull_request"]["types"])

@@ -39,7 +39,7 @@ def test_every_service_has_a_dockerfile():
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.parent.name)
-def test_hadolint_passes(dockerfile):
+def test_every_dockerfile_passes_hadolint(dockerfile):
     result = subprocess.run([hadolint(), "--no-color", "--failure-threshold", "info", str(dockerfile)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -56,7 +56,7 @@ def test_orders_pagination_with_after(http, graphql_url):
     assert len(first_ids) == len(second_ids) == 3 and second_ids[0] > first_ids[-1]
 
 
-def test_order_by_id(http, graphql_url, orders_url):
+def test_an_order_is_found_by_its_id_with_its_items(http, graphql_url, orders_url):
     expected = http.get(f"{orders_url}/orders/o0007").json()
     _, body = graphql(http, graphql_url, f'{{ order(id: "o0007") {{ {ORDER_FIELDS} }} missing: order(id: "o9999") {{ id }} }}')
     order = body["data"]["order"]

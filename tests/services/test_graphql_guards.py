@@ -67,7 +67,7 @@ def test_the_service_refuses_both_before_validation(query: str) -> None:
     assert error["message"].startswith("document too complex: ")
 
 
-def test_limits_are_inclusive() -> None:
+def test_fragments_nested_to_the_limit_pass_and_one_level_deeper_is_refused() -> None:
     assert errors_of(fragment_chain(guards.MAX_FRAGMENT_NESTING)) == []
     assert errors_of(fragment_chain(guards.MAX_FRAGMENT_NESTING + 1))[0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
 
