@@ -304,8 +304,11 @@ def test_every_role_duration_is_explicit_and_fits_its_role():
 PULUMI_STUB = """#!/usr/bin/env bash
 echo "pulumi $*" >> "$STUB_LOG"
 case "$*" in
-  "stack select"*) exit "${STUB_SELECT:-1}";;
-  "stack ls --json"*) cat "$STUB_STACKS"; exit 0;;
+  "stack select"*) exit 0;;
+  "stack ls --json"*)
+    if [ -n "${STUB_LS_ERROR:-}" ]; then echo "error: $STUB_LS_ERROR" >&2; exit 255; fi
+    if [ -n "${STUB_STACKS:-}" ]; then cat "$STUB_STACKS"; else echo '[]'; fi
+    exit 0;;
   "config get clusterName"*) echo beta; exit 0;;
   "config get domain"*) echo example.com; exit 0;;
   "config get "*) echo '["arn:aws:iam::123456789012:role/someone"]'; exit 0;;
@@ -353,6 +356,62 @@ def test_demo_and_nightly_stacks_list_the_teardown_role_and_nobody_else(workflow
     assert config.index(sets[0]) > config.index(f"pulumi config rm clusterAdminArns --stack {stack}")
     assert f"pulumi stack tag set expires-at 2026-11-25T20:00:00Z --stack {stack}" in log
     assert f"cluster-name=beta-{stack}" in (tmp_path / "output").read_text()
+
+
+# -- "no such stack" is told apart from every other error ---------------------------------------------
+
+def find_stack_step(workflow: str, job: str) -> dict[str, Any]:
+    return next(s for s in load(WORKFLOWS / f"{workflow}.yml")["jobs"][job]["steps"] if s.get("id") == "stack")
+
+
+STACK_STEPS = [("demo", "up", "pr-42"), ("nightly", "up", "nightly-987654321"),
+               ("demo", "destroy", "pr-42"), ("nightly", "teardown", "nightly-987654321")]
+
+
+def run_stack_step(workflow: str, job: str, stack: str, tmp_path: Path, **env: str):
+    return run_script(find_stack_step(workflow, job)["run"], tmp_path, {
+        "STACK": stack, "PR_NUMBER": "42", "EXPIRES_AT": "2026-11-25T20:00:00Z", "GITHUB_RUN_ID": "987654321",
+        "DEMO_TEARDOWN_ROLE_ARN": TEARDOWN_ARN, **env})
+
+
+@pytest.mark.parametrize("workflow, job, stack", STACK_STEPS)
+def test_a_backend_error_is_never_taken_for_a_missing_stack(workflow: str, job: str, stack: str, tmp_path: Path):
+    result, log = run_stack_step(workflow, job, stack, tmp_path,
+                                 STUB_LS_ERROR="failed to list stacks: AccessDenied: s3:ListBucket")
+    assert result.returncode != 0, "an S3 error must fail the step"
+    assert not any(line.startswith(("pulumi stack init", "pulumi destroy", "pulumi config set")) for line in log)
+    output = tmp_path / "output"
+    assert "exists=false" not in (output.read_text() if output.exists() else "")
+
+
+@pytest.mark.parametrize("workflow, job, stack", STACK_STEPS)
+def test_only_a_stack_missing_from_the_listing_counts_as_missing(workflow: str, job: str, stack: str,
+                                                                 tmp_path: Path):
+    listing = tmp_path / "stacks.json"
+    listing.write_text(json.dumps([{"name": "dev", "resourceCount": 140}]))
+    result, log = run_stack_step(workflow, job, stack, tmp_path, STUB_STACKS=str(listing))
+    assert result.returncode == 0, result.stderr
+    if job in ("up",):
+        assert any(line.startswith(f"pulumi stack init {stack} --copy-config-from dev") for line in log)
+    else:
+        assert "exists=false" in (tmp_path / "output").read_text()
+        assert f"pulumi stack select {stack}" not in log
+
+    listing.write_text(json.dumps([{"name": "dev"}, {"name": f"organization/eks-istio-shop/{stack}",
+                                                     "resourceCount": 120}]))
+    (tmp_path / "output").write_text("")
+    result, log = run_stack_step(workflow, job, stack, tmp_path, STUB_STACKS=str(listing))
+    assert result.returncode == 0, result.stderr
+    assert f"pulumi stack select {stack}" in log
+    assert not any(line.startswith("pulumi stack init") for line in log)
+    if job != "up":
+        assert "exists=true" in (tmp_path / "output").read_text()
+
+
+def test_no_workflow_takes_a_failed_select_for_a_missing_stack():
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for line in path.read_text().splitlines():
+            assert not ("stack select" in line and ("2>/dev/null" in line or line.strip().startswith("if"))), line
 
 
 # -- bounded demos ---------------------------------------------------------------------------------

@@ -108,3 +108,16 @@ def test_cli_bad_input_exits_2(tmp_path: Path, capsys):
     assert demo_stacks.main(["admit", "pr-1", "--stacks", str(stacks), "--max", "many"]) == 2
     with pytest.raises(SystemExit):
         demo_stacks.main(["admit", "dev", "--stacks", str(stacks)])
+
+
+def test_exists_prints_true_or_false_and_fails_only_on_a_bad_listing(tmp_path: Path, capsys):
+    listing = tmp_path / "stacks.json"
+    listing.write_text(json.dumps(LISTING))
+    for stack, answer in (("pr-12", "true"), ("pr-7", "true"), ("nightly-99887766", "true"), ("pr-8", "false"),
+                          ("pr-3", "false")):
+        assert demo_stacks.main(["exists", stack, "--stacks", str(listing)]) == 0
+        assert capsys.readouterr().out == answer + "\n", stack
+    listing.write_text("error: failed to list stacks")
+    assert demo_stacks.main(["exists", "pr-7", "--stacks", str(listing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "not JSON" in captured.err
