@@ -165,8 +165,77 @@ def access_problems(workflows: dict[str, dict[str, Any]], jobs=JOBS, stacks=STAC
     return problems
 
 
+def grant_problems(workflows: dict[str, dict[str, Any]], stacks=STACKS) -> list[str]:
+    """Every access entry the model grants through a setting is written by the job it names, from its
+    repository variable, before that job's `pulumi up`; empty when the model and the workflows agree."""
+    problems = []
+    for kind in stacks.values():
+        for grant in kind.grants:
+            if grant.setting is None:
+                continue  # the creator: EKS's bootstrap entry
+            what = f"{kind.name}: {grant.environment}'s {grant.setting}"
+            if grant.set_by_job is None or grant.variable is None:
+                problems.append(f"{what} is written by no workflow (set_by_job and variable in the model)")
+                continue
+            workflow, name = grant.set_by_job
+            job = workflows.get(workflow, {}).get("jobs", {}).get(name)
+            if job is None:
+                problems.append(f"{what}: {workflow}.yml:{name} does not exist")
+                continue
+            steps = job.get("steps", [])
+            bare = grant.setting.split(":", 1)[1]
+            write = f"pulumi config set --path '{bare}[0]' \"${grant.variable}\""
+            writers = [i for i, step in enumerate(steps) if write in step.get("run", "")]
+            ups = [i for i, step in enumerate(steps) if "up" in step_operations(step)]
+            if not writers:
+                problems.append(f"{what}: {workflow}.yml:{name} never runs `{write}`")
+                continue
+            if not ups or writers[0] > ups[0]:
+                problems.append(f"{what}: {workflow}.yml:{name} writes it after `pulumi up` (or runs no up)")
+            env = step_env(workflows[workflow], job, steps[writers[0]])
+            if env.get(grant.variable) != f"${{{{ vars.{grant.variable} }}}}":
+                problems.append(f"{what}: {workflow}.yml:{name} takes ${grant.variable} from "
+                                f"{env.get(grant.variable)!r}, not the repository variable {grant.variable}")
+    return problems
+
+
 def test_the_workflows_agree_with_the_identity_model():
     assert access_problems(all_workflows()) == []
+    assert grant_problems(all_workflows()) == []
+
+
+def test_a_grant_that_no_workflow_writes_is_caught():
+    stacks = dict(STACKS)
+    dev = stacks["dev"]
+    stacks["dev"] = access_model.StackKind(dev.name, dev.pattern, dev.created_by, tuple(
+        access_model.Grant(g.environment, g.level, g.setting, "the user") if g.environment == "preview" else g
+        for g in dev.grants))
+    assert grant_problems(all_workflows(), stacks) == [
+        "dev: preview's eks-istio-shop:clusterViewerArns is written by no workflow (set_by_job and variable in "
+        "the model)"]
+
+    def drop(w):
+        job = w["deploy"]["jobs"]["up"]
+        job["steps"] = [s for s in job["steps"] if s.get("id") != "viewers"]
+
+    workflows = copy.deepcopy(all_workflows())
+    drop(workflows)
+    assert any("deploy.yml:up never runs" in p for p in grant_problems(workflows))
+
+    def late(w):
+        job = w["deploy"]["jobs"]["up"]
+        step = next(s for s in job["steps"] if s.get("id") == "viewers")
+        job["steps"].remove(step)
+        job["steps"].append(step)
+
+    workflows = copy.deepcopy(all_workflows())
+    late(workflows)
+    assert any("writes it after `pulumi up`" in p for p in grant_problems(workflows))
+
+    workflows = copy.deepcopy(all_workflows())
+    next(s for s in workflows["deploy"]["jobs"]["up"]["steps"] if s.get("id") == "viewers")["env"][
+        "PREVIEW_ROLE_ARN"] = "${{ vars.AWS_ROLE_ARN }}"
+    assert any("not the repository variable PREVIEW_ROLE_ARN" in p for p in grant_problems(workflows))
 
 
 def test_the_model_gives_every_job_the_access_it_needs():
@@ -358,6 +427,43 @@ def test_demo_and_nightly_stacks_list_the_teardown_role_and_nobody_else(workflow
     assert f"cluster-name=beta-{stack}" in (tmp_path / "output").read_text()
 
 
+PREVIEW_ARN = "arn:aws:iam::123456789012:role/eks-shop-preview"
+DEV_ARN = "arn:aws:iam::123456789012:role/eks-shop-dev"
+
+
+def viewers_step() -> dict[str, Any]:
+    return next(s for s in load(WORKFLOWS / "deploy.yml")["jobs"]["up"]["steps"] if s.get("id") == "viewers")
+
+
+def test_deploy_lists_exactly_the_preview_role_as_devs_viewer_before_up(tmp_path: Path):
+    job = load(WORKFLOWS / "deploy.yml")["jobs"]["up"]
+    step = viewers_step()
+    assert step["env"]["PREVIEW_ROLE_ARN"] == "${{ vars.PREVIEW_ROLE_ARN }}", \
+        "a repository variable: the preview environment's AWS_ROLE_ARN is not visible in dev"
+    up = next(i for i, s in enumerate(job["steps"]) if "up" in step_operations(s))
+    assert job["steps"].index(step) == up - 1, "written right before `pulumi up`"
+    result, log = run_script(step["run"], tmp_path, {"PREVIEW_ROLE_ARN": PREVIEW_ARN, "AWS_ROLE_ARN": DEV_ARN})
+    assert result.returncode == 0, result.stderr
+    config = [line for line in log if line.startswith("pulumi config ")]
+    # The stub answers that a list is there: it is replaced, not appended to.
+    assert config[-2:] == ["pulumi config rm clusterViewerArns --stack dev",
+                           f"pulumi config set --path clusterViewerArns[0] {PREVIEW_ARN} --stack dev"]
+    assert log.index("pulumi login s3://state") < log.index(config[-1])
+
+
+@pytest.mark.parametrize("preview_arn, message", [
+    ("", "Set the repository variable PREVIEW_ROLE_ARN"),
+    (DEV_ARN, "PREVIEW_ROLE_ARN is the dev role itself"),
+    ("arn:aws:sts::123456789012:assumed-role/eks-shop-preview/session", "is not an IAM role ARN"),
+])
+def test_deploy_stops_without_a_usable_preview_role(preview_arn: str, message: str, tmp_path: Path):
+    result, log = run_script(viewers_step()["run"], tmp_path, {"PREVIEW_ROLE_ARN": preview_arn,
+                                                               "AWS_ROLE_ARN": DEV_ARN})
+    assert result.returncode == 1
+    assert message in result.stdout and "::error::" in result.stdout
+    assert not any(line.startswith("pulumi config set") for line in log)
+
+
 # -- "no such stack" is told apart from every other error ---------------------------------------------
 
 def find_stack_step(workflow: str, job: str) -> dict[str, Any]:
@@ -473,7 +579,8 @@ def test_the_docs_give_every_role_its_max_session_duration():
 
 
 def test_advice_names_the_setting_a_user_can_change():
-    assert "clusterViewerArns of stack dev (Pulumi.dev.yaml" in access_model.missing_access_advice("dev", VIEW)
+    advice = access_model.missing_access_advice("dev", VIEW)
+    assert "repository variable PREVIEW_ROLE_ARN" in advice and "clusterViewerArns of stack dev" in advice
     assert "clusterAdminArns of stack dev" in access_model.missing_access_advice("dev", ADMIN)
     for stack in ("pr-3", "org/eks-istio-shop/nightly-12"):
         assert "DEMO_TEARDOWN_ROLE_ARN" in access_model.missing_access_advice(stack, ADMIN)
