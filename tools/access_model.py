@@ -66,7 +66,7 @@ ROLES = {
         Role("dev", 7200, "up with refresh, image builds and, rarely, a cluster replacement (delete 10-15 min "
                           "+ create 14-20 min) plus the smoke check can pass an hour"),
         Role("demo", 7200, "a first up of a whole stack (14-20 min) plus arm64 image builds and the smoke check"),
-        Role("demo-teardown", 7200, "the reaper destroys up to 6 stacks one after another (about 15 min each)"),
+        Role("demo-teardown", 7200, "the reaper destroys up to 4 stacks one after another (about 15 min each)"),
         Role("nightly", 7200, "each phase re-assumes the role; one job (up + smoke) can still pass an hour"),
     )
 }

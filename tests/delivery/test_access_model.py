@@ -378,6 +378,7 @@ case "$*" in
     if [ -n "${STUB_LS_ERROR:-}" ]; then echo "error: $STUB_LS_ERROR" >&2; exit 255; fi
     if [ -n "${STUB_STACKS:-}" ]; then cat "$STUB_STACKS"; else echo '[]'; fi
     exit 0;;
+  "stack tag get expires-at"*) if [ -n "${STUB_EXPIRES_AT:-}" ]; then echo "$STUB_EXPIRES_AT"; exit 0; fi; exit 255;;
   "config get clusterName"*) echo beta; exit 0;;
   "config get domain"*) echo example.com; exit 0;;
   "config get "*) echo '["arn:aws:iam::123456789012:role/someone"]'; exit 0;;
@@ -518,6 +519,43 @@ def test_no_workflow_takes_a_failed_select_for_a_missing_stack():
     for path in sorted(WORKFLOWS.glob("*.yml")):
         for line in path.read_text().splitlines():
             assert not ("stack select" in line and ("2>/dev/null" in line or line.strip().startswith("if"))), line
+
+
+# -- a lock left by a timed-out or cancelled update never blocks a teardown ---------------------------
+
+CANCEL = 'pulumi cancel --yes --stack "$STACK"'
+
+
+@pytest.mark.parametrize("workflow, job", [("nightly", "teardown"), ("demo", "destroy")])
+def test_teardowns_clear_a_stale_lock_before_they_destroy(workflow: str, job: str):
+    steps = load(WORKFLOWS / f"{workflow}.yml")["jobs"][job]["steps"]
+    cancels = [i for i, step in enumerate(steps) if CANCEL in step.get("run", "")]
+    destroys = [i for i, step in enumerate(steps) if "destroy" in step_operations(step)]
+    assert cancels and destroys and cancels[0] < destroys[0]
+    assert steps[cancels[0]].get("if") == steps[destroys[0]].get("if") == "steps.stack.outputs.exists == 'true'"
+
+
+def lock_step() -> dict[str, Any]:
+    return next(s for s in load(WORKFLOWS / "demo.yml")["jobs"]["destroy"]["steps"] if CANCEL in s.get("run", ""))
+
+
+@pytest.mark.parametrize("previous, cancelled", [
+    ("2099-01-01T00:00:00Z", True),  # not due: no reaper can be on it
+    ("", True),  # no tag: the reaper never touches it
+    ("2020-01-01T00:00:00Z", False),  # due: a reaper may be destroying it right now
+])
+def test_the_demo_destroy_keeps_the_reaper_off_and_cancels_only_a_stack_it_cannot_be_on(
+        previous: str, cancelled: bool, tmp_path: Path):
+    result, log = run_script(lock_step()["run"], tmp_path, {"STACK": "pr-42", "STUB_EXPIRES_AT": previous})
+    assert result.returncode == 0, result.stderr
+    tag = next(i for i, line in enumerate(log) if line.startswith("pulumi stack tag set expires-at "))
+    assert log[tag].endswith("--stack pr-42")
+    cancel = [i for i, line in enumerate(log) if line == "pulumi cancel --yes --stack pr-42"]
+    assert bool(cancel) is cancelled
+    if cancel:
+        assert tag < cancel[0], "the reaper is kept off before the lock goes"
+    else:
+        assert "which may be destroying it" in result.stdout
 
 
 # -- bounded demos ---------------------------------------------------------------------------------
