@@ -9,7 +9,9 @@ Each full demo stack takes one VPC and one Elastic IP (a single NAT gateway), an
 quotas are 5 of each per region, shared with dev and the nightly run. A stack that already holds
 resources always updates; a new one (or one whose resources are all gone) is refused when
 --max live demo stacks (pr-<n>) exist. A stack counts as live while it holds resources, has an update
-in progress, or its resource count is unknown.
+in progress, its resource count is unknown, or it was never updated: demo.yml creates the stack in the
+same serialized job that counts (concurrency group demo-admission), and that empty stack holds the
+place until its up job deploys it.
 
 `exists` answers whether a stack is in the listing, so that a workflow tells "no such stack" apart
 from every other failure: `pulumi stack select NAME 2>/dev/null` fails alike for a missing stack, a
@@ -49,14 +51,18 @@ class DemoStack:
     name: str
     resource_count: Optional[int]
     update_in_progress: bool
+    never_updated: bool = False
 
     @property
     def live(self) -> bool:
-        return self.update_in_progress or self.resource_count is None or self.resource_count > 0
+        return (self.update_in_progress or self.never_updated or self.resource_count is None
+                or self.resource_count > 0)
 
     def describe(self) -> str:
         if self.update_in_progress:
             return f"`{self.name}` (update in progress)"
+        if self.never_updated:
+            return f"`{self.name}` (admitted, not deployed yet)"
         if self.resource_count is None:
             return f"`{self.name}` (resource count unknown)"
         return f"`{self.name}` ({self.resource_count} resources)"
@@ -101,7 +107,9 @@ def demo_stacks(listing: Any) -> list[DemoStack]:
         count = entry.get("resourceCount")
         if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
             raise ListingError(f"{name}: resourceCount {count!r} is not a count")
-        stacks.append(DemoStack(name, count, bool(entry.get("updateInProgress", False))))
+        in_progress = bool(entry.get("updateInProgress", False))
+        # `pulumi stack ls --json` leaves lastUpdate out for a stack never updated (and during an update).
+        stacks.append(DemoStack(name, count, in_progress, not in_progress and not entry.get("lastUpdate")))
     return sorted(stacks, key=lambda s: int(s.name.split("-", 1)[1]))
 
 

@@ -561,22 +561,49 @@ def test_the_demo_destroy_keeps_the_reaper_off_and_cancels_only_a_stack_it_canno
 # -- bounded demos ---------------------------------------------------------------------------------
 
 def admission_step() -> dict[str, Any]:
-    job = load(WORKFLOWS / "demo.yml")["jobs"]["up"]
+    job = load(WORKFLOWS / "demo.yml")["jobs"]["admit"]
     return next(step for step in job["steps"] if "tools.demo_stacks admit" in step.get("run", ""))
 
 
-def test_demo_admission_comes_before_the_stack_is_created():
-    job = load(WORKFLOWS / "demo.yml")["jobs"]["up"]
-    names = [step.get("run", "") for step in job["steps"]]
-    admit = next(i for i, run in enumerate(names) if "tools.demo_stacks admit" in run)
-    create = next(i for i, run in enumerate(names) if "pulumi stack init" in run)
-    assert admit < create
+def test_demo_admission_and_creation_run_one_pull_request_at_a_time():
+    """Two pull requests labelled together must not both pass the count: the count and the stack's
+    creation share one repository-wide group, and the created stack counts from then on."""
+    document = load(WORKFLOWS / "demo.yml")
+    admit_job, up = document["jobs"]["admit"], document["jobs"]["up"]
+    assert admit_job["concurrency"] == {"group": "demo-admission", "cancel-in-progress": False}
+    assert up["needs"] == "admit" or up["needs"] == ["admit"]
+    assert admit_job["if"] == up["if"], "admitted exactly when an up follows"
+    runs = [step.get("run", "") for step in admit_job["steps"]]
+    count = next(i for i, run in enumerate(runs) if "tools.demo_stacks admit" in run)
+    create = next(i for i, run in enumerate(runs) if "pulumi stack init" in run)
+    assert count < create
+    assert not any("tools.demo_stacks admit" in step.get("run", "") for step in up["steps"]), \
+        "a count outside the group would race again"
     assert admission_step()["env"]["DEMO_MAX_STACKS"] == "${{ vars.DEMO_MAX_STACKS }}"
+
+
+def test_the_admitted_stack_is_created_with_an_expiry_and_an_existing_one_left_alone(tmp_path: Path):
+    job = load(WORKFLOWS / "demo.yml")["jobs"]["admit"]
+    step = next(s for s in job["steps"] if "pulumi stack init" in s.get("run", ""))
+    (tmp_path / "build").mkdir()
+    listing = ROOT / "build" / "stacks.json"
+    listing.parent.mkdir(exist_ok=True)
+    for stacks, created in (([{"name": "dev", "resourceCount": 140}], True),
+                            ([{"name": "dev"}, {"name": "pr-42", "resourceCount": 120}], False)):
+        listing.write_text(json.dumps(stacks))
+        result, log = run_script(step["run"], tmp_path, {"STACK": "pr-42", "PR_NUMBER": "42"})
+        assert result.returncode == 0, result.stderr
+        inits = [line for line in log if line.startswith("pulumi stack init pr-42 --copy-config-from dev")]
+        assert bool(inits) is created
+        tags = [line for line in log if line.startswith("pulumi stack tag set expires-at ")]
+        assert bool(tags) is created, "the reaper removes a reservation whose up job never came"
+    listing.unlink()
 
 
 def test_a_refused_demo_comments_why_and_fails(tmp_path: Path):
     stacks = tmp_path / "stacks.json"
-    stacks.write_text(json.dumps([{"name": f"pr-{n}", "resourceCount": 120} for n in (3, 4)]))
+    stacks.write_text(json.dumps([{"name": f"pr-{n}", "resourceCount": 120, "lastUpdate": "2026-11-25T19:00:00.000Z"}
+                                  for n in (3, 4)]))
     result, log = run_script(admission_step()["run"], tmp_path, {
         "STACK": "pr-42", "PR_NUMBER": "42", "STUB_STACKS": str(stacks), "DEMO_MAX_STACKS": "",
         "EVENT_NAME": "pull_request"})
@@ -589,7 +616,8 @@ def test_a_refused_demo_comments_why_and_fails(tmp_path: Path):
 
 def test_an_admitted_or_existing_demo_goes_on_and_a_bad_maximum_stops(tmp_path: Path):
     stacks = tmp_path / "stacks.json"
-    stacks.write_text(json.dumps([{"name": f"pr-{n}", "resourceCount": 120} for n in (3, 4)]))
+    stacks.write_text(json.dumps([{"name": f"pr-{n}", "resourceCount": 120, "lastUpdate": "2026-11-25T19:00:00.000Z"}
+                                  for n in (3, 4)]))
     base = {"PR_NUMBER": "4", "STUB_STACKS": str(stacks), "EVENT_NAME": "pull_request"}
     result, log = run_script(admission_step()["run"], tmp_path, {**base, "STACK": "pr-4", "DEMO_MAX_STACKS": "2"})
     assert result.returncode == 0 and not any(line.startswith("gh ") for line in log)

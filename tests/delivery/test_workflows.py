@@ -324,6 +324,7 @@ EXPECTED_ENVIRONMENTS = {
     ("preview", "preview"): "preview",
     ("deploy", "up"): "dev",
     ("demo", "up"): "demo",
+    ("demo", "admit"): "demo",
     ("demo", "destroy"): "demo-teardown",
     ("reap", "reap"): "demo-teardown",
     ("nightly", "up"): "nightly",
