@@ -30,8 +30,10 @@ _RANK = {VIEW: 1, ADMIN: 2}
 
 ADMIN_SETTING = f"{PROJECT}:clusterAdminArns"
 VIEWER_SETTING = f"{PROJECT}:clusterViewerArns"
-# Repository variable (not an environment's: demo.yml's up job runs in `demo` and must see it).
+# Repository variables (not an environment's: the job that writes each into a stack's settings runs
+# in another environment than the role it names, and repository variables are visible to every one).
 TEARDOWN_ROLE_VARIABLE = "DEMO_TEARDOWN_ROLE_ARN"
+PREVIEW_ROLE_VARIABLE = "PREVIEW_ROLE_ARN"
 
 # What each Pulumi operation needs inside the cluster. A refreshing preview only reads; anything
 # that writes state (up, destroy, a refresh that is not a preview) must be able to change objects.
@@ -64,7 +66,7 @@ ROLES = {
         Role("dev", 7200, "up with refresh, image builds and, rarely, a cluster replacement (delete 10-15 min "
                           "+ create 14-20 min) plus the smoke check can pass an hour"),
         Role("demo", 7200, "a first up of a whole stack (14-20 min) plus arm64 image builds and the smoke check"),
-        Role("demo-teardown", 7200, "the reaper destroys up to 6 stacks one after another (about 15 min each)"),
+        Role("demo-teardown", 7200, "the reaper destroys up to 4 stacks one after another (about 15 min each)"),
         Role("nightly", 7200, "each phase re-assumes the role; one job (up + smoke) can still pass an hour"),
     )
 }
@@ -78,7 +80,10 @@ class Grant:
     level: str
     setting: Optional[str]  # None: the cluster's creator, admin by EKS's bootstrap entry
     set_by: str  # who puts the setting there (or who creates the stack)
-    set_by_job: Optional[tuple[str, str]] = None  # (workflow, job) that writes the setting, checked by the tests
+    # The (workflow, job) that writes the setting, before its `pulumi up`, as element 0 of the list,
+    # from the repository variable `variable`; tests/delivery/test_access_model.py holds the workflows to it.
+    set_by_job: Optional[tuple[str, str]] = None
+    variable: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,9 @@ STACKS = {
             grants=(
                 Grant("dev", ADMIN, None,
                       f"if a person created dev instead: `{ADMIN_SETTING}` in Pulumi.dev.yaml lists the dev role"),
-                Grant("preview", VIEW, VIEWER_SETTING, "the user, in Pulumi.dev.yaml"),
+                Grant("preview", VIEW, VIEWER_SETTING,
+                      f"deploy.yml before each `pulumi up`, from the repository variable {PREVIEW_ROLE_VARIABLE}",
+                      ("deploy", "up"), PREVIEW_ROLE_VARIABLE),
             )),
         StackKind(
             "pr-<n>", r"^pr-\d+$",
@@ -110,7 +117,8 @@ STACKS = {
             grants=(
                 Grant("demo", ADMIN, None, "creator"),
                 Grant("demo-teardown", ADMIN, ADMIN_SETTING,
-                      f"demo.yml, from the repository variable {TEARDOWN_ROLE_VARIABLE}", ("demo", "up")),
+                      f"demo.yml, from the repository variable {TEARDOWN_ROLE_VARIABLE}", ("demo", "up"),
+                      TEARDOWN_ROLE_VARIABLE),
             )),
         StackKind(
             "nightly-<run>", r"^nightly-\d+$",
@@ -118,7 +126,8 @@ STACKS = {
             grants=(
                 Grant("nightly", ADMIN, None, "creator"),
                 Grant("demo-teardown", ADMIN, ADMIN_SETTING,
-                      f"nightly.yml, from the repository variable {TEARDOWN_ROLE_VARIABLE}", ("nightly", "up")),
+                      f"nightly.yml, from the repository variable {TEARDOWN_ROLE_VARIABLE}", ("nightly", "up"),
+                      TEARDOWN_ROLE_VARIABLE),
             )),
     )
 }
@@ -179,6 +188,10 @@ def missing_access_advice(stack: str, needs: str) -> str:
         return (f"{bare} gives cluster admin to its creator and to the role in the repository variable "
                 f"{TEARDOWN_ROLE_VARIABLE}, which the workflow that stands it up writes into {ADMIN_SETTING}: "
                 f"set that variable to this role's ARN and run that workflow's up again")
+    if bare == "dev" and needs == VIEW:
+        return (f"set the repository variable {PREVIEW_ROLE_VARIABLE} to this role's ARN: deploy.yml writes it into "
+                f"{VIEWER_SETTING} of stack dev before each `pulumi up` (docs/delivery.md, 'Identities'), so the "
+                "next deploy of main gives it read access")
     where = "Pulumi.dev.yaml" if bare == "dev" else f"Pulumi.{bare}.yaml"
     return (f"add it to {setting} of stack {bare} ({where}; see docs/delivery.md, 'Identities') and run "
             f"`pulumi up` of {bare} as an identity that is already admin")

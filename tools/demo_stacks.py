@@ -3,15 +3,25 @@
     pulumi stack ls --json > stacks.json
     python -m tools.demo_stacks admit pr-12 --stacks stacks.json --max "$DEMO_MAX_STACKS" \
         [--comment refused.md] [--github-output "$GITHUB_OUTPUT"]
+    python -m tools.demo_stacks exists pr-12 --stacks stacks.json     # prints true or false
 
 Each full demo stack takes one VPC and one Elastic IP (a single NAT gateway), and AWS's default
 quotas are 5 of each per region, shared with dev and the nightly run. A stack that already holds
 resources always updates; a new one (or one whose resources are all gone) is refused when
 --max live demo stacks (pr-<n>) exist. A stack counts as live while it holds resources, has an update
-in progress, or its resource count is unknown.
+in progress, its resource count is unknown, or it was never updated: demo.yml creates the stack in the
+same serialized job that counts (concurrency group demo-admission), and that empty stack holds the
+place until its up job deploys it.
 
-Exit codes: 0 admitted; 1 refused (the reason, and the live stacks, on stdout and in --comment);
-2 bad input (a malformed listing, or a --max that is not a whole number from 0 to 20).
+`exists` answers whether a stack is in the listing, so that a workflow tells "no such stack" apart
+from every other failure: `pulumi stack select NAME 2>/dev/null` fails alike for a missing stack, a
+failed login, an S3 or KMS error and a missing permission, and a teardown would then report "nothing
+to destroy" while the stack keeps billing. The listing itself must come from a `pulumi stack ls
+--json` that succeeded (any error there fails the step).
+
+Exit codes of `admit`: 0 admitted; 1 refused (the reason, and the live stacks, on stdout and in --comment);
+2 bad input (a malformed listing, or a --max that is not a whole number from 0 to 20). `exists`
+prints true or false and exits 0, or exits 2 on a malformed listing.
 """
 
 from __future__ import annotations
@@ -41,14 +51,18 @@ class DemoStack:
     name: str
     resource_count: Optional[int]
     update_in_progress: bool
+    never_updated: bool = False
 
     @property
     def live(self) -> bool:
-        return self.update_in_progress or self.resource_count is None or self.resource_count > 0
+        return (self.update_in_progress or self.never_updated or self.resource_count is None
+                or self.resource_count > 0)
 
     def describe(self) -> str:
         if self.update_in_progress:
             return f"`{self.name}` (update in progress)"
+        if self.never_updated:
+            return f"`{self.name}` (admitted, not deployed yet)"
         if self.resource_count is None:
             return f"`{self.name}` (resource count unknown)"
         return f"`{self.name}` ({self.resource_count} resources)"
@@ -72,21 +86,30 @@ def parse_max(raw: Optional[str]) -> int:
     return int(text)
 
 
-def demo_stacks(listing: Any) -> list[DemoStack]:
-    """The pr-<n> stacks in `pulumi stack ls --json` output (bare names: Pulumi Cloud prefixes org/project/)."""
+def stack_names(listing: Any) -> list[str]:
+    """The bare names in `pulumi stack ls --json` output (Pulumi Cloud prefixes org/project/)."""
     if not isinstance(listing, list):
         raise ListingError("expected the JSON list `pulumi stack ls --json` prints")
-    stacks = []
+    names = []
     for entry in listing:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise ListingError(f"a stack entry without a name: {entry!r}")
-        name = entry["name"].rsplit("/", 1)[-1]
+        names.append(entry["name"].rsplit("/", 1)[-1])
+    return names
+
+
+def demo_stacks(listing: Any) -> list[DemoStack]:
+    """The pr-<n> stacks in `pulumi stack ls --json` output (bare names: Pulumi Cloud prefixes org/project/)."""
+    stacks = []
+    for entry, name in zip(listing, stack_names(listing)):
         if not DEMO_STACK.match(name):
             continue
         count = entry.get("resourceCount")
         if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
             raise ListingError(f"{name}: resourceCount {count!r} is not a count")
-        stacks.append(DemoStack(name, count, bool(entry.get("updateInProgress", False))))
+        in_progress = bool(entry.get("updateInProgress", False))
+        # `pulumi stack ls --json` leaves lastUpdate out for a stack never updated (and during an update).
+        stacks.append(DemoStack(name, count, in_progress, not in_progress and not entry.get("lastUpdate")))
     return sorted(stacks, key=lambda s: int(s.name.split("-", 1)[1]))
 
 
@@ -120,6 +143,14 @@ def refusal_comment(stack: str, admission: Admission) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _read_listing(path: Path) -> Any:
+    text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ListingError(f"not JSON: {exc}") from None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo_stacks",
                                      description="Admit or refuse a demo stack against the live ones.")
@@ -132,18 +163,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               help=f"the {MAX_VARIABLE} variable (empty: {DEFAULT_MAX_STACKS})")
     admit_parser.add_argument("--comment", type=Path, help="on refusal, write the pull request comment here")
     admit_parser.add_argument("--github-output", type=Path, help="append admitted=true|false here")
+    exists_parser = sub.add_parser("exists", help="print true if the stack is in the listing, else false")
+    exists_parser.add_argument("stack", help="a bare stack name (dev, pr-<number>, nightly-<run>)")
+    exists_parser.add_argument("--stacks", type=Path, required=True,
+                               help="a file holding `pulumi stack ls --json` output ('-': standard input)")
     args = parser.parse_args(argv)
 
+    if args.command == "exists":
+        try:
+            names = stack_names(_read_listing(args.stacks))
+        except (ValueError, OSError) as exc:
+            print(f"demo_stacks: error: {exc}", file=sys.stderr)
+            return 2
+        print("true" if args.stack.rsplit("/", 1)[-1] in names else "false")
+        return 0
     if not DEMO_STACK.match(args.stack):
         parser.error(f"stack: {args.stack!r} is not a demo stack name (pr-<number>)")
     try:
         maximum = parse_max(args.maximum)
-        text = sys.stdin.read() if str(args.stacks) == "-" else args.stacks.read_text()
-        try:
-            listing = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ListingError(f"not JSON: {exc}") from None
-        admission = admit(args.stack, listing, maximum)
+        admission = admit(args.stack, _read_listing(args.stacks), maximum)
     except (ValueError, OSError) as exc:
         print(f"demo_stacks: error: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,15 @@ With --check-access, tools.access_check first says whether this identity is the 
 demo stack lists the teardown role in clusterAdminArns); a missing access is reported and counts as
 a problem, but the destroy still runs.
 
+A destroy that finds the stack locked (an update that timed out or was cancelled leaves its lock
+behind: a lock file on the S3 backend, an update that never ended on Pulumi Cloud) cancels that
+update and tries once more only when the stack's expiry is more than STALE_LOCK_AFTER past: every job
+that can hold a demo or nightly stack's lock has ended by then (demo.yml's up job writes expires-at
+at least an hour ahead when it starts and runs 90 minutes at most; its destroy job moves expires-at
+to its own 90-minute deadline before it starts; nightly.yml's jobs end within 3 hours of the 4-hour
+expiry it sets; this workflow runs one at a time with a 120-minute timeout). A younger lock may
+belong to a running job and is left alone: the stack is reported and retried next run.
+
 Exit codes: 0 all decisions carried out; 1 a destroy failed or an expiry tag is malformed;
 2 the stacks could not be listed (no Pulumi CLI, not logged in, bad arguments).
 """
@@ -32,7 +41,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
@@ -44,8 +53,14 @@ EXPIRY_TAG = "expires-at"
 DELETE_UNREACHABLE_ENV = {"PULUMI_K8S_DELETE_UNREACHABLE": "true"}
 # Long-lived stacks the reaper refuses to destroy even if someone tags them by mistake.
 PROTECTED_STACKS = frozenset({"dev"})
-# Destroys per run: about 15 minutes each, sequential, inside reap.yml's 120-minute timeout.
-DEFAULT_MAX_STACKS = 6
+# Destroys per run: about 15 minutes each, sequential, in half of reap.yml's 120-minute timeout (a
+# slow destroy, a cancelled lock's retry and the leftovers checks take the rest).
+DEFAULT_MAX_STACKS = 4
+# How long after a stack's expiry its lock is taken for stale: the longest timeout of any job that can
+# hold it (reap.yml's 120 minutes; demo.yml's and nightly.yml's jobs have 90). See the module docstring.
+STALE_LOCK_AFTER = timedelta(minutes=120)
+# How the CLI says a stack is locked: the DIY (S3) backend, and Pulumi Cloud (HTTP 409).
+_LOCKED_MARKERS = ("the stack is currently locked by", "Another update is currently in progress")
 ROOT = Path(__file__).resolve().parent.parent
 
 # The decisions the reaper can take, as printed.
@@ -75,6 +90,10 @@ class StackWorkspace(Protocol):
         ...
 
     def destroy_and_remove(self, stack_name: str) -> None: ...
+
+    def cancel(self, stack_name: str) -> None:
+        """`pulumi cancel`: ends the stack's running update (Pulumi Cloud) or deletes its lock files (DIY)."""
+        ...
 
 
 def bare_stack_name(stack_name: str) -> str:
@@ -208,7 +227,22 @@ def _destroy(workspace: StackWorkspace, name: str, now: datetime, decision: Deci
     try:
         workspace.destroy_and_remove(name)
     except Exception as exc:
-        return Decision(name, FAILED, f"destroy failed: {_first_line(exc)}"), 1
+        if not is_locked(exc):
+            return Decision(name, FAILED, f"destroy failed: {_first_line(exc)}"), 1
+        expires = parse_expiry(workspace.tags(name)[EXPIRY_TAG])  # decide() has just read it as valid
+        if now - expires < STALE_LOCK_AFTER:
+            return Decision(name, FAILED, f"locked by another update ({_first_line(exc)}); left for a later run: "
+                                          "its lock is cancelled only once expires-at is "
+                                          f"{_minutes(STALE_LOCK_AFTER)} minutes past, when no job can still "
+                                          "hold it"), 1
+        out(f"{name}: note (locked, and expired more than {_minutes(STALE_LOCK_AFTER)} minutes ago: the update "
+            "holding it has ended; cancelling it and destroying again)")
+        try:
+            workspace.cancel(name)
+            workspace.destroy_and_remove(name)
+        except Exception as retry_exc:
+            return Decision(name, FAILED, f"destroy failed after cancelling its stale lock: "
+                                          f"{_first_line(retry_exc)}"), 1
     if after_destroy is not None and after_destroy(bare_stack_name(name), cluster) != 0:
         return Decision(name, FAILED, "destroyed, but the leftovers check found "
                                       "resources still in AWS (listed above)"), 1
@@ -216,6 +250,15 @@ def _destroy(workspace: StackWorkspace, name: str, now: datetime, decision: Deci
         return Decision(name, FAILED, "destroyed, but this identity had no admin access on its cluster: "
                                       "fix the setting named above for the next stacks"), 1
     return Decision(name, "destroyed", "stack and its resources removed"), 0
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether a failed destroy met another update's lock (the CLI's text on either backend)."""
+    return type(exc).__name__ == "ConcurrentUpdateError" or any(marker in str(exc) for marker in _LOCKED_MARKERS)
+
+
+def _minutes(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 60)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -261,6 +304,9 @@ class AutomationWorkspace:
         config = stack.get_all_config().get(f"{PROJECT}:clusterName")
         prefix = config.value if config is not None and config.value else DEFAULT_CLUSTER_NAME
         return f"{prefix}-{bare_stack_name(stack_name)}"
+
+    def cancel(self, stack_name: str) -> None:
+        self._auto.Stack.select(stack_name, self._workspace).cancel()
 
     def destroy_and_remove(self, stack_name: str) -> None:
         stack = self._auto.Stack.select(stack_name, self._workspace)

@@ -6,9 +6,10 @@ The argument is the shop's base URL when it starts with http:// or https://; oth
 name and the URL is the stack's `url` output (`pulumi stack output url --stack <name>`).
 
 The checks, in order (each prints its result and timing as it finishes):
-1. reachable: GET <base>/playground until it answers below 500, within --timeout (default 900 s),
-   retrying with backoff. Right after `pulumi up` the name may not resolve yet and the load balancer's
-   targets take minutes to pass their health checks; the gateway answers 503 until it has a route.
+1. reachable: GET <base>/playground until it answers neither 404 nor 5xx, within --timeout (default
+   900 s), retrying with backoff. Right after `pulumi up` the name may not resolve yet and the load
+   balancer's targets take minutes to pass their health checks; the gateway answers 404 until the
+   route is programmed and 503 until the service behind it is ready.
    The playground is asked because its answer comes from the GraphQL service, through the load
    balancer, the ingress gateway and the public routes: the whole path a user takes.
 2. tls (https only): the negotiated TLS version must be 1.2 or 1.3. The certificate must verify.
@@ -17,8 +18,9 @@ The checks, in order (each prints its result and timing as it finishes):
 4. graphql: POST <base>/graphql with a query for orders, their items and each item's product must
    answer 200 without errors, with at least one order, items, and a product for every item.
 5. playground: GET <base>/playground must answer 200 with an HTML page.
-6. /orders hidden, /products hidden: the backends' REST paths must not be served from outside
-   (any 2xx answer fails; the gateway's 404 for a path without a route is what passes).
+6. /orders hidden, /products hidden: the backends' REST paths must not be served from outside: the
+   gateway's 404 for a path without a route (or another 4xx refusal) passes; a 2xx means it is
+   served, a 3xx may lead to it, and a 5xx says something failed, so none of them pass.
 
 With an http:// URL (no domain: the load balancer has no TLS listener) the TLS and redirect checks
 are skipped, and the report says why.
@@ -53,6 +55,9 @@ DEFAULT_TIMEOUT_SECONDS = 900.0
 # One request's limit: above the public GraphQL route's timeout (10 s, components/shop.py), so the
 # gateway's own answer arrives before the client gives up.
 REQUEST_TIMEOUT_SECONDS = 15.0
+# The playground answers these while the stack settles: 404 until the gateway's route is programmed,
+# 5xx (503 "no healthy upstream") until the service behind it is ready. Every 5xx is waited on too.
+WAITING_STATUSES = frozenset({404})
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 15.0
 # Answers are small; anything larger is read only this far.
@@ -354,12 +359,19 @@ def judge_playground(answer: Answer) -> tuple[bool, str]:
 
 
 def judge_hidden(answer: Answer, path: str) -> tuple[bool, str]:
-    """The backends' paths have no public route: the gateway answers 404. Any 2xx means something
-    serves them from outside."""
+    """The backends' paths have no public route: the gateway answers 404 (another 4xx is a refusal too).
+    A 2xx means something serves them from outside; a 3xx or 5xx proves nothing either way."""
     if 200 <= answer.status < 300:
         shown = "the service's JSON" if answer.content_type == "application/json" else answer.content_type or "a body"
         return False, f"answered {answer.status} with {shown}: {path} is reachable from outside"
-    return True, f"answered {answer.status} (not served)"
+    if answer.status >= 500:
+        return False, (f"answered {answer.status} ({answer.text_excerpt(80) or 'no body'}): a server error, not the "
+                       f"gateway's 404, so whether {path} is served cannot be told")
+    if not 400 <= answer.status < 500:
+        return False, f"answered {answer.status}, not the gateway's 404: {path} may be served elsewhere"
+    if answer.status != 404:
+        return True, f"answered {answer.status} (refused, not served)"
+    return True, "answered 404 (not served)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -481,7 +493,7 @@ class SmokeCheck:
                     return True
                 reason = failure.reason
             else:
-                if answer.status < 500:
+                if answer.status not in WAITING_STATUSES and answer.status < 500:
                     self.record("reachable", PASS, f"{url} answered {answer.status} ({_attempts(attempts)})", started)
                     return True
                 reason = f"answered {answer.status}"

@@ -94,8 +94,11 @@ class Behaviour:
     playground: str = "ok"  # "ok", "missing" (404) or "json" (200, but not the page)
     exposed: frozenset[str] = frozenset()  # backend paths answered with the backend's JSON
     tls_1_1_only: bool = False
-    # The first this many requests for the playground get 503, as from a gateway without a route yet.
+    # The first this many requests for the playground get unavailable_status: 404 from a gateway whose
+    # route is not programmed yet, 503 while the service behind it is not ready.
     unavailable_for: int = 0
+    unavailable_status: int = 503
+    hidden_status: int = 404  # what the backends' paths answer when not exposed
 
 
 def _legacy_tls_context(context: ssl.SSLContext) -> None:
@@ -202,7 +205,8 @@ class ShopStub:
                         stub._playground_requests += 1
                         unavailable = stub._playground_requests <= stub.behaviour.unavailable_for
                     if unavailable:
-                        self.answer(503, b"no healthy upstream", "text/plain")
+                        body = b"no healthy upstream" if stub.behaviour.unavailable_status == 503 else b""
+                        self.answer(stub.behaviour.unavailable_status, body, "text/plain")
                     elif stub.behaviour.playground == "ok":
                         self.answer(200, PLAYGROUND_HTML, "text/html; charset=utf-8")
                     elif stub.behaviour.playground == "json":
@@ -211,6 +215,8 @@ class ShopStub:
                         self.answer(404, b"", "text/plain")
                 elif self.path in stub.behaviour.exposed:
                     self.answer(200, json.dumps(ORDERS_PAGE).encode(), "application/json")
+                elif self.path in ("/orders", "/products") and stub.behaviour.hidden_status != 404:
+                    self.answer(stub.behaviour.hidden_status, b"upstream connect error", "text/plain")
                 else:
                     self.answer(404, b"", "text/plain")  # as Envoy answers a path without a route
 

@@ -116,7 +116,8 @@ def test_no_access_entry_names_the_viewer_setting_of_dev():
     verdict = run(session, "dev", "view")
     assert not verdict.ok
     assert verdict.message.startswith(f"role {ROLE_WITH_PATH} has no Kubernetes access on cluster alpha-dev")
-    assert "add it to eks-istio-shop:clusterViewerArns of stack dev" in verdict.message
+    assert "repository variable PREVIEW_ROLE_ARN" in verdict.message
+    assert "eks-istio-shop:clusterViewerArns of stack dev" in verdict.message
 
 
 def test_the_creator_found_under_the_path_less_arn_is_admin():

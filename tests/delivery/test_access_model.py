@@ -165,8 +165,77 @@ def access_problems(workflows: dict[str, dict[str, Any]], jobs=JOBS, stacks=STAC
     return problems
 
 
+def grant_problems(workflows: dict[str, dict[str, Any]], stacks=STACKS) -> list[str]:
+    """Every access entry the model grants through a setting is written by the job it names, from its
+    repository variable, before that job's `pulumi up`; empty when the model and the workflows agree."""
+    problems = []
+    for kind in stacks.values():
+        for grant in kind.grants:
+            if grant.setting is None:
+                continue  # the creator: EKS's bootstrap entry
+            what = f"{kind.name}: {grant.environment}'s {grant.setting}"
+            if grant.set_by_job is None or grant.variable is None:
+                problems.append(f"{what} is written by no workflow (set_by_job and variable in the model)")
+                continue
+            workflow, name = grant.set_by_job
+            job = workflows.get(workflow, {}).get("jobs", {}).get(name)
+            if job is None:
+                problems.append(f"{what}: {workflow}.yml:{name} does not exist")
+                continue
+            steps = job.get("steps", [])
+            bare = grant.setting.split(":", 1)[1]
+            write = f"pulumi config set --path '{bare}[0]' \"${grant.variable}\""
+            writers = [i for i, step in enumerate(steps) if write in step.get("run", "")]
+            ups = [i for i, step in enumerate(steps) if "up" in step_operations(step)]
+            if not writers:
+                problems.append(f"{what}: {workflow}.yml:{name} never runs `{write}`")
+                continue
+            if not ups or writers[0] > ups[0]:
+                problems.append(f"{what}: {workflow}.yml:{name} writes it after `pulumi up` (or runs no up)")
+            env = step_env(workflows[workflow], job, steps[writers[0]])
+            if env.get(grant.variable) != f"${{{{ vars.{grant.variable} }}}}":
+                problems.append(f"{what}: {workflow}.yml:{name} takes ${grant.variable} from "
+                                f"{env.get(grant.variable)!r}, not the repository variable {grant.variable}")
+    return problems
+
+
 def test_the_workflows_agree_with_the_identity_model():
     assert access_problems(all_workflows()) == []
+    assert grant_problems(all_workflows()) == []
+
+
+def test_a_grant_that_no_workflow_writes_is_caught():
+    stacks = dict(STACKS)
+    dev = stacks["dev"]
+    stacks["dev"] = access_model.StackKind(dev.name, dev.pattern, dev.created_by, tuple(
+        access_model.Grant(g.environment, g.level, g.setting, "the user") if g.environment == "preview" else g
+        for g in dev.grants))
+    assert grant_problems(all_workflows(), stacks) == [
+        "dev: preview's eks-istio-shop:clusterViewerArns is written by no workflow (set_by_job and variable in "
+        "the model)"]
+
+    def drop(w):
+        job = w["deploy"]["jobs"]["up"]
+        job["steps"] = [s for s in job["steps"] if s.get("id") != "viewers"]
+
+    workflows = copy.deepcopy(all_workflows())
+    drop(workflows)
+    assert any("deploy.yml:up never runs" in p for p in grant_problems(workflows))
+
+    def late(w):
+        job = w["deploy"]["jobs"]["up"]
+        step = next(s for s in job["steps"] if s.get("id") == "viewers")
+        job["steps"].remove(step)
+        job["steps"].append(step)
+
+    workflows = copy.deepcopy(all_workflows())
+    late(workflows)
+    assert any("writes it after `pulumi up`" in p for p in grant_problems(workflows))
+
+    workflows = copy.deepcopy(all_workflows())
+    next(s for s in workflows["deploy"]["jobs"]["up"]["steps"] if s.get("id") == "viewers")["env"][
+        "PREVIEW_ROLE_ARN"] = "${{ vars.AWS_ROLE_ARN }}"
+    assert any("not the repository variable PREVIEW_ROLE_ARN" in p for p in grant_problems(workflows))
 
 
 def test_the_model_gives_every_job_the_access_it_needs():
@@ -304,8 +373,12 @@ def test_every_role_duration_is_explicit_and_fits_its_role():
 PULUMI_STUB = """#!/usr/bin/env bash
 echo "pulumi $*" >> "$STUB_LOG"
 case "$*" in
-  "stack select"*) exit "${STUB_SELECT:-1}";;
-  "stack ls --json"*) cat "$STUB_STACKS"; exit 0;;
+  "stack select"*) exit 0;;
+  "stack ls --json"*)
+    if [ -n "${STUB_LS_ERROR:-}" ]; then echo "error: $STUB_LS_ERROR" >&2; exit 255; fi
+    if [ -n "${STUB_STACKS:-}" ]; then cat "$STUB_STACKS"; else echo '[]'; fi
+    exit 0;;
+  "stack tag get expires-at"*) if [ -n "${STUB_EXPIRES_AT:-}" ]; then echo "$STUB_EXPIRES_AT"; exit 0; fi; exit 255;;
   "config get clusterName"*) echo beta; exit 0;;
   "config get domain"*) echo example.com; exit 0;;
   "config get "*) echo '["arn:aws:iam::123456789012:role/someone"]'; exit 0;;
@@ -355,25 +428,182 @@ def test_demo_and_nightly_stacks_list_the_teardown_role_and_nobody_else(workflow
     assert f"cluster-name=beta-{stack}" in (tmp_path / "output").read_text()
 
 
+PREVIEW_ARN = "arn:aws:iam::123456789012:role/eks-shop-preview"
+DEV_ARN = "arn:aws:iam::123456789012:role/eks-shop-dev"
+
+
+def viewers_step() -> dict[str, Any]:
+    return next(s for s in load(WORKFLOWS / "deploy.yml")["jobs"]["up"]["steps"] if s.get("id") == "viewers")
+
+
+def test_deploy_lists_exactly_the_preview_role_as_devs_viewer_before_up(tmp_path: Path):
+    job = load(WORKFLOWS / "deploy.yml")["jobs"]["up"]
+    step = viewers_step()
+    assert step["env"]["PREVIEW_ROLE_ARN"] == "${{ vars.PREVIEW_ROLE_ARN }}", \
+        "a repository variable: the preview environment's AWS_ROLE_ARN is not visible in dev"
+    up = next(i for i, s in enumerate(job["steps"]) if "up" in step_operations(s))
+    assert job["steps"].index(step) == up - 1, "written right before `pulumi up`"
+    result, log = run_script(step["run"], tmp_path, {"PREVIEW_ROLE_ARN": PREVIEW_ARN, "AWS_ROLE_ARN": DEV_ARN})
+    assert result.returncode == 0, result.stderr
+    config = [line for line in log if line.startswith("pulumi config ")]
+    # The stub answers that a list is there: it is replaced, not appended to.
+    assert config[-2:] == ["pulumi config rm clusterViewerArns --stack dev",
+                           f"pulumi config set --path clusterViewerArns[0] {PREVIEW_ARN} --stack dev"]
+    assert log.index("pulumi login s3://state") < log.index(config[-1])
+
+
+@pytest.mark.parametrize("preview_arn, message", [
+    ("", "Set the repository variable PREVIEW_ROLE_ARN"),
+    (DEV_ARN, "PREVIEW_ROLE_ARN is the dev role itself"),
+    ("arn:aws:sts::123456789012:assumed-role/eks-shop-preview/session", "is not an IAM role ARN"),
+])
+def test_deploy_stops_without_a_usable_preview_role(preview_arn: str, message: str, tmp_path: Path):
+    result, log = run_script(viewers_step()["run"], tmp_path, {"PREVIEW_ROLE_ARN": preview_arn,
+                                                               "AWS_ROLE_ARN": DEV_ARN})
+    assert result.returncode == 1
+    assert message in result.stdout and "::error::" in result.stdout
+    assert not any(line.startswith("pulumi config set") for line in log)
+
+
+# -- "no such stack" is told apart from every other error ---------------------------------------------
+
+def find_stack_step(workflow: str, job: str) -> dict[str, Any]:
+    return next(s for s in load(WORKFLOWS / f"{workflow}.yml")["jobs"][job]["steps"] if s.get("id") == "stack")
+
+
+STACK_STEPS = [("demo", "up", "pr-42"), ("nightly", "up", "nightly-987654321"),
+               ("demo", "destroy", "pr-42"), ("nightly", "teardown", "nightly-987654321")]
+
+
+def run_stack_step(workflow: str, job: str, stack: str, tmp_path: Path, **env: str):
+    return run_script(find_stack_step(workflow, job)["run"], tmp_path, {
+        "STACK": stack, "PR_NUMBER": "42", "EXPIRES_AT": "2026-11-25T20:00:00Z", "GITHUB_RUN_ID": "987654321",
+        "DEMO_TEARDOWN_ROLE_ARN": TEARDOWN_ARN, **env})
+
+
+@pytest.mark.parametrize("workflow, job, stack", STACK_STEPS)
+def test_a_backend_error_is_never_taken_for_a_missing_stack(workflow: str, job: str, stack: str, tmp_path: Path):
+    result, log = run_stack_step(workflow, job, stack, tmp_path,
+                                 STUB_LS_ERROR="failed to list stacks: AccessDenied: s3:ListBucket")
+    assert result.returncode != 0, "an S3 error must fail the step"
+    assert not any(line.startswith(("pulumi stack init", "pulumi destroy", "pulumi config set")) for line in log)
+    output = tmp_path / "output"
+    assert "exists=false" not in (output.read_text() if output.exists() else "")
+
+
+@pytest.mark.parametrize("workflow, job, stack", STACK_STEPS)
+def test_only_a_stack_missing_from_the_listing_counts_as_missing(workflow: str, job: str, stack: str,
+                                                                 tmp_path: Path):
+    listing = tmp_path / "stacks.json"
+    listing.write_text(json.dumps([{"name": "dev", "resourceCount": 140}]))
+    result, log = run_stack_step(workflow, job, stack, tmp_path, STUB_STACKS=str(listing))
+    assert result.returncode == 0, result.stderr
+    if job in ("up",):
+        assert any(line.startswith(f"pulumi stack init {stack} --copy-config-from dev") for line in log)
+    else:
+        assert "exists=false" in (tmp_path / "output").read_text()
+        assert f"pulumi stack select {stack}" not in log
+
+    listing.write_text(json.dumps([{"name": "dev"}, {"name": f"organization/eks-istio-shop/{stack}",
+                                                     "resourceCount": 120}]))
+    (tmp_path / "output").write_text("")
+    result, log = run_stack_step(workflow, job, stack, tmp_path, STUB_STACKS=str(listing))
+    assert result.returncode == 0, result.stderr
+    assert f"pulumi stack select {stack}" in log
+    assert not any(line.startswith("pulumi stack init") for line in log)
+    if job != "up":
+        assert "exists=true" in (tmp_path / "output").read_text()
+
+
+def test_no_workflow_takes_a_failed_select_for_a_missing_stack():
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for line in path.read_text().splitlines():
+            assert not ("stack select" in line and ("2>/dev/null" in line or line.strip().startswith("if"))), line
+
+
+# -- a lock left by a timed-out or cancelled update never blocks a teardown ---------------------------
+
+CANCEL = 'pulumi cancel --yes --stack "$STACK"'
+
+
+@pytest.mark.parametrize("workflow, job", [("nightly", "teardown"), ("demo", "destroy")])
+def test_teardowns_clear_a_stale_lock_before_they_destroy(workflow: str, job: str):
+    steps = load(WORKFLOWS / f"{workflow}.yml")["jobs"][job]["steps"]
+    cancels = [i for i, step in enumerate(steps) if CANCEL in step.get("run", "")]
+    destroys = [i for i, step in enumerate(steps) if "destroy" in step_operations(step)]
+    assert cancels and destroys and cancels[0] < destroys[0]
+    assert steps[cancels[0]].get("if") == steps[destroys[0]].get("if") == "steps.stack.outputs.exists == 'true'"
+
+
+def lock_step() -> dict[str, Any]:
+    return next(s for s in load(WORKFLOWS / "demo.yml")["jobs"]["destroy"]["steps"] if CANCEL in s.get("run", ""))
+
+
+@pytest.mark.parametrize("previous, cancelled", [
+    ("2099-01-01T00:00:00Z", True),  # not due: no reaper can be on it
+    ("", True),  # no tag: the reaper never touches it
+    ("2020-01-01T00:00:00Z", False),  # due: a reaper may be destroying it right now
+])
+def test_the_demo_destroy_keeps_the_reaper_off_and_cancels_only_a_stack_it_cannot_be_on(
+        previous: str, cancelled: bool, tmp_path: Path):
+    result, log = run_script(lock_step()["run"], tmp_path, {"STACK": "pr-42", "STUB_EXPIRES_AT": previous})
+    assert result.returncode == 0, result.stderr
+    tag = next(i for i, line in enumerate(log) if line.startswith("pulumi stack tag set expires-at "))
+    assert log[tag].endswith("--stack pr-42")
+    cancel = [i for i, line in enumerate(log) if line == "pulumi cancel --yes --stack pr-42"]
+    assert bool(cancel) is cancelled
+    if cancel:
+        assert tag < cancel[0], "the reaper is kept off before the lock goes"
+    else:
+        assert "which may be destroying it" in result.stdout
+
+
 # -- bounded demos ---------------------------------------------------------------------------------
 
 def admission_step() -> dict[str, Any]:
-    job = load(WORKFLOWS / "demo.yml")["jobs"]["up"]
+    job = load(WORKFLOWS / "demo.yml")["jobs"]["admit"]
     return next(step for step in job["steps"] if "tools.demo_stacks admit" in step.get("run", ""))
 
 
-def test_demo_admission_comes_before_the_stack_is_created():
-    job = load(WORKFLOWS / "demo.yml")["jobs"]["up"]
-    names = [step.get("run", "") for step in job["steps"]]
-    admit = next(i for i, run in enumerate(names) if "tools.demo_stacks admit" in run)
-    create = next(i for i, run in enumerate(names) if "pulumi stack init" in run)
-    assert admit < create
+def test_demo_admission_and_creation_run_one_pull_request_at_a_time():
+    """Two pull requests labelled together must not both pass the count: the count and the stack's
+    creation share one repository-wide group, and the created stack counts from then on."""
+    document = load(WORKFLOWS / "demo.yml")
+    admit_job, up = document["jobs"]["admit"], document["jobs"]["up"]
+    assert admit_job["concurrency"] == {"group": "demo-admission", "cancel-in-progress": False}
+    assert up["needs"] == "admit" or up["needs"] == ["admit"]
+    assert admit_job["if"] == up["if"], "admitted exactly when an up follows"
+    runs = [step.get("run", "") for step in admit_job["steps"]]
+    count = next(i for i, run in enumerate(runs) if "tools.demo_stacks admit" in run)
+    create = next(i for i, run in enumerate(runs) if "pulumi stack init" in run)
+    assert count < create
+    assert not any("tools.demo_stacks admit" in step.get("run", "") for step in up["steps"]), \
+        "a count outside the group would race again"
     assert admission_step()["env"]["DEMO_MAX_STACKS"] == "${{ vars.DEMO_MAX_STACKS }}"
+
+
+def test_the_admitted_stack_is_created_with_an_expiry_and_an_existing_one_left_alone(tmp_path: Path):
+    job = load(WORKFLOWS / "demo.yml")["jobs"]["admit"]
+    step = next(s for s in job["steps"] if "pulumi stack init" in s.get("run", ""))
+    (tmp_path / "build").mkdir()
+    listing = ROOT / "build" / "stacks.json"
+    listing.parent.mkdir(exist_ok=True)
+    for stacks, created in (([{"name": "dev", "resourceCount": 140}], True),
+                            ([{"name": "dev"}, {"name": "pr-42", "resourceCount": 120}], False)):
+        listing.write_text(json.dumps(stacks))
+        result, log = run_script(step["run"], tmp_path, {"STACK": "pr-42", "PR_NUMBER": "42"})
+        assert result.returncode == 0, result.stderr
+        inits = [line for line in log if line.startswith("pulumi stack init pr-42 --copy-config-from dev")]
+        assert bool(inits) is created
+        tags = [line for line in log if line.startswith("pulumi stack tag set expires-at ")]
+        assert bool(tags) is created, "the reaper removes a reservation whose up job never came"
+    listing.unlink()
 
 
 def test_a_refused_demo_comments_why_and_fails(tmp_path: Path):
     stacks = tmp_path / "stacks.json"
-    stacks.write_text(json.dumps([{"name": f"pr-{n}", "resourceCount": 120} for n in (3, 4)]))
+    stacks.write_text(json.dumps([{"name": f"pr-{n}", "resourceCount": 120, "lastUpdate": "2026-11-25T19:00:00.000Z"}
+                                  for n in (3, 4)]))
     result, log = run_script(admission_step()["run"], tmp_path, {
         "STACK": "pr-42", "PR_NUMBER": "42", "STUB_STACKS": str(stacks), "DEMO_MAX_STACKS": "",
         "EVENT_NAME": "pull_request"})
@@ -386,7 +616,8 @@ def test_a_refused_demo_comments_why_and_fails(tmp_path: Path):
 
 def test_an_admitted_or_existing_demo_goes_on_and_a_bad_maximum_stops(tmp_path: Path):
     stacks = tmp_path / "stacks.json"
-    stacks.write_text(json.dumps([{"name": f"pr-{n}", "resourceCount": 120} for n in (3, 4)]))
+    stacks.write_text(json.dumps([{"name": f"pr-{n}", "resourceCount": 120, "lastUpdate": "2026-11-25T19:00:00.000Z"}
+                                  for n in (3, 4)]))
     base = {"PR_NUMBER": "4", "STUB_STACKS": str(stacks), "EVENT_NAME": "pull_request"}
     result, log = run_script(admission_step()["run"], tmp_path, {**base, "STACK": "pr-4", "DEMO_MAX_STACKS": "2"})
     assert result.returncode == 0 and not any(line.startswith("gh ") for line in log)
@@ -414,7 +645,8 @@ def test_the_docs_give_every_role_its_max_session_duration():
 
 
 def test_advice_names_the_setting_a_user_can_change():
-    assert "clusterViewerArns of stack dev (Pulumi.dev.yaml" in access_model.missing_access_advice("dev", VIEW)
+    advice = access_model.missing_access_advice("dev", VIEW)
+    assert "repository variable PREVIEW_ROLE_ARN" in advice and "clusterViewerArns of stack dev" in advice
     assert "clusterAdminArns of stack dev" in access_model.missing_access_advice("dev", ADMIN)
     for stack in ("pr-3", "org/eks-istio-shop/nightly-12"):
         assert "DEMO_TEARDOWN_ROLE_ARN" in access_model.missing_access_advice(stack, ADMIN)

@@ -12,6 +12,8 @@ from tools import demo_stacks
 
 def entry(name: str, resources=12, in_progress=False, **extra):
     item = {"name": name, "current": False, "updateInProgress": in_progress, **extra}
+    if not in_progress:
+        item.setdefault("lastUpdate", "2026-11-25T19:00:00.000Z")
     if resources is not None:
         item["resourceCount"] = resources
     return item
@@ -108,3 +110,25 @@ def test_cli_bad_input_exits_2(tmp_path: Path, capsys):
     assert demo_stacks.main(["admit", "pr-1", "--stacks", str(stacks), "--max", "many"]) == 2
     with pytest.raises(SystemExit):
         demo_stacks.main(["admit", "dev", "--stacks", str(stacks)])
+
+
+def test_exists_prints_true_or_false_and_fails_only_on_a_bad_listing(tmp_path: Path, capsys):
+    listing = tmp_path / "stacks.json"
+    listing.write_text(json.dumps(LISTING))
+    for stack, answer in (("pr-12", "true"), ("pr-7", "true"), ("nightly-99887766", "true"), ("pr-8", "false"),
+                          ("pr-3", "false")):
+        assert demo_stacks.main(["exists", stack, "--stacks", str(listing)]) == 0
+        assert capsys.readouterr().out == answer + "\n", stack
+    listing.write_text("error: failed to list stacks")
+    assert demo_stacks.main(["exists", "pr-7", "--stacks", str(listing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "not JSON" in captured.err
+
+
+def test_a_stack_created_but_never_updated_holds_its_place():
+    """demo.yml's admission creates the stack: the next admission must count it, or two could pass."""
+    fresh = {"name": "pr-20", "current": False, "resourceCount": 0}  # no lastUpdate: never updated
+    (stack,) = demo_stacks.demo_stacks([fresh])
+    assert stack.live and "admitted, not deployed yet" in stack.describe()
+    admission = demo_stacks.admit("pr-21", [entry("pr-7", 130), fresh], 2)
+    assert not admission.admitted

@@ -30,6 +30,7 @@ class FakeWorkspace:
         self.tag_reads: dict[str, int] = {}
         self.destroy_calls: list[str] = []
         self.calls: list[tuple[str, str]] = []
+        self.locked: dict[str, str] = {}  # stack -> the CLI's lock message, until cancel() clears it
 
     def stack_names(self) -> list[str]:
         return list(self.stacks)
@@ -50,9 +51,15 @@ class FakeWorkspace:
             raise RuntimeError("error: no outputs")
         return self.cluster_names[stack_name]
 
+    def cancel(self, stack_name: str) -> None:
+        self.calls.append(("cancel", stack_name))
+        self.locked.pop(stack_name, None)
+
     def destroy_and_remove(self, stack_name: str) -> None:
         self.calls.append(("destroy", stack_name))
         self.destroy_calls.append(stack_name)
+        if stack_name in self.locked:
+            raise RuntimeError(f"code: 255\nstderr: error: {self.locked[stack_name]}")
         if stack_name in self.failing:
             raise RuntimeError("code: 255\nstderr: error: DependencyViolation: vpc has dependencies")
         del self.stacks[stack_name]
@@ -371,10 +378,69 @@ def test_max_stacks_bounds_one_run_and_defers_the_rest(dry_run):
     assert "3 expired stack(s) deferred to the next run" in lines[-1]
 
 
-def test_max_stacks_default_fits_the_workflow_timeout():
+def test_max_stacks_default_fits_the_workflow_timeout_with_margin():
     timeout = yaml.safe_load((ROOT / ".github" / "workflows" / "reap.yml").read_text())["jobs"]["reap"]["timeout-minutes"]
     minutes_per_eks_destroy = 15
-    assert reap.DEFAULT_MAX_STACKS * minutes_per_eks_destroy < timeout
+    # Half the job's time is left for slow destroys, a stale lock's retry and the leftovers checks.
+    assert reap.DEFAULT_MAX_STACKS * minutes_per_eks_destroy <= timeout / 2
+
+
+def job_timeouts() -> dict[str, int]:
+    workflows = ROOT / ".github" / "workflows"
+    return {f"{name}:{job_name}": job["timeout-minutes"]
+            for name in ("demo", "nightly", "reap")
+            for job_name, job in yaml.safe_load((workflows / f"{name}.yml").read_text())["jobs"].items()}
+
+
+def test_a_lock_counts_as_stale_only_after_every_job_that_could_hold_it_timed_out():
+    assert reap.STALE_LOCK_AFTER >= timedelta(minutes=max(job_timeouts().values())), job_timeouts()
+
+
+DIY_LOCK = ("the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete "
+            "the lock file with `pulumi cancel`.")
+CLOUD_LOCK = "[409] Conflict: Another update is currently in progress."
+
+
+@pytest.mark.parametrize("message", [DIY_LOCK, CLOUD_LOCK])
+def test_a_young_lock_is_left_alone_and_reported(message: str):
+    expired = NOW - reap.STALE_LOCK_AFTER + timedelta(minutes=1)
+    workspace = FakeWorkspace({"pr-3": {reap.EXPIRY_TAG: expired.strftime("%Y-%m-%dT%H:%M:%SZ")}})
+    workspace.locked = {"pr-3": message}
+    code, lines = run(workspace)
+    assert code == 1
+    assert ("cancel", "pr-3") not in workspace.calls and workspace.destroy_calls == ["pr-3"]
+    assert "pr-3" in workspace.stacks
+    line = line_for(lines, "pr-3")
+    assert line.startswith("pr-3: failed (locked by another update") and "120 minutes past" in line
+
+
+@pytest.mark.parametrize("message", [DIY_LOCK, CLOUD_LOCK])
+def test_a_stale_lock_is_cancelled_and_the_destroy_retried(message: str):
+    expired = NOW - reap.STALE_LOCK_AFTER - timedelta(minutes=1)
+    workspace = FakeWorkspace({"pr-3": {reap.EXPIRY_TAG: expired.strftime("%Y-%m-%dT%H:%M:%SZ")}})
+    workspace.locked = {"pr-3": message}
+    code, lines = run(workspace)
+    assert code == 0, lines
+    calls = [call for call in workspace.calls if call[0] in ("destroy", "cancel")]
+    assert calls == [("destroy", "pr-3"), ("cancel", "pr-3"), ("destroy", "pr-3")]
+    assert "pr-3" not in workspace.stacks and line_for(lines, "pr-3").startswith("pr-3: destroyed")
+    assert any(line.startswith("pr-3: note (locked, and expired more than 120 minutes ago") for line in lines)
+
+
+def test_a_failure_that_is_no_lock_is_never_cancelled():
+    workspace = FakeWorkspace({"pr-1": {reap.EXPIRY_TAG: expiry(-timedelta(days=2))}}, failing=frozenset({"pr-1"}))
+    code, _ = run(workspace)
+    assert code == 1 and ("cancel", "pr-1") not in workspace.calls
+
+
+def test_the_workspace_cancels_through_the_automation_api():
+    cancelled: list[str] = []
+    stack = SimpleNamespace(cancel=lambda: cancelled.append("cancel"))
+    workspace = object.__new__(reap.AutomationWorkspace)
+    workspace._auto = SimpleNamespace(Stack=SimpleNamespace(select=lambda name, _ws: stack))
+    workspace._workspace = None
+    workspace.cancel("pr-5")
+    assert cancelled == ["cancel"]
 
 
 def test_main_passes_max_stacks_and_refuses_bad_values(tmp_path: Path, capsys):

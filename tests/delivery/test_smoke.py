@@ -76,13 +76,13 @@ def test_local_services_pass_and_the_report_says_why_tls_is_skipped(local_shop, 
     assert re.search(r"\| graphql \| ✅ pass \| \d+ ms \|", text), text
 
 
-def test_a_backend_published_in_place_of_graphql_fails_with_each_reason(local_shop, capsys):
-    # The orders service itself at the public address: its REST path answers, GraphQL is missing.
-    code, out, _ = run(capsys, local_shop["orders"].url, "--timeout", "5")
+def test_a_backend_published_in_place_of_graphql_is_never_taken_for_the_shop(local_shop, capsys):
+    # The orders service itself at the public address: its 404 for /playground is waited out, never "reachable".
+    code, out, err = run(capsys, local_shop["orders"].url, "--timeout", "2")
     assert code == 1
-    assert "answered 200 with the service's JSON: /orders is reachable from outside" in line_of(out, "/orders hidden")
-    assert line_of(out, "graphql").startswith("FAIL") and "answered 404" in line_of(out, "graphql")
-    assert line_of(out, "playground").startswith("FAIL")
+    assert line_of(out, "reachable").startswith("FAIL") and "last: answered 404" in line_of(out, "reachable")
+    assert line_of(out, "graphql").startswith("SKIP")
+    assert "answered 404" in err
 
 
 def test_graphql_errors_from_the_real_service_fail_the_check(local_shop, capsys, tmp_path):
@@ -151,6 +151,36 @@ def test_a_shop_that_answers_503_first_is_waited_for(stub, certificates, capsys)
     assert re.search(rf"^waiting for {re.escape(shop.base_url)}/playground \.\.\. \d+s/5s: answered 503$", err, re.M), err
 
 
+def test_a_route_not_programmed_yet_is_waited_for(stub, certificates, capsys):
+    """The gateway answers 404 for /playground until its route exists: not yet reachable."""
+    shop = stub(unavailable_for=2, unavailable_status=404)
+    code, out, err = check_stub(capsys, shop, certificates)
+    assert code == 0, out + err
+    assert "answered 200 (3 attempts)" in line_of(out, "reachable")
+    assert len(re.findall(r"/playground \.\.\. \d+s/5s: answered 404$", err, re.M)) == 2, err
+
+
+def test_a_playground_that_stays_404_fails_reachable_with_the_reason(stub, certificates, capsys):
+    code, out, _ = run(capsys, stub(playground="missing").base_url, "--ca-file", str(certificates.ca),
+                       "--timeout", "1.5")
+    assert code == 1
+    assert "did not answer within 1.5s" in line_of(out, "reachable") and "last: answered 404" in line_of(out, "reachable")
+
+
+@pytest.mark.parametrize("status, passes, reason", [
+    (404, True, "answered 404 (not served)"),
+    (403, True, "answered 403 (refused, not served)"),
+    (503, False, "answered 503 (upstream connect error): a server error, not the gateway's 404, so whether /orders "
+                 "is served cannot be told"),
+    (500, False, "a server error"),
+])
+def test_hidden_paths_need_a_4xx_and_a_5xx_fails(stub, certificates, capsys, status, passes, reason):
+    code, out, _ = check_stub(capsys, stub(hidden_status=status), certificates)
+    assert code == (0 if passes else 1), out
+    line = line_of(out, "/orders hidden")
+    assert line.startswith("PASS" if passes else "FAIL") and reason in line, line
+
+
 @pytest.mark.parametrize("behaviour, check, reason", [
     ({"redirect": "none"}, "https-redirect", "answered 200 (served the page over plain HTTP); expected a redirect to "),
     ({"redirect": "to-http"}, "https-redirect", "answered 301 to http://127.0.0.1:"),
@@ -158,7 +188,6 @@ def test_a_shop_that_answers_503_first_is_waited_for(stub, certificates, capsys)
     ({"redirect": "drops-path"}, "https-redirect", "/; expected https://127.0.0.1:"),
     ({"graphql": "errors"}, "graphql", "answered with errors: orders service unavailable"),
     ({"graphql": "empty"}, "graphql", "answered no orders (data.orders.nodes is empty)"),
-    ({"playground": "missing"}, "playground", "answered 404; expected 200 with the GraphiQL page"),
     ({"playground": "json"}, "playground", "answered 200 with application/json, not an HTML page"),
     ({"exposed": frozenset({"/orders"})}, "/orders hidden",
      "answered 200 with the service's JSON: /orders is reachable from outside"),
@@ -353,12 +382,12 @@ def test_the_markdown_report_is_appended(local_shop, capsys, tmp_path):
     report = tmp_path / "summary.md"
     report.write_text("# Demo stack pr-12\n\n")
     run(capsys, local_shop["graphql"].url, "--timeout", "10", "--markdown", str(report))
-    run(capsys, local_shop["orders"].url, "--timeout", "10", "--markdown", str(report))
+    run(capsys, local_shop["orders"].url, "--timeout", "1.5", "--markdown", str(report))
     text = report.read_text()
     assert text.startswith("# Demo stack pr-12\n")
     assert text.count("### Smoke check:") == 2
     assert text.index("✅ passed") < text.index("❌ failed")
-    assert "| /orders hidden | ❌ fail |" in text
+    assert "| reachable | ❌ fail |" in text and "last: answered 404" in text
 
 
 @pytest.mark.parametrize("location, passes", [

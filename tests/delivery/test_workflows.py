@@ -245,7 +245,7 @@ def test_deploy_updates_dev_from_main_one_at_a_time():
     concurrency = document["concurrency"]
     assert concurrency["cancel-in-progress"] is False
     assert "${{" not in concurrency["group"], "one group for every run, so updates queue"
-    (action,) = step_using(document["jobs"]["up"], "pulumi/actions")
+    (action,) = [step for step in step_using(document["jobs"]["up"], "pulumi/actions") if "command" in step["with"]]
     assert action["with"]["command"] == "up" and action["with"]["stack-name"] == "dev"
 
 
@@ -324,6 +324,7 @@ EXPECTED_ENVIRONMENTS = {
     ("preview", "preview"): "preview",
     ("deploy", "up"): "dev",
     ("demo", "up"): "demo",
+    ("demo", "admit"): "demo",
     ("demo", "destroy"): "demo-teardown",
     ("reap", "reap"): "demo-teardown",
     ("nightly", "up"): "nightly",
