@@ -228,8 +228,9 @@ def test_a_shop_that_never_answers_times_out(capsys, tmp_path):
     finally:
         silent.close()
     assert code == 1
-    assert f"{silent.url}/playground did not answer within 1.5s (1 attempt); last: no answer within 1.5s" \
-        in line_of(out, "reachable"), out
+    # How many attempts fit in 1.5 s depends on the machine's load; the reason must not.
+    assert re.search(rf"{re.escape(silent.url)}/playground did not answer within 1.5s \(\d+ attempts?\); "
+                     rf"last: no answer within", line_of(out, "reachable")), out
     assert line_of(out, "graphql").startswith("SKIP") and "never answered" in line_of(out, "graphql")
     assert "waiting for" in err
     assert "❌ failed" in (tmp_path / "r.md").read_text()
