@@ -37,7 +37,6 @@ KUBERNETES_STANDARD_SUPPORT_ENDS = {
     "1.36": datetime.date(2027, 8, 2),
 }
 SUPPORTED_KUBERNETES_VERSIONS = ("1.35", "1.36")
-DEFAULT_KUBERNETES_VERSION = "1.35"
 
 # The EKS add-ons the cluster runs, each pinned per Kubernetes version so that nothing changes unless
 # a setting does (unpinned, pulumi-eks resolves vpc-cni and kube-proxy to the newest release on every
@@ -67,11 +66,6 @@ DEFAULT_ADDON_VERSIONS = {
     },
 }
 
-# Istio's charts and the reference data under schemas/istio-<version>/ must move together.
-DEFAULT_ISTIO_VERSION = "1.30.5"  # renovate: datasource=github-releases depName=istio/istio
-# DEFAULT_KUBERNETES_VERSION and DEFAULT_ISTIO_VERSION are the pins version updates edit. Pulumi.yaml's
-# kubernetesVersion and istioVersion defaults, which stacks get, must equal them: tests/test_settings.py
-# fails until an update has changed both.
 
 _NO_DEFAULT = object()
 
@@ -146,6 +140,10 @@ def engine_text(value: Any) -> str:
 # The EKS cluster is named <clusterName>-<stack>; tools that find a cluster without its stack's
 # settings use the project's default, as the CLI would.
 DEFAULT_CLUSTER_NAME: str = declared_settings()["clusterName"].default
+# The versions a stack gets unless it sets its own: Pulumi.yaml's defaults, where Renovate updates them
+# (Istio's charts and the reference data under schemas/istio-<version>/ must move together).
+DEFAULT_KUBERNETES_VERSION: str = declared_settings()["kubernetesVersion"].default
+DEFAULT_ISTIO_VERSION: str = declared_settings()["istioVersion"].default
 
 CAPACITY_TYPES = {"on-demand": "ON_DEMAND", "spot": "SPOT"}
 NAT_GATEWAY_MODES = ("single", "per-zone")

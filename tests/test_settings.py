@@ -96,16 +96,6 @@ def test_every_setting_the_program_reads_is_declared_and_every_declared_one_is_r
     assert {k for k in config.read if not k.startswith(f"{PROJECT}:")} == set(PROVIDER_SETTINGS)
 
 
-def test_pinned_versions_and_the_declared_defaults_agree():
-    """Version updates edit the pins in settings.py; Pulumi.yaml's defaults must follow in the same change."""
-    from settings import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES_VERSION
-    declared = declared_settings()
-    assert declared["kubernetesVersion"].default == DEFAULT_KUBERNETES_VERSION, \
-        "Pulumi.yaml config.kubernetesVersion.default must equal settings.DEFAULT_KUBERNETES_VERSION"
-    assert declared["istioVersion"].default == DEFAULT_ISTIO_VERSION, \
-        "Pulumi.yaml config.istioVersion.default must equal settings.DEFAULT_ISTIO_VERSION"
-
-
 def test_settings_cannot_be_changed_once_read():
     s = load()
     with pytest.raises(Exception):

@@ -41,10 +41,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from proto_schema_parser import ast as proto_ast
 from proto_schema_parser.parser import Parser as ProtoParser
 
-from settings import DEFAULT_ISTIO_VERSION
-
-# Kubernetes version whose OpenAPI schemas check values that Istio's charts copy into Kubernetes objects.
-DEFAULT_KUBERNETES_VERSION = "1.35"
+# DEFAULT_KUBERNETES_VERSION: the one whose OpenAPI schemas check values that Istio's charts copy into
+# Kubernetes objects, unless a stack names its own.
+from settings import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES_VERSION
 SCHEMA_ROOT = Path(__file__).resolve().parent.parent / "schemas"
 
 CHARTS = ("base", "istiod", "gateway")

@@ -1,5 +1,6 @@
-"""Renovate (.github/renovate.json) covers every pin: its custom managers really match the pins in settings.py
-as the program writes them, and its file patterns reach every requirements file and Dockerfile."""
+"""Renovate (.github/renovate.json) covers every pin: its custom managers really match the add-on pins in
+settings.py and the version defaults in Pulumi.yaml as written, and its file patterns reach every
+requirements file and Dockerfile."""
 
 from __future__ import annotations
 
@@ -19,9 +20,6 @@ ADDONS = ("vpc-cni", "kube-proxy", "coredns", "metrics-server")
 SAMPLE_VERSIONS = {"vpc-cni": "v1.20.4-eksbuild.1", "kube-proxy": "v{k}.0-eksbuild.3",
                    "coredns": "v1.13.1-eksbuild.1", "metrics-server": "v0.8.0-eksbuild.2"}
 SAMPLE = '\n'.join([
-    'DEFAULT_KUBERNETES_VERSION = "1.35"',
-    'SUPPORTED_KUBERNETES_VERSIONS = ("1.35", "1.36")',
-    'DEFAULT_ISTIO_VERSION = "1.30.3"  # renovate: datasource=github-releases depName=istio/istio',
     'ADDON_VERSIONS = {',
     *[line for k in ("1.35", "1.36") for line in (
         f'    "{k}": {{',
@@ -30,6 +28,17 @@ SAMPLE = '\n'.join([
             f'        "{addon}": "{SAMPLE_VERSIONS[addon].format(k=k)}",')],
         '    },')],
     '}',
+    '',
+])
+# The version defaults every stack gets, as Pulumi.yaml declares them.
+PROJECT_SAMPLE = '\n'.join([
+    'config:',
+    '  kubernetesVersion:',
+    '    type: string',
+    '    default: "1.35"  # renovate: datasource=endoflife-date depName=amazon-eks',
+    '  istioVersion:',
+    '    type: string',
+    '    default: "1.30.3"  # renovate: datasource=github-releases depName=istio/istio',
     '',
 ])
 
@@ -68,7 +77,7 @@ def extract(text: str, path: str = "settings.py") -> list[dict[str, str]]:
 
 
 def test_every_pin_in_the_documented_form_is_found_with_the_right_lookup():
-    deps = extract(SAMPLE)
+    deps = extract(SAMPLE) + extract(PROJECT_SAMPLE, "Pulumi.yaml")
     found = {(d["datasource"], d["packageName"], d["currentValue"]) for d in deps}
     expected = {("endoflife-date", "amazon-eks", "1.35"), ("github-releases", "istio/istio", "1.30.3")}
     expected |= {("aws-eks-addon", json.dumps({"kubernetesVersion": k, "addonName": addon}, separators=(",", ":")),
@@ -97,13 +106,12 @@ def test_an_add_on_comment_only_reaches_the_line_below_it():
 
 
 def test_the_real_settings_py_pins_are_all_matched():
-    """Every `# renovate:` comment the program carries, and its default Kubernetes version, reach a manager."""
+    """Every `# renovate:` comment the program carries reaches a manager."""
     text = (ROOT / "settings.py").read_text()
     deps = extract(text)
     comment_lines = [i for i, line in enumerate(text.splitlines()) if "# renovate:" in line]
     matched_lines = {d["line"] for d in deps} | {d["line"] - 1 for d in deps if d["datasource"] == "aws-eks-addon"}
     assert set(comment_lines) <= matched_lines, [text.splitlines()[i] for i in comment_lines if i not in matched_lines]
-    assert any(d["packageName"] == "amazon-eks" for d in deps), "DEFAULT_KUBERNETES_VERSION"
 
 
 def test_file_patterns_reach_every_requirements_file_dockerfile_and_settings():
@@ -149,16 +157,16 @@ def test_actions_stay_pinned_by_sha_and_only_renovate_proposes_updates():
     assert not (ROOT / ".github" / "dependabot.yml").exists(), "two bots would open the same pull requests"
 
 
-@pytest.mark.parametrize("bad", ['DEFAULT_KUBERNETES_VERSION = "1.35.2"', 'DEFAULT_ISTIO_VERSION = "1.30.3"'])
+@pytest.mark.parametrize("bad", ['  default: "1.35.2"  # renovate: datasource=endoflife-date depName=amazon-eks',
+                                 '  default: "1.30.3"', 'DEFAULT_ISTIO_VERSION = "1.30.3"'])
 def test_pins_not_in_the_documented_form_are_not_guessed(bad: str):
-    assert extract(bad) == []
+    assert extract(bad, "Pulumi.yaml") == [] and extract(bad) == []
 
 
-def test_pulumi_yaml_defaults_move_with_the_settings_py_pins():
-    """Pulumi.yaml repeats two defaults (tests/test_settings.py holds them equal): one update must find both."""
-    in_settings = {(d["datasource"], d["packageName"], d["currentValue"])
-                   for d in extract((ROOT / "settings.py").read_text()) if d["datasource"] != "aws-eks-addon"}
-    in_project = {(d["datasource"], d["packageName"], d["currentValue"])
-                  for d in extract((ROOT / "Pulumi.yaml").read_text(), "Pulumi.yaml")}
-    assert in_project == in_settings
-    assert {d for d, _, _ in in_project} == {"github-releases", "endoflife-date"}
+def test_the_real_pulumi_yaml_version_defaults_are_matched():
+    """The Kubernetes and Istio versions stacks get are Pulumi.yaml's defaults; Renovate must find both there."""
+    from settings import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES_VERSION
+    found = {(d["datasource"], d["packageName"], d["currentValue"])
+             for d in extract((ROOT / "Pulumi.yaml").read_text(), "Pulumi.yaml")}
+    assert found == {("endoflife-date", "amazon-eks", DEFAULT_KUBERNETES_VERSION),
+                     ("github-releases", "istio/istio", DEFAULT_ISTIO_VERSION)}
