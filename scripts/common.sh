@@ -12,6 +12,12 @@ if ((${#missing[@]})); then
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
+# Pulumi.yaml types its map settings (`type: object`), which the CLI understands from 3.187 on.
+pulumi_version="$(pulumi version 2>/dev/null | sed 's/^v//')"
+if ! printf '%s\n%s\n' "3.187.0" "${pulumi_version%%-*}" | sort -V -C; then
+  echo "The Pulumi CLI is ${pulumi_version:-unknown}; this project needs 3.187 or newer (pulumi.com/docs/install)." >&2
+  exit 1
+fi
 if ! aws sts get-caller-identity >/dev/null 2>&1; then
   echo "No usable AWS credentials: 'aws sts get-caller-identity' failed." >&2
   echo "Configure them (aws configure sso, AWS_PROFILE, or environment variables) and try again." >&2

@@ -16,8 +16,9 @@ Each domain module lists its policies in ``POLICIES``; ``policy/__main__.py`` as
 pack. Nothing here constructs a ``PolicyPack`` (its constructor serves gRPC and never returns), so
 tests call each policy's ``validate`` directly.
 
-This file imports nothing, and ``routes`` and ``values`` need no pulumi-policy: the Pulumi program
-imports the retry rule from here in an environment that has only the program's requirements.
+This file imports nothing, and ``routes`` and ``values`` need no pulumi-policy: the program's tests
+hold the components' routes to the retry rule in an environment that has only the program's
+requirements and the test tools.
 """
 
 PROJECT = "eks-istio-shop"
