@@ -86,15 +86,14 @@ class Flow:
     why: str
 
 
-def kubernetes_service_address(vpc_cidr: str) -> str:
-    """The `kubernetes` Service's cluster IP that pods call the API server at.
+# A cluster created without a service range gets one of two from EKS, and how EKS chooses between them
+# is not documented; istiod is allowed the API server's Service address in either.
+EKS_DEFAULT_SERVICE_RANGES = ("10.100.0.0/16", "172.20.0.0/16")
 
-    The stack leaves the service range to EKS, which takes 172.20.0.0/16 for a VPC in 10.0.0.0/8 and
-    10.100.0.0/16 otherwise; the API server's Service has the range's first address.
-    """
-    vpc = ipaddress.ip_network(vpc_cidr)
-    service_range = "172.20.0.0/16" if vpc.subnet_of(ipaddress.ip_network("10.0.0.0/8")) else "10.100.0.0/16"
-    return str(ipaddress.ip_network(service_range)[1])
+
+def kubernetes_service_addresses() -> tuple[str, ...]:
+    """The `kubernetes` Service's cluster IP (the range's first address) in each range EKS may pick."""
+    return tuple(str(ipaddress.ip_network(service_range)[1]) for service_range in EKS_DEFAULT_SERVICE_RANGES)
 
 
 def workloads(gateway: IngressGateway) -> dict[str, Workload]:
@@ -128,7 +127,6 @@ def flows(vpc_cidr: str, gateway: IngressGateway) -> list[Flow]:
     """Every connection the stack needs; NetworkPolicies allow these and nothing else."""
     w = workloads(gateway)
     vpc = Addresses("vpc", vpc_cidr)
-    api_service = Addresses("kubernetes-service", f"{kubernetes_service_address(vpc_cidr)}/32")
     shop = [w[plan.name] for plan in service_plans(SHOP_NAMESPACE, gateway.principal)]
     proxies = [*shop, w["ingress-gateway"], w["egress-gateway"]]
     tcp = lambda *numbers: tuple(Port(n) for n in numbers)  # noqa: E731
@@ -150,8 +148,9 @@ def flows(vpc_cidr: str, gateway: IngressGateway) -> list[Flow]:
         Flow(vpc, w["istiod"], tcp(ISTIOD_READINESS_PORT), "kubelet's readiness probe"),
         Flow(w["istiod"], vpc, tcp(KUBERNETES_API_PORT),
              "the API server at the control plane's network interfaces (the private endpoint)"),
-        Flow(w["istiod"], api_service, tcp(KUBERNETES_API_PORT),
-             "the API server at the kubernetes Service's address, before kube-proxy translates it"),
+        *[Flow(w["istiod"], Addresses("kubernetes-service", f"{address}/32"), tcp(KUBERNETES_API_PORT),
+               "the API server at the kubernetes Service's address, before kube-proxy translates it")
+          for address in kubernetes_service_addresses()],
         *[Flow(workload, w["coredns"], (Port(DNS_PORT, "UDP"), Port(DNS_PORT, "TCP")), "DNS")
           for workload in (*proxies, w["istiod"])],
     ]

@@ -79,15 +79,15 @@ def default_deny_problems(args: StackValidationArgs) -> tuple[bool, list[tuple[O
         name = get(namespace.props, "metadata", "name")
         if isinstance(name, str):
             namespaces[name] = namespace
-    covered, undecided = set(), False
+    # A policy whose namespace or rules are not known yet may cover a namespace: only the namespaces no
+    # such policy could cover are judged now (the rest again on `pulumi up`, when everything is known).
+    covered: set = set()
     for policy in resources_by(args, [NETWORK_POLICY_TYPE]):
         namespace, verdict = namespace_of(policy), denies_everything(policy.props)
-        if namespace is UNKNOWN or verdict is UNKNOWN:
-            undecided = True
-        elif verdict:
+        if namespace is UNKNOWN and verdict is not False:
+            covered |= set(namespaces)
+        elif verdict is UNKNOWN or verdict:
             covered.add(namespace)
-    if undecided:
-        return True, []
     return True, [(resource.urn, f"namespace {name} has no default-deny NetworkPolicy (podSelector {{}}, "
                                  f"policyTypes Ingress and Egress, no rules) although the VPC CNI enforces "
                                  f"NetworkPolicies; add one, then allow only the flows its workloads need")

@@ -57,10 +57,13 @@ def istio_in_stack(args: StackValidationArgs) -> bool:
 
 
 def namespace_of(resource) -> Any:
-    """A Kubernetes object's namespace; when the name is not known yet, the Namespace object it depends on."""
+    """A Kubernetes object's namespace; when the name is not known yet, the Namespace object it depends on,
+    directly or through the Helm release whose namespace it names."""
     namespace = get(resource.props, "metadata", "namespace", default="default")
     if namespace is UNKNOWN:
         owners = dependencies_of(resource, "metadata", "kubernetes:core/v1:Namespace")
+        for release in (d for t in HELM_RELEASE_TYPES for d in dependencies_of(resource, "metadata", t)):
+            owners += dependencies_of(release, "namespace", "kubernetes:core/v1:Namespace")
         names = {get(o.props, "metadata", "name") for o in owners}
         if len(names) == 1 and isinstance(next(iter(names)), str):
             return next(iter(names))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.isolation import DEFAULT_DENY_NAME, kubernetes_service_address, owned_namespaces
+from components.isolation import DEFAULT_DENY_NAME, kubernetes_service_addresses, owned_namespaces
 
 
 def _kind(render, kind: str) -> list[dict]:
@@ -42,10 +42,14 @@ def test_each_sidecar_knows_only_what_its_workload_calls(render):
     assert set(sidecars) == {"default", "graphql"}
 
 
-def test_the_api_server_service_address_follows_the_range_eks_picks():
-    assert kubernetes_service_address("10.0.0.0/16") == "172.20.0.1"
-    assert kubernetes_service_address("172.16.0.0/16") == "10.100.0.1"
-    assert kubernetes_service_address("192.168.0.0/20") == "10.100.0.1"
+def test_istiod_may_reach_the_api_servers_service_address_in_either_range_eks_may_pick(render):
+    """The VPC CNI agent judges istiod's egress before kube-proxy translates the Service address."""
+    assert set(kubernetes_service_addresses()) == {"10.100.0.1", "172.20.0.1"}
+    (istiod,) = [p for p in _kind(render, "NetworkPolicy") if p["metadata"]["namespace"] == "istio-system"
+                 and p["spec"]["podSelector"].get("matchLabels", {}).get("app") == "istiod"]
+    https = {peer["ipBlock"]["cidr"] for rule in istiod["spec"]["egress"] for peer in rule.get("to", [])
+             if "ipBlock" in peer and any(port.get("port") == 443 for port in rule.get("ports", []))}
+    assert {"10.100.0.1/32", "172.20.0.1/32"} <= https
 
 
 def test_a_vpc_cidr_setting_moves_every_address_block(render_variant):
@@ -53,4 +57,4 @@ def test_a_vpc_cidr_setting_moves_every_address_block(render_variant):
     blocks = {peer["ipBlock"]["cidr"] for p in _kind(variant, "NetworkPolicy")
               for direction in ("ingress", "egress") for rule in p["spec"].get(direction, [])
               for peer in rule.get("from", rule.get("to", [])) if "ipBlock" in peer}
-    assert blocks == {"172.16.0.0/16", "10.100.0.1/32"}
+    assert blocks == {"172.16.0.0/16", "10.100.0.1/32", "172.20.0.1/32"}

@@ -57,3 +57,21 @@ def test_enforcement_is_read_from_the_add_on_configuration_or_the_setting(render
         assert "has no default-deny" in messages(violations(RULE, without_policies, components_as_outputs=True))
     with stack_config({"eks-istio-shop:networkPolicyEnforcement": "false"}):
         assert violations(RULE, without_policies, components_as_outputs=True) == []
+
+
+def test_namespaces_not_known_at_preview_are_followed_to_their_namespace_objects(render, dev_config):
+    """On a new stack's preview the istio-* policies' namespace comes from a Helm release not installed yet:
+    the rule follows it to the Namespace, so one unknown name does not silence it for every namespace."""
+    from tests.policy.engine import RENDER_UNKNOWN
+    istio_unknown = broken(render.resources,
+                           lambda r: r["type"] == NETWORK_POLICY
+                           and r["inputs"]["metadata"]["namespace"].startswith("istio-"),
+                           lambda r: r["inputs"]["metadata"].update(namespace=RENDER_UNKNOWN))
+    with stack_config(dev_config):
+        assert violations(RULE, istio_unknown) == []
+        without_shop_deny = [r for r in istio_unknown if not _is_deny("e-commerce")(r)]
+        assert "namespace e-commerce has no default-deny" in messages(violations(RULE, without_shop_deny))
+        without_ingress_deny = [r for r in istio_unknown if not (
+            r["type"] == NETWORK_POLICY and r["name"].endswith("istio-ingress-default-deny"))]
+        assert len(without_ingress_deny) == len(istio_unknown) - 1
+        assert "namespace istio-ingress has no default-deny" in messages(violations(RULE, without_ingress_deny))
