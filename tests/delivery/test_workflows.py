@@ -485,3 +485,19 @@ def test_nightly_always_destroys_and_reports_every_phase():
         (upload,) = step_using(job, "actions/upload-artifact")
         assert upload["if"] == "always()" and upload["with"]["path"] == "build/nightly/"
         assert steps(job).index(upload) > index_of(job, lambda step: "tools.phases report" in step.get("run", ""))
+
+
+def test_a_new_demo_stacks_file_reaches_the_job_that_deploys_it():
+    """A stack never updated keeps its secrets provider only in Pulumi.<stack>.yaml, on the runner that
+    created it: the admission job hands the file to the up job, before the up job selects the stack."""
+    jobs = load(WORKFLOWS / "demo.yml")["jobs"]
+    (upload,) = step_using(jobs["admit"], "actions/upload-artifact")
+    assert upload["if"] == "steps.create.outputs.created == 'true'"
+    assert upload["with"]["path"] == "Pulumi.${{ env.STACK }}.yaml"
+    assert jobs["admit"]["outputs"]["created"] == "${{ steps.create.outputs.created }}"
+    (download,) = step_using(jobs["up"], "actions/download-artifact")
+    assert download["with"]["name"] == upload["with"]["name"]
+    assert download["if"] == "needs.admit.outputs.created == 'true'"
+    steps = jobs["up"]["steps"]
+    select = next(i for i, step in enumerate(steps) if "pulumi stack select" in step.get("run", ""))
+    assert steps.index(download) < select
