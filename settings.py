@@ -213,13 +213,31 @@ class NetworkSettings:
     nat_gateways: str
 
 
+# Istio's name for the control plane installed without a revision (its webhooks carry istio.io/rev=default).
+UNREVISIONED = "default"
+# The revision tag the workloads' and gateways' namespaces name (istio.io/rev=prod) once they use a revision;
+# a revision of that name would make the tag ambiguous.
+REVISION_TAG = "prod"
+# A revisioned istiod is the Helm release istiod-<revision>, and Helm release names have at most 53 characters.
+_REVISION = re.compile(r"^[a-z0-9]([a-z0-9-]{0,44}[a-z0-9])?$")
+# Istio supports canary upgrades between revisions up to two minor versions apart (istio.io, "Canary
+# Upgrades": "jumping across two minor versions is supported"); in-place upgrades go one minor at a time.
+MAX_CANARY_MINOR_DISTANCE = 2
+
+
 @dataclass(frozen=True)
 class MeshSettings:
+    # The base chart's (CRDs and cluster-wide resources) Istio release: the newest of the revisions'.
     istio_version: str
     # Node ports of the ingress gateway Service; the load balancer's target groups use the same.
     ingress_http_node_port: int  # behind the NLB's port 80 listener
     ingress_https_node_port: int  # behind the NLB's TLS listener (TLS ends at the NLB)
     ingress_status_node_port: int  # Envoy's status port 15021, for health checks
+    # Control planes by revision -> Istio release; UNREVISIONED is the istiod installed without a revision.
+    istio_revisions: Mapping[str, str]
+    # The revision the workloads and gateways use: UNREVISIONED through istio-injection=enabled, any other
+    # through the revision tag REVISION_TAG pointing at it. Also Istio's default revision (validation).
+    istio_default_revision: str
 
 
 @dataclass(frozen=True)
@@ -425,6 +443,49 @@ def addon_release(version: str) -> tuple[int, int, int]:
     return int(major), int(minor), int(patch)
 
 
+def istio_release(version: str) -> tuple[int, int, int]:
+    major, minor, patch = version.split(".")
+    return int(major), int(minor), int(patch)
+
+
+def istio_revision_problems(revisions: Mapping[str, Any], default_revision: str, istio_version: str) -> list[str]:
+    """What makes a set of Istio control plane revisions impossible or unsafe, each naming its setting.
+
+    `revisions` as the stack gives it (empty: only the unrevisioned control plane at `istio_version`).
+    """
+    revisions_key, default_key, version_key = (f"{PROJECT}:istioRevisions", f"{PROJECT}:istioDefaultRevision",
+                                               f"{PROJECT}:istioVersion")
+    found = []
+    for name, version in revisions.items():
+        if name != UNREVISIONED and (not _REVISION.match(name) or name == REVISION_TAG):
+            found.append(f"{revisions_key}.{name}: {name!r} is not valid; expected a revision name of 1-46 "
+                         f"lowercase letters, digits or hyphens (a DNS label, such as 1-31-0) other than the "
+                         f"revision tag {REVISION_TAG!r}, or {UNREVISIONED!r} for the control plane installed "
+                         f"without a revision")
+        if not (isinstance(version, str) and _SEMVER.match(version)):
+            found.append(f"{revisions_key}.{name}: {version!r} is not valid; expected an Istio release such as 1.30.5")
+    if found:
+        return found
+    installed = dict(revisions) or {UNREVISIONED: istio_version}
+    if default_revision not in installed:
+        found.append(f"{default_key}: {default_revision!r} is not valid; expected a revision {revisions_key} "
+                     f"installs: {', '.join(sorted(installed))} (move the workloads to another revision before "
+                     f"removing the one they use)")
+    releases = {name: istio_release(version) for name, version in installed.items()}
+    newest = max(releases.values())
+    if istio_release(istio_version) < newest:
+        found.append(f"{version_key}: {istio_version!r} is not valid; expected the newest release of "
+                     f"{revisions_key} or later ({'.'.join(map(str, newest))}): the CRDs and cluster-wide "
+                     f"resources are upgraded before a new revision is installed")
+    spread = sorted({*releases.values(), istio_release(istio_version)})
+    lowest, highest = spread[0], spread[-1]
+    if lowest[0] != highest[0] or highest[1] - lowest[1] > MAX_CANARY_MINOR_DISTANCE:
+        found.append(f"{revisions_key}: {dict(installed)} with {version_key} {istio_version!r} is not valid; "
+                     f"expected releases at most {MAX_CANARY_MINOR_DISTANCE} minor versions apart, the most "
+                     f"Istio supports for a canary upgrade (upgrade through an intermediate minor)")
+    return found
+
+
 def _valid_network(value: str, min_prefix: int, max_prefix: int) -> bool:
     try:
         network = ipaddress.ip_network(value, strict=True)
@@ -512,6 +573,12 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
              for key, attr in (("ingressHttpNodePort", "ingress_http_node_port"),
                                ("ingressHttpsNodePort", "ingress_https_node_port"),
                                ("ingressStatusNodePort", "ingress_status_node_port"))}
+    revisions_raw = r.json_value("istioRevisions", dict, "a map of revision name to Istio release, such as "
+                                 "{\"1-30-5\": \"1.30.5\", \"1-31-0\": \"1.31.0\"}")
+    default_revision = r.raw("istioDefaultRevision")
+    if revisions_raw is not None and default_revision is not None and istio_version is not None:
+        r.problems.extend(istio_revision_problems(revisions_raw, default_revision, istio_version))
+    istio_revisions = dict(revisions_raw or {}) or {UNREVISIONED: istio_version}
     if None not in ports.values() and len(set(ports.values())) != len(ports):
         r.problems.append(f"{PROJECT}:ingressHttpNodePort/ingressHttpsNodePort/ingressStatusNodePort: "
                           f"{sorted(ports.values())} is not valid; expected three different node ports")
@@ -585,7 +652,8 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
                                 nat_gateways=nat_gateways),
         node_group=NodeGroupSettings(instance_type=instance_type, desired_size=desired_size, min_size=min_size,
                                      max_size=max_size, capacity_type=CAPACITY_TYPES[capacity]),
-        mesh=MeshSettings(istio_version=istio_version, **ports),
+        mesh=MeshSettings(istio_version=istio_version, **ports, istio_revisions=istio_revisions,
+                          istio_default_revision=default_revision),
         dns=DnsSettings(domain=domain, hosted_zone_id=zone_id,
                         hostname=resolve_hostname(stack, domain, hostname_override)),
         images=images,

@@ -44,7 +44,8 @@ from components.shop import SERVICE_PORT, service_plans
 DEFAULT_DENY_NAME = "default-deny"
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by the API server
 
-# istiod (its chart labels the pods `app: istiod`, `istio: pilot`)
+# istiod (its chart labels the pods `app: istiod`, `istio: pilot`, every revision's alike: a revision adds
+# `istio.io/rev`, and its Services istiod-<revision> and istiod-<tag> target the same ports)
 ISTIOD_LABELS = {"app": "istiod"}
 ISTIOD_XDS_PORT = 15012  # xDS and the certificate authority, over TLS
 ISTIOD_WEBHOOK_PORT = 15017  # the injection and validation webhooks, called by the API server

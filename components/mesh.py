@@ -30,6 +30,16 @@ node drained):
 istiod serves xDS for a handful of workloads; 512Mi is several times what it uses at that size.
 Autoscaling of the Istio gateways is off (the application scales with HPAs on metrics-server): a
 fixed replica count keeps their PodDisruptionBudgets meaningful (2 replicas, at most 1 down).
+
+Control planes by revision (Istio's canary upgrade with a revision tag; `ControlPlanes` below). Without
+revisions this is one istiod release `istiod`, and namespaces opt in with `istio-injection=enabled`. With
+them, each revision is its own istiod release `istiod-<revision>` of its own Istio release; the workloads'
+and gateways' namespaces carry `istio.io/rev=prod`, and the revision tag `prod` (a webhook the istiod chart
+renders from `revisionTags`) sends their new pods to the revision `istioDefaultRevision` names. Moving the tag
+changes the pods' templates (an annotation naming the revision), so they roll onto the new proxies. The base
+chart's `defaultRevision` follows the same revision: the default validating webhook calls its istiod.
+The tag's webhook belongs to one release at a time: the release that gains it is upgraded after every other
+istiod release, so the one that loses it has let it go.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import lifecycle
-from settings import MeshSettings
+from settings import DEFAULT_ISTIO_VERSION, REVISION_TAG, UNREVISIONED, MeshSettings
 
 ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 
@@ -129,15 +139,65 @@ EGRESS_GATEWAY_REPLICAS = 2
 GATEWAY_RESOURCES = Resources(cpu_request="100m", memory_request="128Mi", cpu_limit="1000m", memory_limit="512Mi")
 
 
-def namespace_labels(namespace: str) -> dict[str, str]:
+# Pod template annotation naming the control plane whose injector gives the pod its proxy: when it changes,
+# the Deployment rolls and every pod gets that proxy (the application's pods carry it too, microservice.py).
+PROXY_VERSION_ANNOTATION = "eks-istio-shop/istio-proxy-version"
+
+
+@dataclass(frozen=True)
+class ControlPlanes:
+    """The istiod revisions installed (revision -> Istio release) and the one the workloads and gateways use.
+
+    UNREVISIONED is the istiod installed without a revision, as before revisions existed.
+    """
+
+    revisions: Mapping[str, str]
+    default_revision: str
+    base_version: str  # the base chart's (CRDs): upgraded before a new revision is installed
+
+    @classmethod
+    def unrevisioned(cls, version: str) -> "ControlPlanes":
+        return cls({UNREVISIONED: version}, UNREVISIONED, version)
+
+    @classmethod
+    def from_settings(cls, settings: MeshSettings) -> "ControlPlanes":
+        return cls(dict(settings.istio_revisions), settings.istio_default_revision, settings.istio_version)
+
+    @property
+    def tagged(self) -> bool:
+        """The workloads use a revision through the revision tag, not the unrevisioned istiod."""
+        return self.default_revision != UNREVISIONED
+
+    @property
+    def default_version(self) -> str:
+        return self.revisions[self.default_revision]
+
+    def injection_labels(self) -> dict[str, str]:
+        """Namespace labels that pick the injector (the tag's webhook wants no istio-injection label)."""
+        return {"istio.io/rev": REVISION_TAG} if self.tagged else {"istio-injection": "enabled"}
+
+    @property
+    def proxy_version(self) -> str:
+        """The injecting control plane as the pod annotation names it: its release, and its revision if any."""
+        return f"{self.default_version}/{self.default_revision}" if self.tagged else self.default_version
+
+
+def istiod_release_name(revision: str) -> str:
+    return "istiod" if revision == UNREVISIONED else f"istiod-{revision}"
+
+
+def namespace_labels(namespace: str, planes: Optional[ControlPlanes] = None) -> dict[str, str]:
     """Gateway namespaces opt into injection: the gateway pods are an injected template (`image: auto`)."""
     if namespace in (INGRESS_NAMESPACE, EGRESS_NAMESPACE):
-        return {"istio-injection": "enabled"}
+        return planes.injection_labels() if planes else {"istio-injection": "enabled"}
     return {}
 
 
-def base_values() -> dict[str, Any]:
-    """The base chart's defaults are what we want: all CRDs, the default revision's webhook."""
+def base_values(planes: Optional[ControlPlanes] = None) -> dict[str, Any]:
+    """The base chart's defaults: all CRDs, the default validating webhook calling the unrevisioned istiod,
+    or the revision the workloads use."""
+    if planes and planes.tagged:
+        return {"defaultRevision": planes.default_revision}
     return {}
 
 
@@ -168,9 +228,13 @@ def mesh_config() -> dict[str, Any]:
 UNHEALTHY_POD_EVICTION_POLICY = "AlwaysAllow"
 
 
-def istiod_values() -> dict[str, Any]:
+def istiod_values(revision: str = UNREVISIONED, tags: Sequence[str] = ()) -> dict[str, Any]:
+    """istiod's values; a revision other than UNREVISIONED names the release's resources (istiod-<revision>)
+    and its injector, and `tags` are the revision tags whose webhooks the release renders."""
     istiod_labels = {"app": "istiod"}
+    revision_values = {} if revision == UNREVISIONED else {"revision": revision, "revisionTags": list(tags)}
     return {
+        **revision_values,
         "autoscaleEnabled": False,
         "replicaCount": ISTIOD_REPLICAS,
         "resources": ISTIOD_RESOURCES.spec(),
@@ -214,9 +278,17 @@ def gateway_proxy_config(shutdown: lifecycle.ShutdownPlan) -> dict[str, Any]:
     }
 
 
-def _gateway_values(labels: Mapping[str, str], replicas: int, zone_spread_hard: bool) -> dict[str, Any]:
+def _gateway_values(labels: Mapping[str, str], replicas: int, zone_spread_hard: bool,
+                    planes: Optional[ControlPlanes]) -> dict[str, Any]:
     shutdown = lifecycle.gateway_shutdown()
+    annotations = {"proxy.istio.io/config": json.dumps(gateway_proxy_config(shutdown), sort_keys=True)}
+    revision_values: dict[str, Any] = {}
+    if planes and planes.tagged:
+        # The pods name the tag (istio.io/rev); the annotation changes when the tag moves, so they roll.
+        revision_values = {"revision": REVISION_TAG}
+        annotations[PROXY_VERSION_ANNOTATION] = planes.proxy_version
     return {
+        **revision_values,
         "labels": dict(labels),
         "replicaCount": replicas,
         "autoscaling": {"enabled": False},
@@ -225,7 +297,7 @@ def _gateway_values(labels: Mapping[str, str], replicas: int, zone_spread_hard: 
         # drained for the longest request, within the grace period.
         "lifecycle": {"preStop": {"sleep": {"seconds": shutdown.pre_stop_seconds}}},
         "terminationGracePeriodSeconds": shutdown.grace_seconds,
-        "podAnnotations": {"proxy.istio.io/config": json.dumps(gateway_proxy_config(shutdown), sort_keys=True)},
+        "podAnnotations": annotations,
         "resources": GATEWAY_RESOURCES.spec(),
         "topologySpreadConstraints": [
             _spread(ZONE_TOPOLOGY_KEY, labels, hard=zone_spread_hard),
@@ -234,16 +306,16 @@ def _gateway_values(labels: Mapping[str, str], replicas: int, zone_spread_hard: 
     }
 
 
-def ingress_gateway_values(node_ports: IngressNodePorts) -> dict[str, Any]:
-    values = _gateway_values(INGRESS_GATEWAY_LABELS, INGRESS_GATEWAY_REPLICAS, zone_spread_hard=True)
+def ingress_gateway_values(node_ports: IngressNodePorts, planes: Optional[ControlPlanes] = None) -> dict[str, Any]:
+    values = _gateway_values(INGRESS_GATEWAY_LABELS, INGRESS_GATEWAY_REPLICAS, zone_spread_hard=True, planes=planes)
     # NodePort, never LoadBalancer: the load balancer is an aws.lb resource in Pulumi's state, so
     # nothing outside Pulumi creates AWS objects that `pulumi destroy` would not know about.
     values["service"] = {"type": "NodePort", "ports": ingress_gateway_service_ports(node_ports)}
     return values
 
 
-def egress_gateway_values() -> dict[str, Any]:
-    values = _gateway_values(EGRESS_GATEWAY_LABELS, EGRESS_GATEWAY_REPLICAS, zone_spread_hard=False)
+def egress_gateway_values(planes: Optional[ControlPlanes] = None) -> dict[str, Any]:
+    values = _gateway_values(EGRESS_GATEWAY_LABELS, EGRESS_GATEWAY_REPLICAS, zone_spread_hard=False, planes=planes)
     values["service"] = {"type": "ClusterIP"}
     return values
 
@@ -305,16 +377,31 @@ class ReleasePlan:
     chart: str
     namespace: str
     values: Mapping[str, Any]
+    version: str  # the Istio release of the chart
 
 
-def release_plans(node_ports: IngressNodePorts) -> list[ReleasePlan]:
-    """The four releases, in install order."""
+def release_plans(node_ports: IngressNodePorts, planes: Optional[ControlPlanes] = None) -> list[ReleasePlan]:
+    """base, one istiod per revision (the one the workloads use last), the two gateways: in install order.
+
+    Without `planes`, the unrevisioned install at the default Istio release.
+    """
+    planes = planes or ControlPlanes.unrevisioned(DEFAULT_ISTIO_VERSION)
+    gateway_version = planes.default_version
+    ordered = sorted(planes.revisions, key=lambda revision: (revision == planes.default_revision, revision))
+    istiods = [
+        ReleasePlan(istiod_release_name(revision), istiod_release_name(revision), "istiod", ISTIO_NAMESPACE,
+                    istiod_values(revision, [REVISION_TAG] if planes.tagged and revision == planes.default_revision
+                                  else []),
+                    planes.revisions[revision])
+        for revision in ordered
+    ]
     return [
-        ReleasePlan("base", "istio-base", "base", ISTIO_NAMESPACE, base_values()),
-        ReleasePlan("istiod", "istiod", "istiod", ISTIO_NAMESPACE, istiod_values()),
+        ReleasePlan("base", "istio-base", "base", ISTIO_NAMESPACE, base_values(planes), planes.base_version),
+        *istiods,
         ReleasePlan("ingress-gateway", INGRESS_RELEASE, "gateway", INGRESS_NAMESPACE,
-                    ingress_gateway_values(node_ports)),
-        ReleasePlan("egress-gateway", EGRESS_RELEASE, "gateway", EGRESS_NAMESPACE, egress_gateway_values()),
+                    ingress_gateway_values(node_ports, planes), gateway_version),
+        ReleasePlan("egress-gateway", EGRESS_RELEASE, "gateway", EGRESS_NAMESPACE, egress_gateway_values(planes),
+                    gateway_version),
     ]
 
 
@@ -332,13 +419,14 @@ class Mesh(pulumi.ComponentResource):
     istio_namespace: pulumi.Output[str]
     ingress_gateway: IngressGateway
     # Plain values for the application's namespace: the labels that pick its injector, and the Istio
-    # release of the proxies that injector gives (a change must roll the pods).
+    # release (and revision, if any) of the proxies that injector gives (a change must roll the pods).
     workload_injection_labels: Mapping[str, str]
     proxy_version: str
 
     def __init__(self, name: str, args: MeshArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:mesh:Mesh", name, None, opts)
         settings = args.settings
+        planes = ControlPlanes.from_settings(settings)
         node_ports = IngressNodePorts(http=settings.ingress_http_node_port, https=settings.ingress_https_node_port,
                                       status=settings.ingress_status_node_port)
 
@@ -348,20 +436,20 @@ class Mesh(pulumi.ComponentResource):
         namespaces = {
             namespace: k8s.core.v1.Namespace(
                 f"{name}-{namespace}",
-                metadata={"name": namespace, "labels": namespace_labels(namespace)},
+                metadata={"name": namespace, "labels": namespace_labels(namespace, planes)},
                 opts=child(),
             )
             for namespace in (ISTIO_NAMESPACE, INGRESS_NAMESPACE, EGRESS_NAMESPACE)
         }
 
-        plans = {plan.role: plan for plan in release_plans(node_ports)}
+        plans = {plan.role: plan for plan in release_plans(node_ports, planes)}
 
         def release(plan: ReleasePlan, after: list[pulumi.Resource]) -> k8s.helm.v3.Release:
             return k8s.helm.v3.Release(
                 f"{name}-{plan.role}",
                 name=plan.release,
                 chart=plan.chart,
-                version=settings.istio_version,
+                version=plan.version,
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=ISTIO_CHART_REPOSITORY),
                 # The namespace's name is an output of the Namespace: the release waits for it.
                 namespace=namespaces[plan.namespace].metadata.name,
@@ -374,8 +462,12 @@ class Mesh(pulumi.ComponentResource):
             )
 
         base = release(plans["base"], [])
-        # istiod reads none of base's outputs, but needs its CRDs and webhook configuration.
-        istiod = release(plans["istiod"], [base])
+        # istiod reads none of base's outputs, but needs its CRDs and webhook configuration. The revision the
+        # workloads use goes last: the revision tag's webhook moves to its release from another one, which
+        # must have let it go first (Helm refuses an object another release owns).
+        others = [release(plans[istiod_release_name(revision)], [base])
+                  for revision in planes.revisions if revision != planes.default_revision]
+        istiod = release(plans[istiod_release_name(planes.default_revision)], [base, *others])
         # The gateway pods' image is filled in by istiod's injector: istiod must be up first.
         ingress_release = release(plans["ingress-gateway"], [istiod])
         egress_release = release(plans["egress-gateway"], [istiod])
@@ -396,8 +488,8 @@ class Mesh(pulumi.ComponentResource):
         self.ingress_gateway_namespace = ingress_release.namespace
         self.egress_gateway_namespace = egress_release.namespace
         self.ingress_gateway = ingress_gateway(node_ports)
-        self.workload_injection_labels = {"istio-injection": "enabled"}
-        self.proxy_version = settings.istio_version
+        self.workload_injection_labels = planes.injection_labels()
+        self.proxy_version = planes.proxy_version
         self.register_outputs({
             "istioNamespace": self.istio_namespace,
             "ingressGatewayNamespace": self.ingress_gateway_namespace,

@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 import json
 
 from components import lifecycle
-from components.mesh import Resources
+from components.mesh import PROXY_VERSION_ANNOTATION, Resources
 
 HTTP_PORT_NAME = "http"
 LIVENESS_PATH = "/healthz"
@@ -49,9 +49,6 @@ UPSTREAM_IDLE_TIMEOUT = lifecycle.duration(lifecycle.MESH_UPSTREAM_IDLE_TIMEOUT_
 # connection first tries the search domains (three NXDOMAIN answers). At ndots:2 a name with two or more dots
 # is looked up as given first, while short names (`orders`, `orders.e-commerce`) still use the search list.
 DNS_NDOTS = "2"
-# Pod template annotation carrying the Istio release of the control plane that injects the pod's sidecar:
-# a new release changes the template, so the Deployment rolls and every pod gets the new proxy.
-PROXY_VERSION_ANNOTATION = "eks-istio-shop/istio-proxy-version"
 
 # The services' images run as this user; set here too, so that non-root holds whatever the image says.
 RUN_AS_USER = 10001

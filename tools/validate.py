@@ -25,7 +25,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Collection, Iterable, Optional
 
 import kubernetes_validate
 import yaml
@@ -51,6 +51,8 @@ class StackRender:
     kubernetes_version: str
     istio_version: str
     manifests: dict[str, dict] = field(default_factory=dict)  # file name -> document
+    # The Istio releases of the stack's istiod revisions (istioRevisions), whose charts may differ from istioVersion.
+    revision_versions: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,6 +67,15 @@ def stack_versions(stack: str) -> tuple[str, str]:
     return (kubernetes if kubernetes.count(".") == 2 else f"{kubernetes}.0"), istio
 
 
+def stack_revision_versions(stack: str) -> tuple[str, ...]:
+    """The Istio releases the stack's istioRevisions name (a map in the stack file, or its JSON text)."""
+    config = {qualify(k): v for k, v in load_stack_config(stack).items()}
+    revisions = config.get(f"{PROJECT}:istioRevisions") or {}
+    if isinstance(revisions, str):
+        revisions = json.loads(revisions or "{}")
+    return tuple(sorted({str(v) for v in revisions.values()}))
+
+
 def render_stack(stack: str, out: Path) -> StackRender:
     """Render in a child process: each stack gets a fresh Pulumi runtime, as under `pulumi preview`."""
     result = subprocess.run([sys.executable, "-m", "tools.render", stack, "--out", str(out)], cwd=ROOT,
@@ -73,7 +84,7 @@ def render_stack(stack: str, out: Path) -> StackRender:
         raise ValidateError(f"{stack}: the offline render failed:\n{result.stderr.strip() or result.stdout.strip()}")
     kubernetes_version, istio_version = stack_versions(stack)
     manifests = {p.name: yaml.safe_load(p.read_text()) for p in sorted((out / "manifests").glob("*.yaml"))}
-    return StackRender(stack, kubernetes_version, istio_version, manifests)
+    return StackRender(stack, kubernetes_version, istio_version, manifests, stack_revision_versions(stack))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,19 +128,21 @@ def object_problems(obj: Any, kubernetes_version: str, istio_version: str) -> li
     return kubernetes_problems(obj, kubernetes_version)
 
 
-def release_problems(release: dict, kubernetes_version: str, istio_version: str) -> list[str]:
-    """Problems of one Helm release's values: only keys the chart defines."""
+def release_problems(release: dict, kubernetes_version: str, istio_version: str,
+                     revision_versions: Collection[str] = ()) -> list[str]:
+    """Problems of one Helm release's values: only keys the chart of its release defines."""
     chart = str(release.get("chart") or "").rstrip("/").split("/")[-1]
     name = release.get("release") or chart
     if chart not in istio_schema.CHARTS:
         return [f"release {name}: chart {chart!r} has no vendored values reference, so its values cannot be "
                 f"checked; vendor its values.yaml next to Istio's (schemas/) and extend tools/istio_schema.py"]
     version = str(release.get("version") or "")
-    if version != istio_version:
-        return [f"release {name}: chart version {version or 'unset'} differs from istioVersion {istio_version}, "
+    if version != istio_version and version not in revision_versions:
+        return [f"release {name}: chart version {version or 'unset'} differs from istioVersion {istio_version}"
+                f"{' and istioRevisions ' + ', '.join(revision_versions) if revision_versions else ''}, "
                 f"whose chart values are the ones vendored; pin the chart to the stack's istioVersion"]
     try:
-        problems = istio_schema.check_helm_values(chart, release.get("values") or {}, istio_version,
+        problems = istio_schema.check_helm_values(chart, release.get("values") or {}, version,
                                                   kubernetes_version)
     except ValueError as error:
         return [f"release {name}: {error}"]
@@ -140,7 +153,8 @@ def manifest_problems(render: StackRender) -> list[str]:
     problems = []
     for file_name, document in render.manifests.items():
         if file_name.endswith(RELEASE_SUFFIX):
-            found = release_problems(document, render.kubernetes_version, render.istio_version)
+            found = release_problems(document, render.kubernetes_version, render.istio_version,
+                                     render.revision_versions)
         else:
             found = object_problems(document, render.kubernetes_version, render.istio_version)
         problems += [f"{render.stack}: {file_name}: {p}" for p in found]

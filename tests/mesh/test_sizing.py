@@ -98,6 +98,16 @@ def test_everything_still_fits_with_one_node_drained():
     assert pack(steady, NODE_COUNT - 1)
 
 
+def test_a_canary_revision_fits_beside_the_running_one_while_the_workloads_roll_onto_it():
+    """During a revision upgrade two istiods run (istioRevisions); the workloads then roll onto the new one."""
+    deployments = workload()
+    canary = mesh.istiod_values("canary", ["prod"])
+    deployments["istiod-canary"] = pods_of("istiod-canary", canary["replicaCount"], canary["resources"]["requests"])
+    steady = [pod for pods in deployments.values() for pod in pods]
+    surge = [pods[0] for pods in deployments.values()]
+    assert pack(steady + surge, NODE_COUNT)
+
+
 def test_requests_leave_headroom():
     steady = [pod for pods in workload().values() for pod in pods]
     cpu = sum(p.cpu_m for p in steady) + NODE_COUNT * DAEMONSET_CPU_M_PER_NODE

@@ -560,3 +560,14 @@ def test_pdb_policy_is_quiet_where_a_chart_creates_no_budget(graph, where, chang
 def test_pdb_policy_passes_on_the_rendered_stack(graph):
     assert any(r["type"] == PDB for r in graph)
     quiet(workloads.disruption_budgets_evict_unhealthy, graph)
+
+
+@pytest.mark.parametrize("step", ["a-canary-beside-unrevisioned", "b-workloads-on-canary", "c-unrevisioned-removed"])
+def test_every_mandatory_policy_passes_at_each_step_of_an_upgrade_by_revision(step, render_variant):
+    """Revisioned istiod releases are still the istiod chart: mTLS, PDB and isolation checks keep judging them."""
+    from tests.mesh.test_revisions import STEPS
+    records = render_variant(sets=STEPS[step]).resources
+    config = engine_config(load_stack_config("dev"))[0]
+    with stack_config(config):
+        for policy in MANDATORY:
+            quiet(policy, records, config=config)

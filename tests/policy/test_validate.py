@@ -90,6 +90,19 @@ def test_helm_values_use_only_keys_the_chart_defines(manifests):
     assert "no vendored values reference" in validate.release_problems(other, K8S, ISTIO)[0]
 
 
+def test_a_revisions_release_is_checked_against_its_own_istio_release(manifests):
+    """An istiod revision (istioRevisions) may run another release than istioVersion; its values are checked
+    against that release's vendored data, and a release with none is reported, never passed unchecked."""
+    release = {**copy.deepcopy(manifests["istiod.release.yaml"]), "release": "istiod-canary", "version": "1.30.2"}
+    release["values"]["revision"] = "canary"
+    assert validate.release_problems(release, K8S, ISTIO, revision_versions=("1.30.2",)) == []
+    release["values"]["pilotResources"] = {}
+    assert "pilotResources" in validate.release_problems(release, K8S, ISTIO, revision_versions=("1.30.2",))[0]
+    unknown = {**release, "version": "1.99.0"}
+    assert validate.release_problems(unknown, K8S, ISTIO, revision_versions=("1.99.0",))
+    assert "istioRevisions 1.30.2" in validate.release_problems(unknown, K8S, ISTIO, revision_versions=("1.30.2",))[0]
+
+
 def test_stack_versions_come_from_the_stack_file():
     kubernetes_version, istio_version = validate.stack_versions("dev")
     config = load_stack_config("dev")  # the stack file's values and Pulumi.yaml's defaults
