@@ -12,8 +12,9 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
+from components.app_access import AppStackAccess, AppStackAccessArgs
 from components.certificate import Certificate, CertificateArgs
-from components.cluster import Cluster, ClusterArgs
+from components.cluster import APP_DEPLOYERS_GROUP, Cluster, ClusterArgs
 from components.dns import DnsRecord, DnsRecordArgs, hosted_zone_id
 from components.images import ServiceImages, ServiceImagesArgs
 from components.ingress import Ingress, IngressArgs
@@ -24,7 +25,7 @@ from components.platform import PlatformReference, PlatformReferenceArgs, gatewa
 from components.platform import (DOMAIN, HOSTED_ZONE_ID, INGRESS_GATEWAY, KUBECONFIG, LOAD_BALANCER_DNS_NAME,
                                  LOAD_BALANCER_ZONE_ID, PROXY_VERSION, VPC_CIDR, WORKLOAD_INJECTION_LABELS)
 from components.shop import APP_STACK_NAMESPACE_LABELS, NAMESPACE as SHOP_NAMESPACE, Shop, ShopArgs
-from settings import APP_SERVICES, PLATFORM_KIND, load_settings
+from settings import APP_NAMESPACE_PREFIX, APP_SERVICES, PLATFORM_KIND, load_settings
 from tagging import stack_tags_transform
 
 settings = load_settings()
@@ -70,8 +71,13 @@ def platform_edge() -> Edge:
         addon_versions=settings.addon_versions,
         node_group=settings.node_group,
         network_policy_enforcement=settings.network_policy_enforcement,
+        app_deployer_arns=settings.app_deployer_arns,
     ))
     in_cluster = pulumi.ResourceOptions(providers=[cluster.kubernetes_provider])
+    if settings.app_deployer_arns:
+        AppStackAccess("shop-app-access", AppStackAccessArgs(
+            group=APP_DEPLOYERS_GROUP, namespace_prefix=APP_NAMESPACE_PREFIX,
+            namespace_labels=APP_STACK_NAMESPACE_LABELS), opts=in_cluster)
 
     mesh = Mesh("shop-mesh", MeshArgs(settings=settings.mesh), opts=in_cluster)
 

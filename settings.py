@@ -152,8 +152,11 @@ STACK_KINDS = (PLATFORM_KIND, APP_KIND)
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
+APP_NAMESPACE_PREFIX = "shop-"
+
+
 def app_namespace(stack: str) -> str:
-    return f"shop-{stack}"
+    return f"{APP_NAMESPACE_PREFIX}{stack}"
 
 CAPACITY_TYPES = {"on-demand": "ON_DEMAND", "spot": "SPOT"}
 NAT_GATEWAY_MODES = ("single", "per-zone")
@@ -259,6 +262,8 @@ class Settings:
     endpoint_public_access_from_anywhere: bool
     cluster_admin_arns: tuple[str, ...]
     cluster_viewer_arns: tuple[str, ...]
+    # A platform's grant to app stacks' deployers: their namespaces only (components/app_access.py).
+    app_deployer_arns: tuple[str, ...]
     addon_versions: Mapping[str, str]
     # The VPC CNI enforces NetworkPolicies, and the stack ships them (components/isolation.py).
     network_policy_enforcement: bool
@@ -497,6 +502,11 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
     if both:
         r.problem(f"{PROJECT}:clusterViewerArns", both,
                   f"ARNs not also in {PROJECT}:clusterAdminArns (an identity has one access entry)")
+    deployers = r.principal_arns("appDeployerArns")
+    twice = sorted(set(deployers or ()) & (set(admins or ()) | set(viewers or ())))
+    if twice:
+        r.problem(f"{PROJECT}:appDeployerArns", twice, f"ARNs not also in {PROJECT}:clusterAdminArns or "
+                  f"{PROJECT}:clusterViewerArns (an identity has one access entry)")
 
     tags_raw = r.json_value("tags", dict, "a map of tag keys to string values")
     extra_tags: dict[str, str] = {}
@@ -595,6 +605,9 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
     elif kind == PLATFORM_KIND and platform_stack:
         r.problem(f"{PROJECT}:platformStack", platform_stack,
                   f"no value on a platform stack, or set {PROJECT}:stackKind to app")
+    if kind == APP_KIND and deployers:
+        r.problem(f"{PROJECT}:appDeployerArns", list(deployers),
+                  "no value on an app stack: the platform stack grants app stacks' deployers their access")
     if kind == APP_KIND and platform_stack == stack:
         r.problem(f"{PROJECT}:platformStack", platform_stack, "another stack than this one")
     if kind == APP_KIND and r.raw("domain") == "":
@@ -624,6 +637,7 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
         endpoint_public_access_from_anywhere=from_anywhere,
         cluster_admin_arns=admins,
         cluster_viewer_arns=viewers,
+        app_deployer_arns=deployers,
         addon_versions=addon_versions,
         network_policy_enforcement=enforcement,
         extra_tags=extra_tags,
