@@ -52,13 +52,12 @@ def required(outputs: Mapping[str, Any], name: str, platform_stack: str) -> Any:
     return value
 
 
-def domain_checked(platform_domain: str, domain: str, platform_stack: str) -> str:
+def domain_checked(platform_domain: str, domain: str, platform_stack: str) -> None:
     """The app stack's `domain` setting must be its platform's: the certificate and the zone are the platform's."""
     if platform_domain != domain:
         raise pulumi.RunError(
             f"eks-istio-shop:domain: {domain!r} is not valid; expected the domain of platform stack "
             f"'{platform_stack}', {platform_domain!r} (its certificate and hosted zone serve only that)")
-    return domain
 
 
 @dataclass(frozen=True)
@@ -92,6 +91,8 @@ class PlatformReference(pulumi.ComponentResource):
             return pulumi.Output.secret(value) if key == KUBECONFIG else pulumi.Output.unsecret(value)
 
         gateway = output(INGRESS_GATEWAY)
+        # What the shop's Gateway, routes and policies name; the load balancer's side (node ports, health
+        # check) stays the platform's, so an app stack has none of it.
         self.gateway = IngressGateway(
             labels=gateway.apply(lambda g: g["labels"]), principal=gateway.apply(lambda g: g["principal"]),
             namespace=gateway.apply(lambda g: g["namespace"]), node_ports=None, readiness_path=None)
@@ -101,8 +102,12 @@ class PlatformReference(pulumi.ComponentResource):
         self.load_balancer_zone_id = output(LOAD_BALANCER_ZONE_ID)
         self.vpc_cidr = output(VPC_CIDR)
         # The record goes into the platform's zone only when the domains agree (data, not an order).
-        self.hosted_zone_id = pulumi.Output.all(output(DOMAIN), output(HOSTED_ZONE_ID)).apply(
-            lambda v: domain_checked(v[0], args.domain, args.platform_stack) and v[1])
+        def zone_of_the_domain(values: list) -> str:
+            platform_domain, zone_id = values
+            domain_checked(platform_domain, args.domain, args.platform_stack)
+            return zone_id
+
+        self.hosted_zone_id = pulumi.Output.all(output(DOMAIN), output(HOSTED_ZONE_ID)).apply(zone_of_the_domain)
         self.kubernetes_provider = k8s.Provider(f"{name}-k8s", kubeconfig=output(KUBECONFIG),
                                                 opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"loadBalancerDnsName": self.load_balancer_dns_name,
