@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 # network-config-analyzer (the reachability test) pins PyYAML differently: its own virtualenv too.
 NCA_VENV := .venv-nca
 
-.PHONY: test render validate checkov-venv nca-venv up destroy smoke dev bench-render bench-services clean
+.PHONY: test render validate checkov-venv nca-venv up destroy smoke dev bench-render bench-services bench-graph clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ bench-services: $(VENV)/.installed
 ## Print the render's wall time and peak memory (median of 5 runs).
 bench-render: $(VENV)/.installed
 	$(PY) bench/render_bench.py --stack $(STACK) --runs 5
+
+## Print the critical paths of `up` and `destroy` of a platform stack and an app stack on it, from the
+## render's dependency graph and typical durations per resource type (PLATFORM=dev APP=pr-example).
+bench-graph: $(VENV)/.installed
+	$(PY) bench/graph_bench.py --platform $(or $(PLATFORM),dev) --app $(or $(APP),pr-example)
 
 clean:
 	rm -rf build

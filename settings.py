@@ -145,6 +145,19 @@ DEFAULT_CLUSTER_NAME: str = declared_settings()["clusterName"].default
 DEFAULT_KUBERNETES_VERSION: str = declared_settings()["kubernetesVersion"].default
 DEFAULT_ISTIO_VERSION: str = declared_settings()["istioVersion"].default
 
+# What a stack is: a whole environment, or only the shop on a platform stack's cluster and edge.
+PLATFORM_KIND = "platform"
+APP_KIND = "app"
+STACK_KINDS = (PLATFORM_KIND, APP_KIND)
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+APP_NAMESPACE_PREFIX = "shop-"
+
+
+def app_namespace(stack: str) -> str:
+    return f"{APP_NAMESPACE_PREFIX}{stack}"
+
 CAPACITY_TYPES = {"on-demand": "ON_DEMAND", "spot": "SPOT"}
 NAT_GATEWAY_MODES = ("single", "per-zone")
 AVAILABILITY_ZONE_COUNTS = (2, 3)
@@ -158,6 +171,8 @@ _TAG_VALUE = re.compile(r"^[\w .:/=+@-]{0,256}$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+# A stack reference: <stack>, <project>/<stack> or <organization>/<project>/<stack>.
+_STACK_REFERENCE = re.compile(r"^([A-Za-z0-9][\w.-]*/){0,2}[A-Za-z0-9][\w.-]*$")
 _OWNER = re.compile(r"^[\w .:/=+@-]{1,256}$")
 _ADMIN_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 _ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
@@ -254,6 +269,9 @@ class DnsSettings:
 @dataclass(frozen=True)
 class Settings:
     stack: str
+    # platform or app (STACK_KINDS); an app stack reads the rest of its environment from `platform_stack`.
+    kind: str
+    platform_stack: Optional[str]
     region: str
     owner: str
     cluster_name: str
@@ -262,6 +280,8 @@ class Settings:
     endpoint_public_access_from_anywhere: bool
     cluster_admin_arns: tuple[str, ...]
     cluster_viewer_arns: tuple[str, ...]
+    # A platform's grant to app stacks' deployers: their namespaces only (components/app_access.py).
+    app_deployer_arns: tuple[str, ...]
     addon_versions: Mapping[str, str]
     # The VPC CNI enforces NetworkPolicies, and the stack ships them (components/isolation.py).
     network_policy_enforcement: bool
@@ -272,6 +292,11 @@ class Settings:
     dns: DnsSettings
     # Service name -> prebuilt image reference; services not named here are built and pushed to ECR.
     images: Mapping[str, str]
+
+    @property
+    def app_namespace(self) -> str:
+        """An app stack's shop runs in its own namespace (a platform's in components/shop.py's NAMESPACE)."""
+        return app_namespace(self.stack)
 
     @property
     def eks_cluster_name(self) -> str:
@@ -538,6 +563,11 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
     if both:
         r.problem(f"{PROJECT}:clusterViewerArns", both,
                   f"ARNs not also in {PROJECT}:clusterAdminArns (an identity has one access entry)")
+    deployers = r.principal_arns("appDeployerArns")
+    twice = sorted(set(deployers or ()) & (set(admins or ()) | set(viewers or ())))
+    if twice:
+        r.problem(f"{PROJECT}:appDeployerArns", twice, f"ARNs not also in {PROJECT}:clusterAdminArns or "
+                  f"{PROJECT}:clusterViewerArns (an identity has one access entry)")
 
     tags_raw = r.json_value("tags", dict, "a map of tag keys to string values")
     extra_tags: dict[str, str] = {}
@@ -633,10 +663,39 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
         else:
             images[service] = reference
 
+    kind = r.choice("stackKind", STACK_KINDS)
+    platform_stack = r.string("platformStack", _STACK_REFERENCE, "the platform stack to run on: <stack>, "
+                              "<project>/<stack> or <organization>/<project>/<stack>", optional=True)
+    if kind == APP_KIND and not platform_stack and r.raw("platformStack") == "":
+        r.problems.append(f"{PROJECT}:platformStack: not set; an app stack (stackKind app) runs on a platform "
+                          f"stack: set `pulumi config set platformStack <stack>`, e.g. dev")
+    elif kind == PLATFORM_KIND and platform_stack:
+        r.problem(f"{PROJECT}:platformStack", platform_stack,
+                  f"no value on a platform stack, or set {PROJECT}:stackKind to app")
+    if kind == APP_KIND and deployers:
+        r.problem(f"{PROJECT}:appDeployerArns", list(deployers),
+                  "no value on an app stack: the platform stack grants app stacks' deployers their access")
+    if kind == APP_KIND and platform_stack == stack:
+        r.problem(f"{PROJECT}:platformStack", platform_stack, "another stack than this one")
+    if kind == APP_KIND and r.raw("domain") == "":
+        r.problems.append(f"{PROJECT}:domain: not set; an app stack is served at a name under its platform "
+                          f"stack's domain: set the same domain as the platform stack")
+    if kind == APP_KIND and domain and hostname_override and not re.fullmatch(
+            rf"[a-z0-9]([a-z0-9-]{{0,61}}[a-z0-9])?\.{re.escape(domain)}", hostname_override):
+        r.problem(f"{PROJECT}:hostname", hostname_override,
+                  f"on an app stack, a name directly under {domain} such as {stack}.{domain}: the platform's "
+                  f"certificate covers *.{domain}")
+    if kind == APP_KIND and not _NAMESPACE.match(app_namespace(stack)):
+        r.problems.append(f"stack name {stack!r}: an app stack's namespace would be {app_namespace(stack)!r}, "
+                          f"not a Kubernetes namespace name; name the stack with lowercase letters, digits and "
+                          f"hyphens, at most 57 characters")
+
     if r.problems:
         raise SettingsError(r.problems, stack)
     return Settings(
         stack=stack,
+        kind=kind,
+        platform_stack=platform_stack,
         region=region,
         owner=owner,
         cluster_name=cluster_name,
@@ -645,6 +704,7 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
         endpoint_public_access_from_anywhere=from_anywhere,
         cluster_admin_arns=admins,
         cluster_viewer_arns=viewers,
+        app_deployer_arns=deployers,
         addon_versions=addon_versions,
         network_policy_enforcement=enforcement,
         extra_tags=extra_tags,

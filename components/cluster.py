@@ -12,7 +12,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from settings import NodeGroupSettings
+from settings import APP_NAMESPACE_PREFIX, NodeGroupSettings
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
 CONTROL_PLANE_LOG_RETENTION_DAYS = 30
@@ -20,6 +20,10 @@ CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterA
 # Reads every object, Secrets included: a refreshing `pulumi preview` reads the Helm releases' state,
 # which Helm keeps in Secrets. AmazonEKSViewPolicy does not show Secrets.
 CLUSTER_VIEWER_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminViewPolicy"
+# An app stack's deployer: admin of the workloads in app stacks' namespaces (no cluster-scoped objects,
+# no custom resources; components/app_access.py adds those it needs, in those namespaces only).
+APP_DEPLOYER_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminPolicy"
+APP_DEPLOYERS_GROUP = "eks-istio-shop:app-deployers"
 
 # Managed policies every EKS worker node needs: join the cluster, run the VPC CNI, pull images
 # (pull only: nodes never list or describe repositories).
@@ -53,12 +57,15 @@ def access_entry_key(principal_arn: str) -> str:
     return re.sub(r"[^A-Za-z0-9-]+", "-", f"{account}-{resource}").strip("-")
 
 
-def access_entries(admin_arns: tuple[str, ...], viewer_arns: tuple[str, ...]) -> dict[str, eks.AccessEntryArgs]:
+def access_entries(admin_arns: tuple[str, ...], viewer_arns: tuple[str, ...],
+                   app_deployer_arns: tuple[str, ...] = ()) -> dict[str, eks.AccessEntryArgs]:
     """Access entries for principals besides the one that creates the cluster.
 
     EKS makes the creating identity admin by itself; a CI role or a teammate that later updates the
     stack needs an admin entry, one that only previews it a read-only one. Moving a principal from one
-    list to the other keeps its entry and swaps the policy association.
+    list to the other keeps its entry and swaps the policy association. An app stack's deployer gets
+    AmazonEKSAdminPolicy in app stacks' namespaces only, and the group that components/app_access.py
+    grants what that policy lacks (the namespace itself, Istio's objects) in those namespaces only.
     """
     def entry(arn: str, key: str, policy: str) -> eks.AccessEntryArgs:
         return eks.AccessEntryArgs(
@@ -70,6 +77,14 @@ def access_entries(admin_arns: tuple[str, ...], viewer_arns: tuple[str, ...]) ->
     entries = {access_entry_key(arn): entry(arn, "cluster-admin", CLUSTER_ADMIN_POLICY) for arn in admin_arns}
     entries.update({access_entry_key(arn): entry(arn, "cluster-viewer", CLUSTER_VIEWER_POLICY)
                     for arn in viewer_arns})
+    entries.update({access_entry_key(arn): eks.AccessEntryArgs(
+        principal_arn=arn,
+        kubernetes_groups=[APP_DEPLOYERS_GROUP],
+        access_policies={"app-namespaces": eks.AccessPolicyAssociationArgs(
+            policy_arn=APP_DEPLOYER_POLICY, access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
+                # EKS matches a trailing wildcard: every namespace an app stack can have.
+                type="namespace", namespaces=[f"{APP_NAMESPACE_PREFIX}*"]))},
+    ) for arn in app_deployer_arns})
     return entries
 
 
@@ -111,6 +126,8 @@ class ClusterArgs:
     node_group: NodeGroupSettings
     # The VPC CNI's network policy agent enforces Kubernetes NetworkPolicies (vpc-cni v1.14 or later).
     network_policy_enforcement: bool
+    # Identities that deploy app stacks on this cluster: access to app stacks' namespaces only.
+    app_deployer_arns: tuple[str, ...] = ()
 
 
 class Cluster(pulumi.ComponentResource):
@@ -166,7 +183,7 @@ class Cluster(pulumi.ComponentResource):
             # groups would only serve self-managed nodes.
             skip_default_security_groups=True,
             authentication_mode=eks.AuthenticationMode.API,
-            access_entries=access_entries(args.cluster_admin_arns, args.cluster_viewer_arns),
+            access_entries=access_entries(args.cluster_admin_arns, args.cluster_viewer_arns, args.app_deployer_arns),
             # Pinned: unpinned, pulumi-eks looks up the newest version on every run, so an unrelated
             # update could roll the aws-node and kube-proxy DaemonSets.
             # enable_network_policy writes the add-on's documented configuration value
@@ -267,7 +284,8 @@ class Cluster(pulumi.ComponentResource):
 
     def _refuse_creator_in_access_lists(self, args: ClusterArgs) -> None:
         """Stops a first `pulumi up` that would fail halfway, at preview, naming the setting to fix."""
-        lists = {"clusterAdminArns": args.cluster_admin_arns, "clusterViewerArns": args.cluster_viewer_arns}
+        lists = {"clusterAdminArns": args.cluster_admin_arns, "clusterViewerArns": args.cluster_viewer_arns,
+                 "appDeployerArns": args.app_deployer_arns}
         if not any(lists.values()):
             return
         invoke = pulumi.InvokeOptions(parent=self)

@@ -39,7 +39,7 @@ from components.mesh import (EGRESS_GATEWAY_LABELS, EGRESS_NAMESPACE, GATEWAY_ST
                              principal)
 from components.microservice import selector, service_host
 from components.shop import NAMESPACE as SHOP_NAMESPACE
-from components.shop import SERVICE_PORT, service_plans
+from components.shop import APP_STACK_NAMESPACE_LABELS, SERVICE_PORT, service_plans
 
 DEFAULT_DENY_NAME = "default-deny"
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by the API server
@@ -60,10 +60,13 @@ COREDNS_LABELS = {"k8s-app": "kube-dns"}
 
 @dataclass(frozen=True)
 class Workload:
-    """Pods selected by `labels` in `namespace`; `name` names the workload's NetworkPolicy."""
+    """Pods selected by `labels` in `namespace` (or, with `namespace_labels`, in every namespace carrying
+    those labels); `name` names the workload's NetworkPolicy. An app stack knows the gateway's labels and
+    namespace as outputs of its platform stack."""
     name: str
-    namespace: str
-    labels: Mapping[str, str]
+    namespace: pulumi.Input[str]
+    labels: pulumi.Input[Mapping[str, str]]
+    namespace_labels: Optional[Mapping[str, str]] = None
 
 
 @dataclass(frozen=True)
@@ -97,12 +100,17 @@ def kubernetes_service_addresses() -> tuple[str, ...]:
     return tuple(str(ipaddress.ip_network(service_range)[1]) for service_range in EKS_DEFAULT_SERVICE_RANGES)
 
 
-def workloads(gateway: IngressGateway) -> dict[str, Workload]:
+def _mapping(value: pulumi.Input[Mapping[str, str]]) -> pulumi.Input[Mapping[str, str]]:
+    """A copy of a plain map; an output (an app stack's view of its platform) as it is."""
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def workloads(gateway: IngressGateway, shop_namespace: str = SHOP_NAMESPACE) -> dict[str, Workload]:
     """Every workload of the stack, and CoreDNS, which they all call."""
-    found = {plan.name: Workload(plan.name, SHOP_NAMESPACE, selector(plan.name))
-             for plan in service_plans(SHOP_NAMESPACE, gateway.principal)}
+    found = {plan.name: Workload(plan.name, shop_namespace, selector(plan.name))
+             for plan in service_plans(shop_namespace, gateway.principal)}
     found.update({
-        "ingress-gateway": Workload("ingress-gateway", INGRESS_NAMESPACE, dict(gateway.labels)),
+        "ingress-gateway": Workload("ingress-gateway", gateway.namespace, _mapping(gateway.labels)),
         "egress-gateway": Workload("egress-gateway", EGRESS_NAMESPACE, dict(EGRESS_GATEWAY_LABELS)),
         "istiod": Workload("istiod", ISTIO_NAMESPACE, dict(ISTIOD_LABELS)),
         "coredns": Workload("coredns", COREDNS_NAMESPACE, dict(COREDNS_LABELS)),
@@ -110,25 +118,38 @@ def workloads(gateway: IngressGateway) -> dict[str, Workload]:
     return found
 
 
-def owned_namespaces() -> tuple[str, ...]:
-    return (ISTIO_NAMESPACE, INGRESS_NAMESPACE, EGRESS_NAMESPACE, SHOP_NAMESPACE)
+def owned_namespaces(shop_namespace: str = SHOP_NAMESPACE, owns_mesh: bool = True) -> tuple[str, ...]:
+    """A platform stack owns the mesh's namespaces and its shop's; an app stack only its shop's."""
+    return (ISTIO_NAMESPACE, INGRESS_NAMESPACE, EGRESS_NAMESPACE, shop_namespace) if owns_mesh else (shop_namespace,)
 
 
-def shop_calls(gateway: IngressGateway) -> list[tuple[str, str]]:
+def shop_calls(gateway: IngressGateway, shop_namespace: str = SHOP_NAMESPACE) -> list[tuple[str, str]]:
     """(caller, service) for every call the shop's AuthorizationPolicies allow: the same source as the L7 layer."""
-    by_principal = {principal(SHOP_NAMESPACE, plan.name): plan.name
-                    for plan in service_plans(SHOP_NAMESPACE, gateway.principal)}
+    plans = service_plans(shop_namespace, gateway.principal)
+    by_principal = {principal(shop_namespace, plan.name): plan.name for plan in plans}
+    # An app stack's gateway principal is an output; the plans hold that same object.
     by_principal[gateway.principal] = "ingress-gateway"
-    return [(by_principal[caller], plan.name)
-            for plan in service_plans(SHOP_NAMESPACE, gateway.principal)
-            for caller in plan.access.principals]
+    return [(by_principal[caller], plan.name) for plan in plans for caller in plan.access.principals]
 
 
-def flows(vpc_cidr: str, gateway: IngressGateway) -> list[Flow]:
+def app_stack_flows(w: Mapping[str, Workload]) -> list[Flow]:
+    """What a platform allows app stacks' namespaces (APP_STACK_NAMESPACE_LABELS): the gateway calls their
+    graphql, their proxies get configuration from istiod. Their own policies allow the rest."""
+    def in_app_stacks(name: str, labels: Mapping[str, str]) -> Workload:
+        return Workload(name, "app stacks", labels, namespace_labels=APP_STACK_NAMESPACE_LABELS)
+    return [
+        Flow(w["ingress-gateway"], in_app_stacks("app-stacks-graphql", selector("graphql")), (Port(SERVICE_PORT),),
+             "the application's public routes into app stacks, as authorized in the mesh"),
+        Flow(in_app_stacks("app-stacks-proxies", {}), w["istiod"], (Port(ISTIOD_XDS_PORT),),
+             "configuration (xDS) and certificates from istiod, for app stacks' proxies"),
+    ]
+
+
+def flows(vpc_cidr: str, gateway: IngressGateway, shop_namespace: str = SHOP_NAMESPACE) -> list[Flow]:
     """Every connection the stack needs; NetworkPolicies allow these and nothing else."""
-    w = workloads(gateway)
+    w = workloads(gateway, shop_namespace)
     vpc = Addresses("vpc", vpc_cidr)
-    shop = [w[plan.name] for plan in service_plans(SHOP_NAMESPACE, gateway.principal)]
+    shop = [w[plan.name] for plan in service_plans(shop_namespace, gateway.principal)]
     proxies = [*shop, w["ingress-gateway"], w["egress-gateway"]]
     tcp = lambda *numbers: tuple(Port(n) for n in numbers)  # noqa: E731
     result = [
@@ -138,7 +159,7 @@ def flows(vpc_cidr: str, gateway: IngressGateway) -> list[Flow]:
              "them to node addresses); kubelet's readiness probe on the status port"),
         Flow(vpc, w["egress-gateway"], tcp(GATEWAY_STATUS_PORT), "kubelet's readiness probe"),
         *[Flow(w[caller], w[service], tcp(SERVICE_PORT), "the application's calls, as authorized in the mesh")
-          for caller, service in shop_calls(gateway)],
+          for caller, service in shop_calls(gateway, shop_namespace)],
         *[Flow(vpc, workload, tcp(PILOT_AGENT_PORT, GATEWAY_STATUS_PORT),
                "kubelet's probes, rewritten by Istio to the pilot-agent, and the sidecar's readiness")
           for workload in shop],
@@ -154,6 +175,7 @@ def flows(vpc_cidr: str, gateway: IngressGateway) -> list[Flow]:
           for address in kubernetes_service_addresses()],
         *[Flow(workload, w["coredns"], (Port(DNS_PORT, "UDP"), Port(DNS_PORT, "TCP")), "DNS")
           for workload in (*proxies, w["istiod"])],
+        *app_stack_flows(w),
     ]
     return result
 
@@ -161,8 +183,9 @@ def flows(vpc_cidr: str, gateway: IngressGateway) -> list[Flow]:
 def _peer(peer: Workload | Addresses) -> dict[str, Any]:
     if isinstance(peer, Addresses):
         return {"ipBlock": {"cidr": peer.cidr}}
-    return {"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: peer.namespace}},
-            "podSelector": {"matchLabels": dict(peer.labels)}}
+    namespace_labels = dict(peer.namespace_labels) if peer.namespace_labels else {NAMESPACE_LABEL: peer.namespace}
+    return {"namespaceSelector": {"matchLabels": namespace_labels},
+            "podSelector": {"matchLabels": _mapping(peer.labels)}}
 
 
 def _ports(ports: Sequence[Port]) -> list[dict[str, Any]]:
@@ -176,21 +199,24 @@ def default_deny(namespace: str) -> dict[str, Any]:
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
 
 
-def network_policies(vpc_cidr: str, gateway: IngressGateway) -> list[dict[str, Any]]:
+def network_policies(vpc_cidr: str, gateway: IngressGateway, shop_namespace: str = SHOP_NAMESPACE,
+                     owns_mesh: bool = True) -> list[dict[str, Any]]:
     """A default deny per owned namespace, then one policy per workload with its flows in and out."""
-    owned = owned_namespaces()
+    owned = owned_namespaces(shop_namespace, owns_mesh)
     rules: dict[str, dict[str, list]] = {}
     targets: dict[str, Workload] = {}
-    for flow in flows(vpc_cidr, gateway):
+    for flow in flows(vpc_cidr, gateway, shop_namespace):
         for workload, direction, peer, key in ((flow.destination, "ingress", flow.source, "from"),
                                                (flow.source, "egress", flow.destination, "to")):
-            if isinstance(workload, Workload) and workload.namespace in owned:
+            # By name, not identity: an app stack's gateway namespace is an output, never one it owns.
+            if isinstance(workload, Workload) and isinstance(workload.namespace, str) and workload.namespace in owned \
+                    and workload.namespace_labels is None:
                 targets[workload.name] = workload
                 rules.setdefault(workload.name, {"ingress": [], "egress": []})[direction].append(
                     {key: [_peer(peer)], "ports": _ports(flow.ports)})
     policies = [default_deny(namespace) for namespace in owned]
     for name, workload in targets.items():
-        spec: dict[str, Any] = {"podSelector": {"matchLabels": dict(workload.labels)},
+        spec: dict[str, Any] = {"podSelector": {"matchLabels": _mapping(workload.labels)},
                                 "policyTypes": [d.capitalize() for d in ("ingress", "egress") if rules[name][d]]}
         spec.update({d: rules[name][d] for d in ("ingress", "egress") if rules[name][d]})
         policies.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -198,10 +224,10 @@ def network_policies(vpc_cidr: str, gateway: IngressGateway) -> list[dict[str, A
     return policies
 
 
-def sidecars(gateway: IngressGateway) -> list[dict[str, Any]]:
+def sidecars(gateway: IngressGateway, shop_namespace: str = SHOP_NAMESPACE) -> list[dict[str, Any]]:
     """The shop's proxies learn only the services their workload calls; a namespace default shows nothing."""
     calls: dict[str, list[str]] = {}
-    for caller, service in shop_calls(gateway):
+    for caller, service in shop_calls(gateway, shop_namespace):
         if caller != "ingress-gateway":
             calls.setdefault(caller, []).append(service)
 
@@ -210,19 +236,19 @@ def sidecars(gateway: IngressGateway) -> list[dict[str, Any]]:
         if labels is not None:
             spec = {"workloadSelector": {"labels": dict(labels)}, **spec}
         return {"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
-                "metadata": {"name": name, "namespace": SHOP_NAMESPACE}, "spec": spec}
+                "metadata": {"name": name, "namespace": shop_namespace}, "spec": spec}
 
     # "~/*": no namespace's services. A workload without its own Sidecar gets this one.
     objects = [sidecar("default", ["~/*"], None)]
     for caller, services in sorted(calls.items()):
-        objects.append(sidecar(caller, [f"./{service_host(s, SHOP_NAMESPACE)}" for s in sorted(services)],
+        objects.append(sidecar(caller, [f"./{service_host(s, shop_namespace)}" for s in sorted(services)],
                                selector(caller)))
     return objects
 
 
 @dataclass(frozen=True)
 class IsolationArgs:
-    vpc_cidr: str
+    vpc_cidr: pulumi.Input[str]  # an app stack reads it from its platform stack
     gateway: IngressGateway
     # NetworkPolicies only where the VPC CNI enforces them: otherwise they would only look like protection.
     network_policies: bool
@@ -230,6 +256,9 @@ class IsolationArgs:
     namespaces: Mapping[str, pulumi.Input[str]]
     # istiod: its webhook validates the Sidecar resources, and base installs their CRD.
     istio_dependencies: Sequence[pulumi.Resource] = ()
+    shop_namespace: str = SHOP_NAMESPACE
+    # A platform stack owns the mesh's namespaces; an app stack only its shop's (`namespaces` names those).
+    owns_mesh: bool = True
 
 
 class Isolation(pulumi.ComponentResource):
@@ -239,14 +268,15 @@ class Isolation(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: IsolationArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:isolation:Isolation", name, None, opts)
-        missing = sorted(set(owned_namespaces()) - set(args.namespaces))
+        missing = sorted(set(owned_namespaces(args.shop_namespace, args.owns_mesh)) - set(args.namespaces))
         if missing:
             raise ValueError(f"no namespace output for {missing}")
 
         def metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
             return {**obj["metadata"], "namespace": args.namespaces[obj["metadata"]["namespace"]]}
 
-        policies = network_policies(args.vpc_cidr, args.gateway) if args.network_policies else []
+        policies = (network_policies(args.vpc_cidr, args.gateway, args.shop_namespace, args.owns_mesh)
+                    if args.network_policies else [])
         for policy in policies:
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy['metadata']['namespace']}-{policy['metadata']['name']}",
@@ -254,7 +284,7 @@ class Isolation(pulumi.ComponentResource):
 
         # No data links a Sidecar to istiod; only this option orders them.
         after_istiod = pulumi.ResourceOptions(parent=self, depends_on=list(args.istio_dependencies))
-        for sidecar in sidecars(args.gateway):
+        for sidecar in sidecars(args.gateway, args.shop_namespace):
             k8s.apiextensions.CustomResource(
                 f"{name}-sidecar-{sidecar['metadata']['name']}", api_version=sidecar["apiVersion"],
                 kind=sidecar["kind"], metadata=metadata(sidecar), spec=sidecar["spec"], opts=after_istiod)

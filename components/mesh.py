@@ -354,6 +354,8 @@ class IngressGateway:
     principal: str
     node_ports: IngressNodePorts
     readiness_path: str
+    # Where the gateway's pods run: NetworkPolicies of an app stack's namespace name it as a peer.
+    namespace: str = INGRESS_NAMESPACE
 
     def servers(self, hosts: Sequence[str]) -> list[dict[str, Any]]:
         """The `servers` of an Istio Gateway bound to this gateway, for `hosts`."""

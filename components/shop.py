@@ -18,6 +18,9 @@ from components.microservice import (DEFAULT_RESOURCES, Access, MeshRoute, Micro
                                      destination, method_regex, retries, service_host)
 
 NAMESPACE = "e-commerce"
+# An app stack's namespace carries these labels; a platform's NetworkPolicies let its gateway and istiod
+# reach such namespaces by them (components/isolation.py), since a platform does not know its app stacks.
+APP_STACK_NAMESPACE_LABELS = {"eks-istio-shop/stack-kind": "app"}
 GATEWAY_NAME = "shop"
 PUBLIC_ROUTES_NAME = "shop-public"
 DEFAULT_DENY_NAME = "allow-nothing"
@@ -82,14 +85,16 @@ def redirects_to_https(server: Mapping) -> bool:
     return bool((server.get("tls") or {}).get("httpsRedirect"))
 
 
-def gateway_spec(selector: Mapping[str, str], servers: Sequence[Mapping], hostname: Optional[str]) -> dict:
+def gateway_spec(selector: pulumi.Input[Mapping[str, str]], servers: Sequence[Mapping], hostname: Optional[str]) -> dict:
     """The Gateway on the ingress gateway's pods, with the servers the ingress design defines
     (components/mesh.py): the load balancer ends TLS and sends its 443 traffic as plain HTTP to the
     serving port, its port 80 traffic to the redirect port, which answers with a redirect to HTTPS.
     Without a hostname there is no TLS and port 80 reaches the serving port, so no server redirects."""
     if hostname is None:
         servers = [server for server in servers if not redirects_to_https(server)]
-    return {"selector": dict(selector), "servers": [dict(server) for server in servers]}
+    # An app stack knows the selector as an output of its platform stack.
+    return {"selector": dict(selector) if isinstance(selector, Mapping) else selector,
+            "servers": [dict(server) for server in servers]}
 
 
 def public_virtual_service_spec(hostname: Optional[str], gateway: str, graphql_host: str, port: int) -> dict:
@@ -138,7 +143,9 @@ class ShopArgs:
     # Istio release of the control plane that injects the namespace: a change rolls every pod onto its proxy.
     proxy_version: str = ""
     # Namespace labels that choose that control plane (istio-injection, or istio.io/rev with a revision tag).
-    injection_labels: Mapping[str, str] = field(default_factory=lambda: {"istio-injection": "enabled"})
+    injection_labels: pulumi.Input[Mapping[str, str]] = field(default_factory=lambda: {"istio-injection": "enabled"})
+    # More namespace labels: an app stack's (APP_STACK_NAMESPACE_LABELS).
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
 
 
 class Shop(pulumi.ComponentResource):
@@ -160,7 +167,8 @@ class Shop(pulumi.ComponentResource):
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": args.namespace, "labels": dict(args.injection_labels)},
+            metadata={"name": args.namespace, "labels": pulumi.Output.from_input(args.injection_labels).apply(
+                lambda injection: {**dict(args.namespace_labels), **injection})},
             opts=after_istiod)
         namespace_name = namespace.metadata.name
 

@@ -70,8 +70,13 @@ def provider_urn(reference: str) -> str:
 
 
 def render_command(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = (),
-                   existing_clusters: Iterable[str] = ()) -> list[str]:
+                   existing_clusters: Iterable[str] = (), platform_outputs: Iterable[str] = (),
+                   stack_name: Optional[str] = None) -> list[str]:
     command = [sys.executable, "-m", "tools.render", stack, "--out", str(out)]
+    if stack_name:
+        command += ["--stack-name", stack_name]
+    for item in platform_outputs:
+        command += ["--platform-outputs", item]
     for item in sets:
         command += ["--set", item]
     for key in unsets:
@@ -82,8 +87,9 @@ def render_command(out: Path, stack: str = "dev", sets: Iterable[str] = (), unse
 
 
 def run_render(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = (),
-               existing_clusters: Iterable[str] = (), env: Optional[dict] = None) -> Render:
-    command = render_command(out, stack, sets, unsets, existing_clusters)
+               existing_clusters: Iterable[str] = (), env: Optional[dict] = None,
+               platform_outputs: Iterable[str] = (), stack_name: Optional[str] = None) -> Render:
+    command = render_command(out, stack, sets, unsets, existing_clusters, platform_outputs, stack_name)
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
                             env={**os.environ, **(env or {})})
     if result.returncode != 0:
@@ -92,9 +98,10 @@ def run_render(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: 
 
 
 def failed_render(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = (),
-                  existing_clusters: Iterable[str] = (), env: Optional[dict] = None) -> str:
+                  existing_clusters: Iterable[str] = (), env: Optional[dict] = None,
+                  platform_outputs: Iterable[str] = ()) -> str:
     """The message of a render the program refuses (exit 2); fails if it succeeds or crashes."""
-    command = render_command(out, stack, sets, unsets, existing_clusters)
+    command = render_command(out, stack, sets, unsets, existing_clusters, platform_outputs)
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
                             env={**os.environ, **(env or {})})
     assert result.returncode == 2, f"expected a refusal, got {result.returncode}:\n{result.stdout}\n{result.stderr}"

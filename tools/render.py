@@ -1,6 +1,7 @@
 """Offline render: run the real Pulumi program for a stack under Pulumi's mocks.
 
     python -m tools.render <stack> --out <dir> [--set KEY=VALUE ...] [--unset KEY ...]
+                           [--platform-outputs STACK=FILE ...]
 
 Needs no AWS credentials and no Pulumi CLI. Writes
 - <dir>/resources.json: every registered resource with its type, parent, provider, dependencies,
@@ -14,6 +15,11 @@ Pulumi.yaml's default for every setting the stack does not set, checked against 
 (`project_config`). The mocks answer only the invokes listed in `KNOWN_INVOKES` and raise on any
 other, so that a new data source cannot pass unnoticed. The program itself does not know it runs
 under mocks.
+
+An app stack reads its platform stack through a stack reference; the mock answers it with the outputs
+given by `--platform-outputs STACK=FILE` (a platform stack's render's outputs.json, or any JSON map of
+outputs) and refuses a platform stack it has no outputs for, as the Pulumi service refuses a stack that
+does not exist. An output masked as a secret in FILE reaches the program as a secret.
 """
 
 from __future__ import annotations
@@ -192,6 +198,37 @@ def engine_config(config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
 # What the mocks return
 
 
+# Stack name -> its outputs, for stack references (`--platform-outputs`).
+PLATFORM_OUTPUTS: dict[str, dict] = {}
+
+
+def read_platform_outputs(items: list[str]) -> dict[str, dict]:
+    """`STACK=FILE` items: each stack's outputs from a JSON map (such as a render's outputs.json)."""
+    found: dict[str, dict] = {}
+    for item in items:
+        stack, sep, file_name = item.partition("=")
+        if not sep or not stack or not file_name:
+            raise RenderError(f"--platform-outputs takes STACK=FILE, not {item!r}")
+        try:
+            outputs = json.loads(Path(file_name).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise RenderError(f"--platform-outputs {item}: cannot read the outputs: {error}") from None
+        if not isinstance(outputs, dict):
+            raise RenderError(f"--platform-outputs {item}: expected a JSON map of output names to values")
+        found[stack] = outputs
+    return found
+
+
+def stack_reference_state(name: str) -> dict:
+    """A stack reference's state as the Pulumi service gives it: the outputs and which are secrets."""
+    if name not in PLATFORM_OUTPUTS:
+        known = ", ".join(sorted(PLATFORM_OUTPUTS)) or "none (pass --platform-outputs STACK=FILE)"
+        raise RenderError(f"stack reference: platform stack '{name}' does not exist; stacks with outputs "
+                          f"here: {known}")
+    outputs = PLATFORM_OUTPUTS[name]
+    return {"name": name, "outputs": outputs, "secretOutputNames": sorted(k for k, v in outputs.items() if v == MASK)}
+
+
 def _aws_region(config: dict[str, str]) -> str:
     return config.get("aws:region", "us-east-1")
 
@@ -312,10 +349,14 @@ def _load_balancer(name: str, inputs: dict, region: str) -> dict:
 
 
 def _certificate(name: str, inputs: dict, region: str) -> dict:
-    domain = inputs.get("domainName", "example.com")
-    return {"domainValidationOptions": [{
-        "domainName": domain, "resourceRecordName": f"_mock.{domain}.",
-        "resourceRecordType": "CNAME", "resourceRecordValue": "_mock.acm-validations.aws."}]}
+    """One validation option per name, as ACM gives them: a wildcard shares its base name's record."""
+    names = [inputs.get("domainName", "example.com"), *(inputs.get("subjectAlternativeNames") or [])]
+    options = []
+    for domain in names:
+        base = domain[2:] if domain.startswith("*.") else domain
+        options.append({"domainName": domain, "resourceRecordName": f"_mock.{base}.",
+                        "resourceRecordType": "CNAME", "resourceRecordValue": f"_mock.{base}.acm-validations.aws."})
+    return {"domainValidationOptions": options}
 
 
 def _route53_record(name: str, inputs: dict, region: str) -> dict:
@@ -463,6 +504,12 @@ def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[
             self.transforms.append(transform)
 
         def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+            if args.typ == "pulumi:pulumi:StackReference":
+                try:
+                    return args.resource_id or args.name, stack_reference_state(args.inputs.get("name") or args.name)
+                except RenderError as error:
+                    failures.append(error)
+                    raise
             state = mock_state(args.typ, args.name, args.inputs, region)
             if args.typ == "eks:index:ManagedNodeGroup":
                 state["nodeGroup"] = self.monitor.child_reference(
@@ -487,6 +534,20 @@ def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
                 records.append(_record(request, response.urn))
+            return response
+
+        def ReadResource(self, request):
+            # A read (a stack reference) is a resource of the graph too: recorded with the id it reads.
+            response = super().ReadResource(request)
+            records.append({
+                "urn": response.urn, "type": request.type, "name": request.name, "parent": request.parent or None,
+                "custom": True, "provider": request.provider or None, "dependencies": list(request.dependencies),
+                "propertyDependencies": {}, "id": request.id,
+                "options": {"protect": False, "ignoreChanges": [], "deleteBeforeReplace": False,
+                            "retainOnDelete": False, "deletedWith": None, "customTimeouts": {}, "aliases": [],
+                            "read": True},
+                "inputs": plain(_struct_to_python(request.properties)),
+            })
             return response
 
         # Multi-language components take resources as inputs; the mock monitor mishandles resource
@@ -621,14 +682,20 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="remove a setting from the stack: its default in Pulumi.yaml applies")
     parser.add_argument("--existing-cluster", action="append", default=[], metavar="NAME",
                         help="render an update: the mocked account already has this EKS cluster")
+    parser.add_argument("--stack-name", metavar="NAME",
+                        help="run as stack NAME with the stack file's settings (e.g. a second app stack)")
+    parser.add_argument("--platform-outputs", action="append", default=[], metavar="STACK=FILE",
+                        help="a platform stack's outputs (e.g. its render's outputs.json) for stack references")
     args = parser.parse_args(argv)
     EXISTING_CLUSTERS[:] = args.existing_cluster
 
     import pulumi
 
     try:
+        PLATFORM_OUTPUTS.clear()
+        PLATFORM_OUTPUTS.update(read_platform_outputs(args.platform_outputs))
         config = apply_overrides(read_stack_file(args.stack), args.set, args.unset)
-        records, outputs = run_program(args.stack, config)
+        records, outputs = run_program(args.stack_name or args.stack, config)
     except RenderError as error:
         print(f"render: {error}", file=sys.stderr)
         return 2
@@ -636,7 +703,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"render: {error}", file=sys.stderr)
         return 2
     write_render(args.out, records, outputs)
-    print(f"render: {len(records)} resources for stack '{args.stack}' written to {args.out}")
+    print(f"render: {len(records)} resources for stack '{args.stack_name or args.stack}' written to {args.out}")
     return 0
 
 

@@ -76,10 +76,26 @@ def stack_revision_versions(stack: str) -> tuple[str, ...]:
     return tuple(sorted({str(v) for v in revisions.values()}))
 
 
-def render_stack(stack: str, out: Path) -> StackRender:
-    """Render in a child process: each stack gets a fresh Pulumi runtime, as under `pulumi preview`."""
-    result = subprocess.run([sys.executable, "-m", "tools.render", stack, "--out", str(out)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)
+def platform_of(stack: str) -> Optional[str]:
+    """The platform stack an app stack (stackKind app) names; None for a platform stack."""
+    config = {qualify(k): v for k, v in load_stack_config(stack).items()}
+    if config.get(f"{PROJECT}:stackKind") != "app":
+        return None
+    return str(config.get(f"{PROJECT}:platformStack") or "") or None
+
+
+def render_order(stacks: list[str]) -> list[str]:
+    """Platform stacks first: an app stack's render reads its platform's outputs."""
+    return sorted(stacks, key=lambda stack: platform_of(stack) is not None)
+
+
+def render_stack(stack: str, out: Path, platform_outputs: Optional[dict[str, Path]] = None) -> StackRender:
+    """Render in a child process: each stack gets a fresh Pulumi runtime, as under `pulumi preview`.
+    An app stack's stack reference reads the outputs of its platform stack's render (`platform_outputs`)."""
+    command = [sys.executable, "-m", "tools.render", stack, "--out", str(out)]
+    for platform, outputs in (platform_outputs or {}).items():
+        command += ["--platform-outputs", f"{platform}={outputs}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise ValidateError(f"{stack}: the offline render failed:\n{result.stderr.strip() or result.stdout.strip()}")
     kubernetes_version, istio_version = stack_versions(stack)
@@ -269,7 +285,18 @@ def write_kubernetes_manifests(renders: Iterable[StackRender], directory: Path) 
 
 def validate(stacks: list[str], out: Path, checkov: Optional[str]) -> tuple[list[str], list[str]]:
     """(problems, summary lines) for the given stacks, rendered under `out`."""
-    renders = [render_stack(stack, out / "render" / stack) for stack in stacks]
+    renders = []
+    platform_outputs: dict[str, Path] = {}
+    for stack in render_order(stacks):
+        platform = platform_of(stack)
+        if platform is not None and platform not in platform_outputs and platform in available_stacks(ROOT):
+            renders.append(render_stack(platform, out / "render" / platform))
+            platform_outputs[platform] = out / "render" / platform / "outputs.json"
+        if stack in platform_outputs:
+            continue
+        renders.append(render_stack(stack, out / "render" / stack, platform_outputs))
+        if platform is None:
+            platform_outputs[stack] = out / "render" / stack / "outputs.json"
     problems = [p for render in renders for p in manifest_problems(render)]
     summary = []
 

@@ -21,6 +21,8 @@ from .workloads import HELM_RELEASE_TYPES, POD_LABEL_PATHS, chart_name
 
 MESH_ROOT_NAMESPACE = "istio-system"
 APP_NAMESPACE = "e-commerce"
+# An app stack's shop namespace (components/shop.py APP_STACK_NAMESPACE_LABELS) is held to the same rules.
+APP_STACK_LABEL = ("eks-istio-shop/stack-kind", "app")
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io", "telemetry.istio.io", "extensions.istio.io")
 
 
@@ -43,6 +45,10 @@ virtual_service_routes = ResourceValidationPolicy(
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_validate_virtual_service,
 )
+
+
+def istiod_in_stack(args: StackValidationArgs) -> bool:
+    return any(r.resource_type in HELM_RELEASE_TYPES and chart_name(r.props) == "istiod" for r in args.resources)
 
 
 def istio_in_stack(args: StackValidationArgs) -> bool:
@@ -71,8 +77,9 @@ def namespace_of(resource) -> Any:
 
 
 def strict_mtls_problems(args: StackValidationArgs) -> tuple[bool, list[tuple[Optional[str], str]]]:
-    """(applies, problems): no problems apply to a stack without Istio."""
-    if not istio_in_stack(args):
+    """(applies, problems): no problems apply to a stack without Istio, nor to an app stack, whose mesh (and
+    mesh-wide policy) is its platform stack's."""
+    if not istio_in_stack(args) or (app_namespaces(args.resources) - {APP_NAMESPACE} and not istiod_in_stack(args)):
         return False, []
     problems: list[tuple[Optional[str], str]] = []
     mesh_wide_strict = False
@@ -106,7 +113,7 @@ def strict_mtls_problems(args: StackValidationArgs) -> tuple[bool, list[tuple[Op
 def _validate_strict_mtls(args: StackValidationArgs, report: ReportViolation) -> None:
     applies, problems = strict_mtls_problems(args)
     if not applies:
-        args.not_applicable("this stack installs no Istio")
+        args.not_applicable("this stack installs no Istio (an app stack's is its platform stack's)")
     for urn, message in problems:
         report(message, urn)
 
@@ -132,22 +139,37 @@ def _selects(match_labels: Any, labels: Any) -> Any:
     return all(have.get(k) == v for k, v in wanted)
 
 
+def app_namespaces(resources) -> set:
+    """e-commerce, and every namespace the stack creates with an app stack's label."""
+    names = {APP_NAMESPACE}
+    key, value = APP_STACK_LABEL
+    for resource in resources:
+        if resource.resource_type != "kubernetes:core/v1:Namespace":
+            continue
+        labels, name = get(resource.props, "metadata", "labels"), get(resource.props, "metadata", "name")
+        if labels is not UNKNOWN and isinstance(name, str) and dict(entries(labels)).get(key) == value:
+            names.add(name)
+    return names
+
+
 def authorization_problems(args: StackValidationArgs) -> list[tuple[str, str]]:
+    app = app_namespaces(args.resources)
     policies = []
     for resource in args.resources:
         if istio_kind(resource.resource_type, "security.istio.io", "AuthorizationPolicy") \
-                and namespace_of(resource) in (APP_NAMESPACE, UNKNOWN):
+                and (namespace_of(resource) in app or namespace_of(resource) is UNKNOWN):
             policies.append(resource)
     problems = []
     for policy in policies:
         name = get(policy.props, "metadata", "name", default=policy.name)
         for index, rule in enumerate(elements(get(policy.props, "spec", "rules"))):
             if is_mapping(rule) and not entries(rule):
-                problems.append((policy.urn, f"AuthorizationPolicy {APP_NAMESPACE}/{name}: rules[{index}] is "
+                problems.append((policy.urn, f"AuthorizationPolicy {namespace_of(policy)}/{name}: rules[{index}] is "
                                              f"empty and allows every request; name the callers in `from`"))
     for workload in args.resources:
         label_path = POD_LABEL_PATHS.get(workload.resource_type)
-        if label_path is None or namespace_of(workload) != APP_NAMESPACE:
+        namespace = namespace_of(workload)
+        if label_path is None or namespace not in app:
             continue
         labels = get(workload.props, *label_path)
         selected = UNKNOWN if labels is UNKNOWN else False
@@ -163,7 +185,7 @@ def authorization_problems(args: StackValidationArgs) -> list[tuple[str, str]]:
                 selected = UNKNOWN
         if selected is False:
             name = get(workload.props, "metadata", "name", default=workload.name)
-            problems.append((workload.urn, f"{workload.resource_type.split(':')[-1]} {APP_NAMESPACE}/{name} is "
+            problems.append((workload.urn, f"{workload.resource_type.split(':')[-1]} {namespace}/{name} is "
                                            f"selected by no ALLOW AuthorizationPolicy; give it one whose "
                                            f"selector.matchLabels match its pod labels and whose rules name "
                                            f"its callers"))
@@ -172,7 +194,8 @@ def authorization_problems(args: StackValidationArgs) -> list[tuple[str, str]]:
 
 ecommerce_authorization = stack_policy(
     "ecommerce-workloads-authorized",
-    f"Every workload in namespace {APP_NAMESPACE} is selected by an AuthorizationPolicy naming its callers.",
+    f"Every workload in namespace {APP_NAMESPACE} or an app stack's namespace is selected by an "
+    f"AuthorizationPolicy naming its callers.",
     authorization_problems,
 )
 

@@ -1,0 +1,114 @@
+"""What an app stack needs of its platform stack, read through a Pulumi stack reference.
+
+A platform stack exports these under PLATFORM_OUTPUTS; an app stack reads them here and nowhere else, so
+the app's components get the same values they get from the platform's own components: a Kubernetes
+provider for the cluster, the ingress gateway's identity (`IngressGateway`), the shared load balancer and
+the hosted zone. Secrets (the kubeconfig) stay secrets. A platform stack without one of the outputs stops
+the run with the output's name, not a KeyError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.mesh import IngressGateway
+
+# Stack output names of a platform stack that app stacks read (and __main__.py exports).
+KUBECONFIG = "kubeconfig"
+INGRESS_GATEWAY = "ingressGateway"  # {labels, principal, namespace}
+WORKLOAD_INJECTION_LABELS = "workloadInjectionLabels"
+PROXY_VERSION = "proxyVersion"
+LOAD_BALANCER_DNS_NAME = "loadBalancerDnsName"
+LOAD_BALANCER_ZONE_ID = "loadBalancerZoneId"
+HOSTED_ZONE_ID = "hostedZoneId"
+DOMAIN = "domain"
+VPC_CIDR = "vpcCidr"  # the node addresses kubelet probes and the load balancer's traffic come from
+PLATFORM_OUTPUTS = (KUBECONFIG, INGRESS_GATEWAY, WORKLOAD_INJECTION_LABELS, PROXY_VERSION, LOAD_BALANCER_DNS_NAME,
+                    LOAD_BALANCER_ZONE_ID, HOSTED_ZONE_ID, DOMAIN, VPC_CIDR)
+
+
+class PlatformOutputError(pulumi.RunError):
+    """The platform stack lacks an output an app stack needs (an older or a non-platform stack)."""
+
+
+def gateway_output(ingress_gateway: IngressGateway) -> dict[str, Any]:
+    """The platform's `ingressGateway` output: what an app stack's Gateway, routes and policies name."""
+    return {"labels": dict(ingress_gateway.labels), "principal": ingress_gateway.principal,
+            "namespace": ingress_gateway.namespace}
+
+
+def required(outputs: Mapping[str, Any], name: str, platform_stack: str) -> Any:
+    """One output of the platform stack, or a clear refusal naming it."""
+    value = (outputs or {}).get(name)
+    if value is None or value == "":
+        raise PlatformOutputError(
+            f"platform stack '{platform_stack}' has no output '{name}', which an app stack needs; "
+            f"run `pulumi up` on it with this version of the program (stackKind platform), or set "
+            f"eks-istio-shop:platformStack to a platform stack")
+    return value
+
+
+def domain_checked(platform_domain: str, domain: str, platform_stack: str) -> None:
+    """The app stack's `domain` setting must be its platform's: the certificate and the zone are the platform's."""
+    if platform_domain != domain:
+        raise pulumi.RunError(
+            f"eks-istio-shop:domain: {domain!r} is not valid; expected the domain of platform stack "
+            f"'{platform_stack}', {platform_domain!r} (its certificate and hosted zone serve only that)")
+
+
+@dataclass(frozen=True)
+class PlatformReferenceArgs:
+    # The platform stack: <stack>, <project>/<stack> or <organization>/<project>/<stack>.
+    platform_stack: str
+    # The app stack's own `domain` setting, checked against the platform's.
+    domain: str
+
+
+class PlatformReference(pulumi.ComponentResource):
+    """The platform stack's outputs, typed as the platform's own components give them."""
+
+    kubernetes_provider: k8s.Provider
+    gateway: IngressGateway
+    workload_injection_labels: pulumi.Output[Mapping[str, str]]
+    proxy_version: pulumi.Output[str]
+    load_balancer_dns_name: pulumi.Output[str]
+    load_balancer_zone_id: pulumi.Output[str]
+    hosted_zone_id: pulumi.Output[str]
+    vpc_cidr: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PlatformReferenceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("eks-istio-shop:platform:PlatformReference", name, None, opts)
+        reference = pulumi.StackReference(f"{name}-stack", stack_name=args.platform_stack,
+                                          opts=pulumi.ResourceOptions(parent=self))
+
+        def output(key: str) -> pulumi.Output[Any]:
+            # The reference's whole `outputs` is secret when any output is; only the kubeconfig is.
+            value = reference.outputs.apply(lambda outputs: required(outputs, key, args.platform_stack))
+            return pulumi.Output.secret(value) if key == KUBECONFIG else pulumi.Output.unsecret(value)
+
+        gateway = output(INGRESS_GATEWAY)
+        # What the shop's Gateway, routes and policies name; the load balancer's side (node ports, health
+        # check) stays the platform's, so an app stack has none of it.
+        self.gateway = IngressGateway(
+            labels=gateway.apply(lambda g: g["labels"]), principal=gateway.apply(lambda g: g["principal"]),
+            namespace=gateway.apply(lambda g: g["namespace"]), node_ports=None, readiness_path=None)
+        self.workload_injection_labels = output(WORKLOAD_INJECTION_LABELS)
+        self.proxy_version = output(PROXY_VERSION)
+        self.load_balancer_dns_name = output(LOAD_BALANCER_DNS_NAME)
+        self.load_balancer_zone_id = output(LOAD_BALANCER_ZONE_ID)
+        self.vpc_cidr = output(VPC_CIDR)
+        # The record goes into the platform's zone only when the domains agree (data, not an order).
+        def zone_of_the_domain(values: list) -> str:
+            platform_domain, zone_id = values
+            domain_checked(platform_domain, args.domain, args.platform_stack)
+            return zone_id
+
+        self.hosted_zone_id = pulumi.Output.all(output(DOMAIN), output(HOSTED_ZONE_ID)).apply(zone_of_the_domain)
+        self.kubernetes_provider = k8s.Provider(f"{name}-k8s", kubeconfig=output(KUBECONFIG),
+                                                opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({"loadBalancerDnsName": self.load_balancer_dns_name,
+                               "hostedZoneId": self.hosted_zone_id})
