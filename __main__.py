@@ -6,9 +6,7 @@ its own shop: namespace, workloads, Gateway and routes for its hostname, authori
 Both wire the same components for the shop.
 """
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
 
 import pulumi
 
@@ -19,9 +17,9 @@ from components.dns import DnsRecord, DnsRecordArgs, hosted_zone_id
 from components.images import ServiceImages, ServiceImagesArgs
 from components.ingress import Ingress, IngressArgs
 from components.isolation import Isolation, IsolationArgs
-from components.mesh import EGRESS_NAMESPACE, INGRESS_NAMESPACE, ISTIO_NAMESPACE, IngressGateway, Mesh, MeshArgs
+from components.mesh import Mesh, MeshArgs
 from components.network import Network, NetworkArgs
-from components.platform import PlatformReference, PlatformReferenceArgs, gateway_output
+from components.platform import Edge, PlatformReference, PlatformReferenceArgs, gateway_output
 from components.platform import (DOMAIN, HOSTED_ZONE_ID, INGRESS_GATEWAY, KUBECONFIG, LOAD_BALANCER_DNS_NAME,
                                  LOAD_BALANCER_ZONE_ID, PROXY_VERSION, VPC_CIDR, WORKLOAD_INJECTION_LABELS)
 from components.shop import APP_STACK_NAMESPACE_LABELS, NAMESPACE as SHOP_NAMESPACE, Shop, ShopArgs
@@ -31,24 +29,6 @@ from tagging import stack_tags_transform
 settings = load_settings()
 # Every AWS resource, including those pulumi-eks creates, gets the stack's tags from this one place.
 pulumi.runtime.register_resource_transform(stack_tags_transform(settings.tags))
-
-
-@dataclass(frozen=True)
-class Edge:
-    """What the shop runs on: the cluster, the mesh's ingress gateway, the load balancer and the zone."""
-    in_cluster: pulumi.ResourceOptions
-    vpc_cidr: pulumi.Input[str]
-    gateway: IngressGateway
-    zone_id: Optional[pulumi.Input[str]]
-    load_balancer_dns_name: pulumi.Input[str]
-    load_balancer_zone_id: pulumi.Input[str]
-    proxy_version: pulumi.Input[str]
-    injection_labels: pulumi.Input[Mapping[str, str]]
-    istio_dependencies: list
-    shop_namespace: str
-    namespace_labels: Mapping[str, str]
-    # The mesh's namespaces, for a stack that owns them (a platform stack).
-    mesh_namespaces: Mapping[str, Any] = field(default_factory=dict)
 
 
 def platform_edge() -> Edge:
@@ -120,8 +100,7 @@ def platform_edge() -> Edge:
         proxy_version=mesh.proxy_version, injection_labels=mesh.workload_injection_labels,
         # After all of Istio: istiod's injector and webhook, and the gateway the routes are bound to.
         istio_dependencies=[mesh], shop_namespace=SHOP_NAMESPACE, namespace_labels={},
-        mesh_namespaces={ISTIO_NAMESPACE: mesh.istio_namespace, INGRESS_NAMESPACE: mesh.ingress_gateway_namespace,
-                         EGRESS_NAMESPACE: mesh.egress_gateway_namespace},
+        mesh_namespaces=mesh.namespaces,
     )
 
 

@@ -419,6 +419,8 @@ class Mesh(pulumi.ComponentResource):
     ingress_gateway_namespace: pulumi.Output[str]
     egress_gateway_namespace: pulumi.Output[str]
     istio_namespace: pulumi.Output[str]
+    # Every namespace the mesh owns, by name, each read from what installs into it.
+    namespaces: dict[str, pulumi.Output[str]]
     ingress_gateway: IngressGateway
     # Plain values for the application's namespace: the labels that pick its injector, and the Istio
     # release (and revision, if any) of the proxies that injector gives (a change must roll the pods).
@@ -489,6 +491,8 @@ class Mesh(pulumi.ComponentResource):
         self.istio_namespace = istiod.namespace
         self.ingress_gateway_namespace = ingress_release.namespace
         self.egress_gateway_namespace = egress_release.namespace
+        self.namespaces = {ISTIO_NAMESPACE: self.istio_namespace, INGRESS_NAMESPACE: self.ingress_gateway_namespace,
+                           EGRESS_NAMESPACE: self.egress_gateway_namespace}
         self.ingress_gateway = ingress_gateway(node_ports)
         self.workload_injection_labels = planes.injection_labels()
         self.proxy_version = planes.proxy_version

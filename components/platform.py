@@ -9,7 +9,7 @@ the run with the output's name, not a KeyError.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 import pulumi
@@ -58,6 +58,26 @@ def domain_checked(platform_domain: str, domain: str, platform_stack: str) -> No
         raise pulumi.RunError(
             f"eks-istio-shop:domain: {domain!r} is not valid; expected the domain of platform stack "
             f"'{platform_stack}', {platform_domain!r} (its certificate and hosted zone serve only that)")
+
+
+@dataclass(frozen=True)
+class Edge:
+    """What the shop runs on, whichever kind of stack it is: the cluster, the mesh's ingress gateway, the load
+    balancer and the zone. A platform stack fills it from its own components, an app stack from its platform's
+    outputs (PlatformReference)."""
+    in_cluster: pulumi.ResourceOptions
+    vpc_cidr: pulumi.Input[str]
+    gateway: IngressGateway
+    zone_id: Optional[pulumi.Input[str]]
+    load_balancer_dns_name: pulumi.Input[str]
+    load_balancer_zone_id: pulumi.Input[str]
+    proxy_version: pulumi.Input[str]
+    injection_labels: pulumi.Input[Mapping[str, str]]
+    istio_dependencies: list
+    shop_namespace: str
+    namespace_labels: Mapping[str, str]
+    # The mesh's namespaces, for a stack that owns them (a platform stack).
+    mesh_namespaces: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
