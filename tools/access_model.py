@@ -9,7 +9,11 @@ itself) or through an access entry that the stack's settings ask for:
 - `clusterAdminArns`: AmazonEKSClusterAdminPolicy, cluster scope (what up, destroy and a refresh
   that writes state need);
 - `clusterViewerArns`: AmazonEKSAdminViewPolicy, cluster scope (reads everything, Secrets included:
-  `pulumi preview --refresh` reads the Helm releases' Secrets).
+  `pulumi preview --refresh` reads the Helm releases' Secrets);
+- `appDeployerArns`, a setting of the *platform* stack (not of the app stack): AmazonEKSAdminPolicy
+  scoped to the app stacks' namespaces (shop-*), and a group that a ValidatingAdmissionPolicy confines
+  to them (components/app_access.py). An app stack creates no cluster, so nobody is its creator: every
+  identity that runs up or destroy on an app stack reaches the platform's cluster through this grant.
 
 The tables below are what tests/delivery/test_access_model.py holds the workflows to, what
 `tools.access_check` names in its advice, and what docs/delivery.md prints.
@@ -22,14 +26,21 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
-from settings import PROJECT
+from settings import APP_KIND, PLATFORM_KIND, PROJECT
 
 VIEW = "view"
 ADMIN = "admin"
-_RANK = {VIEW: 1, ADMIN: 2}
+# Admin of the app stacks' namespaces on the platform's cluster, nothing cluster-wide.
+NAMESPACE_ADMIN = "namespace admin"
+_RANK = {VIEW: 1, NAMESPACE_ADMIN: 1, ADMIN: 2}
+# Which level meets which need: cluster admin meets all; namespace admin and view meet only themselves
+# (a view of the whole cluster cannot change an app stack's objects, and namespace admin cannot read
+# what a platform's refresh reads cluster-wide).
+_MEETS = {ADMIN: {ADMIN, VIEW, NAMESPACE_ADMIN}, VIEW: {VIEW}, NAMESPACE_ADMIN: {NAMESPACE_ADMIN}}
 
 ADMIN_SETTING = f"{PROJECT}:clusterAdminArns"
 VIEWER_SETTING = f"{PROJECT}:clusterViewerArns"
+APP_DEPLOYER_SETTING = f"{PROJECT}:appDeployerArns"
 # Repository variables (not an environment's: the job that writes each into a stack's settings runs
 # in another environment than the role it names, and repository variables are visible to every one).
 TEARDOWN_ROLE_VARIABLE = "DEMO_TEARDOWN_ROLE_ARN"
@@ -84,6 +95,9 @@ class Grant:
     # from the repository variable `variable`; tests/delivery/test_access_model.py holds the workflows to it.
     set_by_job: Optional[tuple[str, str]] = None
     variable: Optional[str] = None
+    # The platform stack (a key of STACKS) whose `setting` holds the grant, when it is not the stack's own
+    # (app stacks' access comes from their platform's appDeployerArns).
+    platform: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,12 @@ class StackKind:
     pattern: str  # regular expression for a bare stack name
     created_by: str
     grants: tuple[Grant, ...]
+    kind: str = PLATFORM_KIND  # settings.py's stackKind
+
+    def needs(self, operation: str) -> str:
+        """The access `operation` needs on this kind: on an app stack every operation only touches its
+        own namespace on the platform's cluster."""
+        return NAMESPACE_ADMIN if self.kind == APP_KIND else OPERATION_NEEDS[operation]
 
     def level_of(self, environment: str) -> Optional[str]:
         levels = [grant.level for grant in self.grants if grant.environment == environment]
@@ -112,8 +132,20 @@ STACKS = {
                       ("deploy", "up"), PREVIEW_ROLE_VARIABLE),
             )),
         StackKind(
-            "pr-<n>", r"^pr-\d+$",
-            created_by="demo.yml's up job (`demo` role)",
+            "pr-<n> (app)", r"^pr-\d+$",
+            created_by="demo.yml's up job (`demo` role), for the `demo` label: an app stack on dev",
+            kind=APP_KIND,
+            grants=(
+                Grant("demo", NAMESPACE_ADMIN, APP_DEPLOYER_SETTING,
+                      "the user, in dev's Pulumi.dev.yaml (the demo role's ARN), applied by dev's next deploy",
+                      platform="dev"),
+                Grant("demo-teardown", NAMESPACE_ADMIN, APP_DEPLOYER_SETTING,
+                      f"the user, in dev's Pulumi.dev.yaml (the ARN in {TEARDOWN_ROLE_VARIABLE}), applied by "
+                      "dev's next deploy", platform="dev"),
+            )),
+        StackKind(
+            "pr-<n> (full)", r"^pr-\d+$",
+            created_by="demo.yml's up job (`demo` role), for the `demo-full` label: a whole environment",
             grants=(
                 Grant("demo", ADMIN, None, "creator"),
                 Grant("demo-teardown", ADMIN, ADMIN_SETTING,
@@ -153,11 +185,11 @@ JOBS = (
     Job("preview", "preview", "preview", ("dev",), "preview", "`pulumi preview --refresh --diff`"),
     Job("deploy", "up", "dev", ("dev",), "up", "`pulumi up --refresh`, then the smoke check",
         quota="1 VPC, 1 EIP (dev, for good)"),
-    Job("demo", "up", "demo", ("pr-<n>",), "up", "`pulumi up`, then the smoke check",
-        quota="1 VPC, 1 EIP per demo stack; at most DEMO_MAX_STACKS (default 2) live"),
-    Job("demo", "destroy", "demo-teardown", ("pr-<n>",), "destroy", "`pulumi destroy --refresh --remove`",
-        teardown=True, quota="gives them back"),
-    Job("reap", "reap", "demo-teardown", ("pr-<n>", "nightly-<run>"), "destroy",
+    Job("demo", "up", "demo", ("pr-<n> (app)", "pr-<n> (full)"), "up", "`pulumi up`, then the smoke check",
+        quota="an app stack none; a full one 1 VPC, 1 EIP; at most DEMO_MAX_STACKS (default 2) live"),
+    Job("demo", "destroy", "demo-teardown", ("pr-<n> (app)", "pr-<n> (full)"), "destroy",
+        "`pulumi destroy --refresh --remove`", teardown=True, quota="gives them back"),
+    Job("reap", "reap", "demo-teardown", ("pr-<n> (app)", "pr-<n> (full)", "nightly-<run>"), "destroy",
         "`tools.reap`: destroy (with refresh) and remove expired stacks", teardown=True, quota="gives them back"),
     Job("nightly", "up", "nightly", ("nightly-<run>",), "up", "`pulumi up`, then the smoke check",
         quota="1 VPC, 1 EIP for about an hour a night"),
@@ -171,12 +203,13 @@ def job(workflow: str, name: str) -> Optional[Job]:
 
 
 def covers(have: Optional[str], needs: str) -> bool:
-    return have is not None and _RANK[have] >= _RANK[needs]
+    return have is not None and needs in _MEETS[have]
 
 
-def stack_kind(stack: str) -> Optional[StackKind]:
+def stack_kind(stack: str, kind: str = PLATFORM_KIND) -> Optional[StackKind]:
+    """The model's entry for a stack of that stackKind (pr-<n> is either, by its settings)."""
     bare = stack.rsplit("/", 1)[-1]
-    return next((kind for kind in STACKS.values() if re.match(kind.pattern, bare)), None)
+    return next((entry for entry in STACKS.values() if re.match(entry.pattern, bare) and entry.kind == kind), None)
 
 
 def missing_access_advice(stack: str, needs: str) -> str:
@@ -206,18 +239,26 @@ def identity_table() -> str:
     ]
     for j in JOBS:
         sources = []
+        needs = []
         for stack in j.stacks:
             grants = [g for g in STACKS[stack].grants if g.environment == j.environment]
             for grant in grants:
                 if grant.setting is None:
                     extra = "" if grant.set_by == "creator" else f" ({grant.set_by})"
                     sources.append(f"{stack}: creator, by EKS's bootstrap entry{extra}")
+                elif grant.platform is not None:
+                    sources.append(f"{stack}: `{grant.setting}` of the platform stack {grant.platform} "
+                                   f"(namespace-scoped: shop-* only), set by {grant.set_by}")
                 else:
                     sources.append(f"{stack}: `{grant.setting}`, set by {grant.set_by}")
+            need = STACKS[stack].needs(j.operation)
+            if len(j.stacks) > 1 and need != j.needs:
+                needs.append(f"{need} ({stack})")
+        needs_text = "; ".join([j.needs] + needs) if needs else j.needs
         role = ROLES[j.environment]
         lines.append(
             f"| `{j.workflow}.yml`: {j.job} | `{j.environment}` | {', '.join(f'`{s}`' for s in j.stacks)} "
-            f"| {j.what} | {j.needs} | {'; '.join(sources)} | {role.max_session_seconds} | {j.quota} |")
+            f"| {j.what} | {needs_text} | {'; '.join(sources)} | {role.max_session_seconds} | {j.quota} |")
     return "\n".join(lines)
 
 

@@ -10,6 +10,9 @@ lists the backend's stacks (`pulumi stack ls --json`) and reads each one's confi
 so a destroy never goes on unchecked.
 An app stack (stackKind app) whose platformStack names the stack, as <stack>, <project>/<stack> or
 <organization>/<project>/<stack>, blocks the destroy; it is named, with how to remove it first.
+A runner holds no Pulumi.<stack>.yaml of other stacks, so `pulumi config` shows it nothing of them: a stack
+tagged `platform-stack` (demo.yml tags its app stacks so) counts as an app stack on the platform the tag
+names, whatever its local config says.
 
 Exit codes: 0 no app stack on it; 1 refused (the app stacks on stderr); 2 bad input.
 """
@@ -48,13 +51,27 @@ def app_stacks_on(platform: str, configs: Mapping[str, Mapping[str, Any]]) -> li
                   and names_platform(setting(config, "platformStack") or "", platform))
 
 
+PLATFORM_TAG = "platform-stack"
+
+
+def with_platform_tag(config: Mapping[str, Any], tags: Mapping[str, Any]) -> dict[str, Any]:
+    """A stack's config as the guard reads it: its `platform-stack` tag makes it an app stack on that platform."""
+    merged = dict(config)
+    platform = tags.get(PLATFORM_TAG)
+    if isinstance(platform, str) and platform:
+        merged[f"{PROJECT}:stackKind"] = APP_KIND
+        merged[f"{PROJECT}:platformStack"] = platform
+    return merged
+
+
 def configs_from_pulumi() -> dict[str, Any]:
     def pulumi(*args: str) -> Any:
         result = subprocess.run(["pulumi", *args], capture_output=True, text=True)
         if result.returncode != 0:
             raise ValueError(f"`pulumi {' '.join(args)}` failed: {result.stderr.strip()}")
         return json.loads(result.stdout)
-    return {entry["name"]: pulumi("config", "--stack", entry["name"], "--json")
+    return {entry["name"]: with_platform_tag(pulumi("config", "--stack", entry["name"], "--json"),
+                                             pulumi("stack", "tag", "ls", "--stack", entry["name"], "--json"))
             for entry in pulumi("stack", "ls", "--json")}
 
 

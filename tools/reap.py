@@ -21,7 +21,10 @@ object: the ingress gateway is a NodePort Service behind the Pulumi-owned NLB, t
 type LoadBalancer and no PersistentVolumeClaim; --check-leftovers proves it after each destroy.
 With --check-access, tools.access_check first says whether this identity is the cluster's admin (a
 demo stack lists the teardown role in clusterAdminArns); a missing access is reported and counts as
-a problem, but the destroy still runs.
+a problem, but the destroy still runs. An app stack (stack tag `platform-stack`, which demo.yml sets)
+gets no access check: its access is its platform's namespace-scoped appDeployerArns grant. With
+--platform-guard, a platform stack (any other) is destroyed only when tools.platform_guard finds no
+app stack naming it; otherwise it is refused, the app stacks named.
 
 A destroy that finds the stack locked (an update that timed out or was cancelled leaves its lock
 behind: a lock file on the S3 backend, an update that never ended on Pulumi Cloud) cancels that
@@ -65,6 +68,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The decisions the reaper can take, as printed.
 DESTROY = "destroy"
+# The stack tag demo.yml sets on an app stack: the platform stack it runs on.
+PLATFORM_TAG = "platform-stack"
 WOULD_DESTROY = "would destroy"
 KEEP = "keep"
 SKIP_NO_TAG = "skip"
@@ -151,8 +156,15 @@ def reap(workspace: StackWorkspace, now: datetime, dry_run: bool,
          out: Callable[[str], None] = print,
          after_destroy: Optional[Callable[[str, Optional[str]], int]] = None,
          max_stacks: int = DEFAULT_MAX_STACKS,
-         before_destroy: Optional[Callable[[str, Optional[str]], int]] = None) -> int:
+         before_destroy: Optional[Callable[[str, Optional[str]], int]] = None,
+         platform_guard: Optional[Callable[[str], int]] = None) -> int:
     """Decide for every stack, carry out the destroys, print each decision; return the exit code.
+
+    platform_guard(bare stack name) runs right before each destroy of a platform stack (one without the
+    `platform-stack` tag); a non-zero result (app stacks still run on it, named by the guard) refuses the
+    destroy. An app stack gets no access check (its access is its platform's namespace-scoped
+    appDeployerArns grant, not cluster admin) and its leftovers check no cluster name (the cluster is
+    its platform's).
 
     before_destroy(bare stack name, EKS cluster name or None) runs right before each destroy (the
     access check): a non-zero result counts as a problem but the destroy still runs. after_destroy
@@ -189,7 +201,8 @@ def reap(workspace: StackWorkspace, now: datetime, dry_run: bool,
             decision = Decision(name, WOULD_DESTROY, decision.reason + "; dry run")
         elif decision.action == DESTROY:
             started += 1
-            decision, failed = _destroy(workspace, name, now, decision, out, after_destroy, before_destroy)
+            decision, failed = _destroy(workspace, name, now, decision, out, after_destroy, before_destroy,
+                                        platform_guard)
             problems += failed
         out(decision.line())
     summary = f"{len(names)} stack(s) checked, {problems} problem(s)"
@@ -202,10 +215,16 @@ def reap(workspace: StackWorkspace, now: datetime, dry_run: bool,
 def _destroy(workspace: StackWorkspace, name: str, now: datetime, decision: Decision,
              out: Callable[[str], None],
              after_destroy: Optional[Callable[[str, Optional[str]], int]],
-             before_destroy: Optional[Callable[[str, Optional[str]], int]] = None) -> tuple[Decision, int]:
+             before_destroy: Optional[Callable[[str, Optional[str]], int]] = None,
+             platform_guard: Optional[Callable[[str], int]] = None) -> tuple[Decision, int]:
     """Destroy one expired stack; the final decision and 1 if it counts as a problem, else 0."""
     cluster: Optional[str] = None
-    if after_destroy is not None or before_destroy is not None:
+    try:
+        tags = workspace.tags(name)
+    except Exception as exc:
+        return Decision(name, FAILED, f"could not read its tags again before destroying: {_first_line(exc)}"), 1
+    app_stack = bool(tags.get(PLATFORM_TAG))
+    if not app_stack and (after_destroy is not None or before_destroy is not None):
         # Read now: once the stack is removed, its outputs and settings are gone with it.
         try:
             cluster = workspace.cluster_name(name)
@@ -213,13 +232,15 @@ def _destroy(workspace: StackWorkspace, name: str, now: datetime, decision: Deci
             out(f"{name}: note (could not read its cluster name: {_first_line(exc)}; the leftovers "
                 "check will not look for kubernetes.io/cluster/<name> tags or the control plane log group)")
     # A push to the pull request may have moved the expiry forward since the first look.
-    try:
-        fresh = decide(name, workspace.tags(name), now)
-    except Exception as exc:
-        return Decision(name, FAILED, f"could not read its tags again before destroying: {_first_line(exc)}"), 1
+    fresh = decide(name, tags, now)
     if fresh.action != DESTROY:
         return Decision(name, EXTENDED, f"not destroyed: {fresh.action} ({fresh.reason})"), 0
-    no_access = before_destroy is not None and before_destroy(bare_stack_name(name), cluster) != 0
+    if not app_stack and platform_guard is not None and platform_guard(bare_stack_name(name)) != 0:
+        return Decision(name, FAILED, "not destroyed: a platform stack that app stacks still name as their "
+                                      "platformStack (named above), or they could not be listed; destroy "
+                                      "them first"), 1
+    no_access = (not app_stack and before_destroy is not None
+                 and before_destroy(bare_stack_name(name), cluster) != 0)
     if no_access:
         out(f"{name}: note (this identity lacks admin access on its cluster, see above; destroying anyway: "
             "the refresh drops what it cannot reach)")
@@ -331,6 +352,11 @@ def _leftovers_check(stack_name: str, cluster_name: Optional[str]) -> int:
     return leftovers.main([stack_name, *(["--cluster-name", cluster_name] if cluster_name else [])])
 
 
+def _platform_guard(stack_name: str) -> int:
+    from tools import platform_guard
+    return platform_guard.main([stack_name])
+
+
 def _positive_int(value: str) -> int:
     try:
         number = int(value)
@@ -363,6 +389,9 @@ def main(argv: Optional[Sequence[str]] = None,
     parser.add_argument("--check-access", action="store_true",
                         help="before each destroy, run `python -m tools.access_check <stack> --needs admin` and "
                              "report a missing access (the destroy still runs; needs AWS credentials)")
+    parser.add_argument("--platform-guard", action="store_true",
+                        help="before each destroy of a platform stack, run `python -m tools.platform_guard "
+                             "<stack>` and refuse the destroy while app stacks name it (needs the Pulumi CLI)")
     parser.add_argument("--max-stacks", type=_positive_int, default=DEFAULT_MAX_STACKS,
                         help="destroy at most this many stacks in this run; the other expired ones wait for "
                              f"the next run (default {DEFAULT_MAX_STACKS}: about 15 minutes each)")
@@ -376,7 +405,8 @@ def main(argv: Optional[Sequence[str]] = None,
     try:
         workspace = workspace_factory(args.work_dir)
         return reap(workspace, now, args.dry_run, after_destroy=_leftovers_check if args.check_leftovers else None,
-                    max_stacks=args.max_stacks, before_destroy=_access_check if args.check_access else None)
+                    max_stacks=args.max_stacks, before_destroy=_access_check if args.check_access else None,
+                    platform_guard=_platform_guard if args.platform_guard else None)
     except ReapError as exc:
         print(f"reap: error: {exc}", file=sys.stderr)
         return 2

@@ -105,9 +105,10 @@ def access_problems(workflows: dict[str, dict[str, Any]], jobs=JOBS, stacks=STAC
             for stack in entry.stacks:
                 # The role the job really gets: its environment's AWS_ROLE_ARN.
                 have = stacks[stack].level_of(environment(job) or "")
-                if not covers(have, needed):
+                needed_there = stacks[stack].needs(entry.operation)
+                if not covers(have, needed_there):
                     problems.append(f"{where} runs {ops[0][1]} on {stack} as {environment(job)}, which has "
-                                    f"{have or 'no'} Kubernetes access there ({needed} needed)")
+                                    f"{have or 'no'} Kubernetes access there ({needed_there} needed)")
             first_op = ops[0][0]
             credentials = [i for i, step in enumerate(steps) if uses(step) == CREDENTIALS]
             preflights = [(i, preflight_level(step)) for i, step in enumerate(steps) if preflight_level(step)]
@@ -174,6 +175,9 @@ def grant_problems(workflows: dict[str, dict[str, Any]], stacks=STACKS) -> list[
             if grant.setting is None:
                 continue  # the creator: EKS's bootstrap entry
             what = f"{kind.name}: {grant.environment}'s {grant.setting}"
+            if grant.platform is not None:
+                problems += platform_grant_problems(kind, grant, stacks)
+                continue
             if grant.set_by_job is None or grant.variable is None:
                 problems.append(f"{what} is written by no workflow (set_by_job and variable in the model)")
                 continue
@@ -196,6 +200,22 @@ def grant_problems(workflows: dict[str, dict[str, Any]], stacks=STACKS) -> list[
             if env.get(grant.variable) != f"${{{{ vars.{grant.variable} }}}}":
                 problems.append(f"{what}: {workflow}.yml:{name} takes ${grant.variable} from "
                                 f"{env.get(grant.variable)!r}, not the repository variable {grant.variable}")
+    return problems
+
+
+def platform_grant_problems(kind, grant, stacks) -> list[str]:
+    """A grant held by a platform stack's setting: only app stacks get one, only through the platform's
+    appDeployerArns (namespace-scoped), from a platform kind of stack the model knows."""
+    what = f"{kind.name}: {grant.environment}'s {grant.setting} on {grant.platform}"
+    problems = []
+    platform = stacks.get(grant.platform)
+    if platform is None or platform.kind != access_model.PLATFORM_KIND:
+        problems.append(f"{what}: {grant.platform} is not a platform stack of the model")
+    if kind.kind != access_model.APP_KIND:
+        problems.append(f"{what}: only app stacks take their access from a platform's setting")
+    if grant.setting != access_model.APP_DEPLOYER_SETTING or grant.level != access_model.NAMESPACE_ADMIN:
+        problems.append(f"{what}: an app stack's access is {access_model.NAMESPACE_ADMIN} through "
+                        f"{access_model.APP_DEPLOYER_SETTING}, not {grant.level} through {grant.setting}")
     return problems
 
 
@@ -241,7 +261,7 @@ def test_a_grant_that_no_workflow_writes_is_caught():
 def test_the_model_gives_every_job_the_access_it_needs():
     for j in JOBS:
         for stack in j.stacks:
-            assert covers(STACKS[stack].level_of(j.environment), j.needs), (j, stack)
+            assert covers(STACKS[stack].level_of(j.environment), STACKS[stack].needs(j.operation)), (j, stack)
         assert j.environment in ROLES
 
 
@@ -379,6 +399,7 @@ case "$*" in
     if [ -n "${STUB_STACKS:-}" ]; then cat "$STUB_STACKS"; else echo '[]'; fi
     exit 0;;
   "stack tag get expires-at"*) if [ -n "${STUB_EXPIRES_AT:-}" ]; then echo "$STUB_EXPIRES_AT"; exit 0; fi; exit 255;;
+  "stack tag get demo-kind"*) if [ -n "${STUB_DEMO_KIND:-}" ]; then echo "$STUB_DEMO_KIND"; exit 0; fi; exit 255;;
   "config get clusterName"*) echo beta; exit 0;;
   "config get domain"*) echo example.com; exit 0;;
   "config get "*) echo '["arn:aws:iam::123456789012:role/someone"]'; exit 0;;
@@ -401,7 +422,10 @@ def run_script(script: str, tmp_path: Path, env: dict[str, str]) -> tuple[subpro
     log.write_text("")
     full_env = {"PATH": f"{stubs}:{os.environ['PATH']}", "STUB_LOG": str(log),
                 "GITHUB_OUTPUT": str(tmp_path / "output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
-                "GITHUB_REPOSITORY": "owner/repo", "PULUMI_BACKEND_URL": "s3://state", **env}
+                "GITHUB_REPOSITORY": "owner/repo", "PULUMI_BACKEND_URL": "s3://state",
+                # demo.yml's workflow-level DEMO_KIND (the harness runs a step's script only): a whole
+                # environment, as the nightly stacks are, unless a test asks for an app stack.
+                "DEMO_KIND": "full", **env}
     result = subprocess.run(["bash", "-e", "-c", script], env=full_env, cwd=ROOT, capture_output=True, text=True,
                             timeout=60)
     return result, log.read_text().splitlines()
@@ -657,3 +681,86 @@ def iter_jobs() -> Iterator[tuple[str, str, dict[str, Any]]]:
     for workflow, document in all_workflows().items():
         for name, job in document["jobs"].items():
             yield workflow, name, job
+
+
+# -- app stacks: no creator, access only through the platform's appDeployerArns ---------------------
+
+def test_app_stacks_get_namespace_access_from_their_platforms_grant_only():
+    app = STACKS["pr-<n> (app)"]
+    assert app.kind == "app"
+    for environment in ("demo", "demo-teardown"):
+        grants = [g for g in app.grants if g.environment == environment]
+        assert [(g.level, g.setting, g.platform) for g in grants] == [
+            (access_model.NAMESPACE_ADMIN, "eks-istio-shop:appDeployerArns", "dev")], environment
+    assert all(g.setting is not None for g in app.grants), "an app stack creates no cluster: nobody is its creator"
+    for operation in ("up", "destroy", "refresh", "preview"):
+        assert app.needs(operation) == access_model.NAMESPACE_ADMIN
+    # The setting the grant names is one the program declares, on the platform (settings.py refuses it on
+    # an app stack).
+    assert "appDeployerArns:" in (ROOT / "Pulumi.yaml").read_text()
+
+
+def test_namespace_admin_meets_only_an_app_stacks_needs():
+    assert covers(access_model.NAMESPACE_ADMIN, access_model.NAMESPACE_ADMIN)
+    assert not covers(access_model.NAMESPACE_ADMIN, ADMIN) and not covers(access_model.NAMESPACE_ADMIN, VIEW)
+    assert not covers(VIEW, access_model.NAMESPACE_ADMIN)
+    assert covers(ADMIN, access_model.NAMESPACE_ADMIN)
+
+
+def test_a_full_demo_with_only_an_app_stacks_grant_is_caught():
+    stacks = dict(STACKS)
+    full = stacks["pr-<n> (full)"]
+    stacks["pr-<n> (full)"] = access_model.StackKind(full.name, full.pattern, full.created_by, tuple(
+        access_model.Grant(g.environment, access_model.NAMESPACE_ADMIN, access_model.APP_DEPLOYER_SETTING,
+                           "the user", platform="dev") if g.environment == "demo-teardown" else g
+        for g in full.grants))
+    problems = access_problems(all_workflows(), stacks=stacks)
+    assert any("demo.yml:destroy runs destroy on pr-<n> (full) as demo-teardown, which has namespace admin" in p
+               for p in problems), problems
+    assert any("only app stacks take their access from a platform's setting" in p
+               for p in grant_problems(all_workflows(), stacks)), grant_problems(all_workflows(), stacks)
+
+
+def test_an_app_stack_grant_through_another_setting_or_platform_is_caught():
+    stacks = dict(STACKS)
+    app = stacks["pr-<n> (app)"]
+    stacks["pr-<n> (app)"] = access_model.StackKind(app.name, app.pattern, app.created_by, tuple(
+        access_model.Grant(g.environment, ADMIN, access_model.ADMIN_SETTING, "the user", platform="pr-<n> (app)")
+        if g.environment == "demo" else g for g in app.grants), kind="app")
+    problems = grant_problems(all_workflows(), stacks)
+    assert any("pr-<n> (app) is not a platform stack of the model" in p for p in problems), problems
+    assert any("namespace admin through eks-istio-shop:appDeployerArns, not admin through "
+               "eks-istio-shop:clusterAdminArns" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("backend, platform", [("s3://state", "organization/eks-istio-shop/dev"),
+                                               ("https://api.pulumi.com", "dev")])
+def test_an_app_demo_stack_runs_on_dev_with_no_cluster_access_of_its_own(backend: str, platform: str,
+                                                                         tmp_path: Path):
+    step = next(s for s in load(WORKFLOWS / "demo.yml")["jobs"]["up"]["steps"] if s.get("id") == "stack")
+    result, log = run_script(step["run"], tmp_path, {
+        "STACK": "pr-42", "PR_NUMBER": "42", "EXPIRES_AT": "2026-11-25T20:00:00Z", "DEMO_KIND": "app",
+        "DEMO_TEARDOWN_ROLE_ARN": TEARDOWN_ARN, "PULUMI_BACKEND_URL": backend})
+    assert result.returncode == 0, result.stderr
+    config = [line for line in log if line.startswith("pulumi config ")]
+    for setting in ("clusterAdminArns", "clusterViewerArns", "appDeployerArns"):
+        assert f"pulumi config rm {setting} --stack pr-42" in config, f"dev's {setting} are dev's own"
+    sets = [line for line in config if line.startswith("pulumi config set")]
+    # No access entry of its own: the platform's appDeployerArns grant is its access (the identity model).
+    assert sets == ["pulumi config set stackKind app --stack pr-42",
+                    f"pulumi config set platformStack {platform} --stack pr-42"]
+    assert f"pulumi stack tag set platform-stack {platform} --stack pr-42" in log
+    assert "pulumi stack tag set demo-kind app --stack pr-42" in log
+    assert "cluster-name=" not in (tmp_path / "output").read_text(), "an app stack has no cluster of its own"
+
+
+def test_a_demo_never_changes_kind_in_place(tmp_path: Path):
+    step = next(s for s in load(WORKFLOWS / "demo.yml")["jobs"]["up"]["steps"] if s.get("id") == "stack")
+    listing = tmp_path / "stacks.json"
+    listing.write_text(json.dumps([{"name": "dev"}, {"name": "pr-42"}]))
+    result, log = run_script(step["run"], tmp_path, {
+        "STACK": "pr-42", "PR_NUMBER": "42", "EXPIRES_AT": "2026-11-25T20:00:00Z", "DEMO_KIND": "app",
+        "DEMO_TEARDOWN_ROLE_ARN": TEARDOWN_ARN, "STUB_STACKS": str(listing), "STUB_DEMO_KIND": "full"})
+    assert result.returncode == 1
+    assert "pr-42 is a full demo and this run asks for app" in result.stdout
+    assert not any(line.startswith(("pulumi config set", "pulumi config cp")) for line in log)

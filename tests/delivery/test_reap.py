@@ -515,3 +515,49 @@ def test_main_check_access_wires_the_access_check(tmp_path: Path, monkeypatch):
     code = reap.main(["--work-dir", str(tmp_path), "--now", "2026-11-25T20:00:00Z", "--check-access"],
                      workspace_factory=lambda _: workspace)
     assert code == 1 and workspace.destroy_calls == ["pr-1"]
+
+
+# -- both kinds of stack: app stacks (tag platform-stack) and the platforms they run on ---------------
+
+def test_a_platform_that_app_stacks_name_is_refused_and_app_stacks_get_no_cluster_admin_check():
+    past = expiry(-timedelta(minutes=1))
+    workspace = FakeWorkspace({"pr-5": {reap.EXPIRY_TAG: past},  # a full demo with an app stack on it
+                               "pr-6": {reap.EXPIRY_TAG: past, reap.PLATFORM_TAG: "organization/eks-istio-shop/dev"},
+                               "pr-7": {reap.EXPIRY_TAG: past}},
+                              cluster_names={"pr-5": "alpha-pr-5", "pr-6": "alpha-dev", "pr-7": "alpha-pr-7"})
+    guarded: list[str] = []
+    checked: list[tuple[str, Optional[str]]] = []
+    after: list[tuple[str, Optional[str]]] = []
+
+    def guard(stack: str) -> int:
+        guarded.append(stack)
+        return 1 if stack == "pr-5" else 0
+
+    lines: list[str] = []
+    code = reap.reap(workspace, NOW, False, out=lines.append, platform_guard=guard,
+                     before_destroy=lambda s, c: checked.append((s, c)) or 0,
+                     after_destroy=lambda s, c: after.append((s, c)) or 0)
+    assert code == 1
+    assert workspace.destroy_calls == ["pr-6", "pr-7"], "the refused platform is left standing"
+    assert guarded == ["pr-5", "pr-7"], "the guard runs for platform stacks only"
+    assert line_for(lines, "pr-5").startswith("pr-5: failed (not destroyed: a platform stack that app stacks")
+    assert checked == [("pr-7", "alpha-pr-7")], "an app stack needs no cluster admin"
+    # An app stack's cluster is its platform's: the leftovers check looks for its own resources only.
+    assert after == [("pr-6", None), ("pr-7", "alpha-pr-7")]
+    assert ("cluster_name", "pr-6") not in workspace.calls
+
+
+def test_main_platform_guard_wires_the_guard(tmp_path: Path, monkeypatch):
+    (tmp_path / "Pulumi.yaml").write_text("name: eks-istio-shop\n")
+    seen: list[str] = []
+    monkeypatch.setattr(reap, "_platform_guard", lambda stack: seen.append(stack) or 1)
+    workspace = FakeWorkspace({"pr-1": {reap.EXPIRY_TAG: "2026-11-25T19:00:00Z"}})
+    code = reap.main(["--work-dir", str(tmp_path), "--now", "2026-11-25T20:00:00Z", "--platform-guard"],
+                     workspace_factory=lambda _: workspace)
+    assert code == 1 and seen == ["pr-1"] and workspace.destroy_calls == []
+
+
+def test_the_reap_workflow_guards_platforms():
+    workflow = yaml.safe_load((Path(__file__).resolve().parents[2] / ".github/workflows/reap.yml").read_text())
+    runs = "\n".join(step.get("run", "") for step in workflow["jobs"]["reap"]["steps"])
+    assert "tools.reap --check-access --check-leftovers --platform-guard" in runs
