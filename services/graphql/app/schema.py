@@ -8,7 +8,6 @@ whole query.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 from decimal import Decimal
@@ -27,8 +26,6 @@ from strawberry.extensions import (
 )
 from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext
-from strawberry.types.nodes import SelectedField, Selection
-from strawberry.types.unset import UNSET, UnsetType
 
 from app.backends import Backend, BadArgument, answer_of
 from app.guards import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, LimitedValidationCache
@@ -67,19 +64,11 @@ class OrderItem:
     product_id: strawberry.ID
     quantity: int
     unit_price: Decimal
-    # The product as the orders page loaded it (a Product, None, or the error of its batch);
-    # UNSET for an order that came without its page's products (order(id:)).
-    page_product: strawberry.Private[Product | BaseException | None | UnsetType] = UNSET
 
-    # Not async: with the page's product at hand, graphql-core completes the item without an
-    # awaitable, which for the many items of a page costs far more than the value itself.
     @strawberry.field(description="null if the product no longer exists or the products service failed")
-    def product(self, info: strawberry.Info[ShopContext]) -> Product | None:
-        if self.page_product is UNSET:
-            return info.context.product_loader.load(self.product_id)  # type: ignore[return-value]
-        if isinstance(self.page_product, BaseException):
-            raise self.page_product.with_traceback(None)  # one error for many items: no traceback chain
-        return self.page_product
+    async def product(self, info: strawberry.Info[ShopContext]) -> Product | None:
+        # Every item of a page loads through the request's DataLoader: one products call per page.
+        return await info.context.product_loader.load(self.product_id)
 
 
 @strawberry.type
@@ -159,28 +148,6 @@ class ShopContext(BaseContext):
         self.order_loader = DataLoader(partial(load_orders, orders, trace_headers), max_batch_size=MAX_IDS)
 
 
-def selects_item_products(selections: list[Selection], inside_items: bool = False) -> bool:
-    """Whether these selections ask for items { product } (through fragments too)."""
-    for selection in selections:
-        if isinstance(selection, SelectedField) and inside_items and selection.name == "product":
-            return True
-        inside = inside_items or (isinstance(selection, SelectedField) and selection.name == "items")
-        if selects_item_products(selection.selections, inside):
-            return True
-    return False
-
-
-async def load_page_products(loader: DataLoader, orders: list[Order]) -> None:
-    """Gives every item of the page its product, loaded in one batch (so one products call) and
-    kept in the loader's cache for the rest of the query. A failed batch becomes the error of
-    each item's product field; the orders are still returned."""
-    items = [item for order in orders for item in order.items]
-    product_ids = list(dict.fromkeys(item.product_id for item in items))
-    found = dict(zip(product_ids, await asyncio.gather(*map(loader.load, product_ids), return_exceptions=True)))
-    for item in items:
-        item.page_product = found[item.product_id]
-
-
 def page_params(first: int, after: str | None) -> dict[str, str | int]:
     if not 1 <= first <= MAX_PAGE_SIZE:
         raise BadArgument("first", f"must be between 1 and {MAX_PAGE_SIZE}, got {first}")
@@ -223,8 +190,6 @@ class Query:
         with answer_of(context.orders.name):
             nodes = [order_from(record) for record in page["items"]]
             connection = OrderConnection(nodes=nodes, page_info=page_info(page), total_count=int(page["total"]))
-        if selects_item_products(info.selected_fields):
-            await load_page_products(context.product_loader, nodes)
         return connection
 
     @strawberry.field(description="One order, or null if there is no order with that id.")
