@@ -1,9 +1,8 @@
 """eks-istio-shop: reads the stack's settings, wires the components, exports the outputs.
 
-A platform stack stands up the environment (network, cluster, mesh, load balancer, certificate) and the shop
+A platform stack stands up the environment (network, cluster, mesh, load balancer, certificate) and a shop
 on it; an app stack reads that environment from its platform stack (components/platform.py) and adds only
-its own shop: namespace, workloads, Gateway and routes for its hostname, authorization, DNS record, images.
-Both wire the same components for the shop.
+its own shop. Both wire the same components for the shop.
 """
 
 from pathlib import Path
@@ -19,9 +18,7 @@ from components.ingress import Ingress, IngressArgs
 from components.isolation import Isolation, IsolationArgs
 from components.mesh import Mesh, MeshArgs
 from components.network import Network, NetworkArgs
-from components.platform import Edge, PlatformReference, PlatformReferenceArgs, gateway_output
-from components.platform import (DOMAIN, HOSTED_ZONE_ID, INGRESS_GATEWAY, KUBECONFIG, LOAD_BALANCER_DNS_NAME,
-                                 LOAD_BALANCER_ZONE_ID, PROXY_VERSION, VPC_CIDR, WORKLOAD_INJECTION_LABELS)
+from components.platform import Edge, PlatformReference, PlatformReferenceArgs, platform_outputs
 from components.shop import APP_STACK_NAMESPACE_LABELS, NAMESPACE as SHOP_NAMESPACE, Shop, ShopArgs
 from settings import APP_NAMESPACE_PREFIX, APP_SERVICES, PLATFORM_KIND, load_settings
 from tagging import stack_tags_transform
@@ -34,141 +31,80 @@ pulumi.runtime.register_resource_transform(stack_tags_transform(settings.tags))
 def platform_edge() -> Edge:
     """The whole environment: network, cluster, mesh, load balancer; the certificate covers app stacks too."""
     network = Network("shop-network", NetworkArgs(
-        settings=settings.network,
-        node_instance_type=settings.node_group.instance_type,
-        cluster_name=settings.eks_cluster_name,
-    ))
-
+        settings=settings.network, node_instance_type=settings.node_group.instance_type,
+        cluster_name=settings.cluster.name))
     cluster = Cluster("shop-cluster", ClusterArgs(
-        cluster_name=settings.eks_cluster_name,
-        kubernetes_version=settings.kubernetes_version,
-        vpc_id=network.vpc_id,
-        public_subnet_ids=network.public_subnet_ids,
-        private_subnet_ids=network.private_subnet_ids,
-        endpoint_public_access_cidrs=settings.endpoint_public_access_cidrs,
-        cluster_admin_arns=settings.cluster_admin_arns,
-        cluster_viewer_arns=settings.cluster_viewer_arns,
-        addon_versions=settings.addon_versions,
-        node_group=settings.node_group,
-        network_policy_enforcement=settings.network_policy_enforcement,
-        app_deployer_arns=settings.app_deployer_arns,
-    ))
+        settings=settings.cluster, node_group=settings.node_group, vpc_id=network.vpc_id,
+        public_subnet_ids=network.public_subnet_ids, private_subnet_ids=network.private_subnet_ids))
     in_cluster = pulumi.ResourceOptions(providers=[cluster.kubernetes_provider])
-    if settings.app_deployer_arns:
+    if settings.cluster.app_deployer_arns:
         AppStackAccess("shop-app-access", AppStackAccessArgs(
             group=APP_DEPLOYERS_GROUP, namespace_prefix=APP_NAMESPACE_PREFIX,
             namespace_labels=APP_STACK_NAMESPACE_LABELS), opts=in_cluster)
-
     mesh = Mesh("shop-mesh", MeshArgs(settings=settings.mesh), opts=in_cluster)
 
     # With a domain: certificate first (the TLS listener needs it validated), the alias record last
     # (it needs the load balancer). Without one: plain HTTP on the load balancer's own name.
     zone_id = hosted_zone_id(settings.dns.domain, settings.dns.hosted_zone_id) if settings.dns.enabled else None
     certificate = Certificate("shop-certificate", CertificateArgs(
-        hostname=settings.dns.hostname,
-        hosted_zone_id=zone_id,
+        hostname=settings.dns.hostname, hosted_zone_id=zone_id,
         # App stacks are served at <stack>.<domain> through this load balancer's TLS listener.
         subject_alternative_names=(f"*.{settings.dns.domain}",),
     )) if settings.dns.enabled else None
-
     ingress = Ingress("shop-ingress", IngressArgs(
-        vpc_id=network.vpc_id,
-        public_subnet_ids=network.public_subnet_ids,
-        node_security_group_id=cluster.node_security_group_id,
-        node_group_asg_names=cluster.node_group_asg_names,
-        gateway=mesh.ingress_gateway,
-        certificate_arn=certificate.certificate_arn if certificate else None,
-    ))
+        vpc_id=network.vpc_id, public_subnet_ids=network.public_subnet_ids,
+        node_security_group_id=cluster.node_security_group_id, node_group_asg_names=cluster.node_group_asg_names,
+        gateway=mesh.ingress_gateway, certificate_arn=certificate.certificate_arn if certificate else None))
 
-    # What app stacks read (components/platform.py).
-    pulumi.export(KUBECONFIG, cluster.kubeconfig)
-    pulumi.export(INGRESS_GATEWAY, gateway_output(mesh.ingress_gateway))
-    pulumi.export(WORKLOAD_INJECTION_LABELS, mesh.workload_injection_labels)
-    pulumi.export(PROXY_VERSION, mesh.proxy_version)
-    pulumi.export(LOAD_BALANCER_ZONE_ID, ingress.load_balancer_zone_id)
-    pulumi.export(VPC_CIDR, settings.network.vpc_cidr)
-    if settings.dns.enabled:
-        pulumi.export(HOSTED_ZONE_ID, zone_id)
-        pulumi.export(DOMAIN, settings.dns.domain)
-    pulumi.export("clusterName", cluster.cluster_name)
-    pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
-    pulumi.export("nodeSecurityGroupId", cluster.node_security_group_id)
-    pulumi.export("nodeGroupAsgNames", cluster.node_group_asg_names)
-    return Edge(
+    edge = Edge(
         in_cluster=in_cluster, vpc_cidr=settings.network.vpc_cidr, gateway=mesh.ingress_gateway, zone_id=zone_id,
         load_balancer_dns_name=ingress.load_balancer_dns_name, load_balancer_zone_id=ingress.load_balancer_zone_id,
         proxy_version=mesh.proxy_version, injection_labels=mesh.workload_injection_labels,
         # After all of Istio: istiod's injector and webhook, and the gateway the routes are bound to.
         istio_dependencies=[mesh], shop_namespace=SHOP_NAMESPACE, namespace_labels={},
-        mesh_namespaces=mesh.namespaces,
-    )
+        mesh_namespaces=mesh.namespaces)
+    return edge.with_outputs({
+        **platform_outputs(edge, cluster.kubeconfig, settings.dns.domain),
+        "clusterName": cluster.cluster_name, "oidcProviderArn": cluster.oidc_provider_arn,
+        "nodeSecurityGroupId": cluster.node_security_group_id, "nodeGroupAsgNames": cluster.node_group_asg_names})
 
 
 def app_edge() -> Edge:
     """The platform stack's environment, read through a stack reference; its own namespace for the shop."""
-    platform = PlatformReference("shop-platform", PlatformReferenceArgs(
-        platform_stack=settings.platform_stack, domain=settings.dns.domain))
-    return Edge(
-        in_cluster=pulumi.ResourceOptions(providers=[platform.kubernetes_provider]), vpc_cidr=platform.vpc_cidr,
-        gateway=platform.gateway,
-        zone_id=platform.hosted_zone_id, load_balancer_dns_name=platform.load_balancer_dns_name,
-        load_balancer_zone_id=platform.load_balancer_zone_id, proxy_version=platform.proxy_version,
-        injection_labels=platform.workload_injection_labels,
-        # The platform's Istio exists before any app stack does.
-        istio_dependencies=[], shop_namespace=settings.app_namespace, namespace_labels=APP_STACK_NAMESPACE_LABELS,
-        mesh_namespaces={},
-    )
+    return PlatformReference("shop-platform", PlatformReferenceArgs(
+        platform_stack=settings.platform_stack, domain=settings.dns.domain,
+        shop_namespace=settings.app_namespace)).edge
 
 
 edge = platform_edge() if settings.kind == PLATFORM_KIND else app_edge()
 
 if settings.dns.enabled:
     record = DnsRecord("shop-dns", DnsRecordArgs(
-        hostname=settings.dns.hostname,
-        hosted_zone_id=edge.zone_id,
-        load_balancer_dns_name=edge.load_balancer_dns_name,
-        load_balancer_zone_id=edge.load_balancer_zone_id,
-    ))
-    hostname = record.fqdn
-    url = record.fqdn.apply(lambda name: f"https://{name}")
+        hostname=settings.dns.hostname, hosted_zone_id=edge.zone_id,
+        load_balancer_dns_name=edge.load_balancer_dns_name, load_balancer_zone_id=edge.load_balancer_zone_id))
+    hostname, url = record.fqdn, record.fqdn.apply(lambda name: f"https://{name}")
 else:
     hostname = edge.load_balancer_dns_name
-    url = pulumi.Output.from_input(edge.load_balancer_dns_name).apply(lambda name: f"http://{name}")
+    url = pulumi.Output.from_input(hostname).apply(lambda name: f"http://{name}")
 
 images = ServiceImages("shop-images", ServiceImagesArgs(
-    services=APP_SERVICES,
-    repository_prefix=settings.eks_cluster_name,
-    architecture=settings.node_group.architecture,
-    services_dir=Path("services"),
-    prebuilt=settings.images,
-))
+    services=APP_SERVICES, repository_prefix=settings.cluster.name,
+    architecture=settings.node_group.architecture, services_dir=Path("services"), prebuilt=settings.images))
 
 shop = Shop("shop-app", ShopArgs(
-    images=images.references,
-    hostname=settings.dns.hostname,
-    base_url=url,
-    gateway=edge.gateway,
-    proxy_version=edge.proxy_version,
-    injection_labels=edge.injection_labels,
-    istio_dependencies=edge.istio_dependencies,
-    namespace=edge.shop_namespace,
-    namespace_labels=edge.namespace_labels,
-), opts=edge.in_cluster)
+    images=images.references, hostname=settings.dns.hostname, base_url=url, gateway=edge.gateway,
+    proxy_version=edge.proxy_version, injection_labels=edge.injection_labels,
+    istio_dependencies=edge.istio_dependencies, namespace=edge.shop_namespace,
+    namespace_labels=edge.namespace_labels), opts=edge.in_cluster)
 
 # The network layer under the mesh's authorization, and each sidecar's view of the mesh.
 Isolation("shop-isolation", IsolationArgs(
-    vpc_cidr=edge.vpc_cidr,
-    gateway=edge.gateway,
-    network_policies=settings.network_policy_enforcement,
+    vpc_cidr=edge.vpc_cidr, gateway=edge.gateway, network_policies=settings.cluster.network_policy_enforcement,
     namespaces={**edge.mesh_namespaces, edge.shop_namespace: shop.namespace},
-    istio_dependencies=edge.istio_dependencies,
-    shop_namespace=edge.shop_namespace,
-    owns_mesh=settings.kind == PLATFORM_KIND,
-), opts=edge.in_cluster)
+    istio_dependencies=edge.istio_dependencies, shop_namespace=edge.shop_namespace,
+    owns_mesh=settings.kind == PLATFORM_KIND), opts=edge.in_cluster)
 
-pulumi.export("url", url)
-pulumi.export("graphqlUrl", shop.graphql_url)
-pulumi.export("playgroundUrl", shop.playground_url)
-pulumi.export("hostname", hostname)
-pulumi.export(LOAD_BALANCER_DNS_NAME, edge.load_balancer_dns_name)
-pulumi.export("shopNamespace", shop.namespace)
+for output_name, value in {**edge.outputs, "url": url, "graphqlUrl": shop.graphql_url,
+                           "playgroundUrl": shop.playground_url, "hostname": hostname,
+                           "shopNamespace": shop.namespace}.items():
+    pulumi.export(output_name, value)

@@ -222,6 +222,23 @@ class NodeGroupSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    # The EKS name: clusterName plus the stack, so that stacks in one account never collide.
+    name: str
+    kubernetes_version: str
+    endpoint_public_access_cidrs: tuple[str, ...]
+    endpoint_public_access_from_anywhere: bool
+    admin_arns: tuple[str, ...]
+    viewer_arns: tuple[str, ...]
+    # A platform's grant to app stacks' deployers: their namespaces only (components/app_access.py).
+    app_deployer_arns: tuple[str, ...]
+    # EKS add-on name -> version, for vpc-cni, kube-proxy, coredns and metrics-server.
+    addon_versions: Mapping[str, str]
+    # The VPC CNI enforces NetworkPolicies, and the stack ships them (components/isolation.py).
+    network_policy_enforcement: bool
+
+
+@dataclass(frozen=True)
 class NetworkSettings:
     vpc_cidr: str
     availability_zone_count: int
@@ -274,18 +291,8 @@ class Settings:
     platform_stack: Optional[str]
     region: str
     owner: str
-    cluster_name: str
-    kubernetes_version: str
-    endpoint_public_access_cidrs: tuple[str, ...]
-    endpoint_public_access_from_anywhere: bool
-    cluster_admin_arns: tuple[str, ...]
-    cluster_viewer_arns: tuple[str, ...]
-    # A platform's grant to app stacks' deployers: their namespaces only (components/app_access.py).
-    app_deployer_arns: tuple[str, ...]
-    addon_versions: Mapping[str, str]
-    # The VPC CNI enforces NetworkPolicies, and the stack ships them (components/isolation.py).
-    network_policy_enforcement: bool
     extra_tags: Mapping[str, str]
+    cluster: ClusterSettings
     network: NetworkSettings
     node_group: NodeGroupSettings
     mesh: MeshSettings
@@ -297,11 +304,6 @@ class Settings:
     def app_namespace(self) -> str:
         """An app stack's shop runs in its own namespace (a platform's in components/shop.py's NAMESPACE)."""
         return app_namespace(self.stack)
-
-    @property
-    def eks_cluster_name(self) -> str:
-        """The EKS name: the base name plus the stack, so that stacks in one account never collide."""
-        return f"{self.cluster_name}-{self.stack}"
 
     @property
     def tags(self) -> dict[str, str]:
@@ -698,16 +700,12 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
         platform_stack=platform_stack,
         region=region,
         owner=owner,
-        cluster_name=cluster_name,
-        kubernetes_version=kubernetes_version,
-        endpoint_public_access_cidrs=cidrs,
-        endpoint_public_access_from_anywhere=from_anywhere,
-        cluster_admin_arns=admins,
-        cluster_viewer_arns=viewers,
-        app_deployer_arns=deployers,
-        addon_versions=addon_versions,
-        network_policy_enforcement=enforcement,
         extra_tags=extra_tags,
+        cluster=ClusterSettings(
+            name=f"{cluster_name}-{stack}", kubernetes_version=kubernetes_version,
+            endpoint_public_access_cidrs=cidrs, endpoint_public_access_from_anywhere=from_anywhere,
+            admin_arns=admins, viewer_arns=viewers, app_deployer_arns=deployers, addon_versions=addon_versions,
+            network_policy_enforcement=enforcement),
         network=NetworkSettings(vpc_cidr=vpc_cidr, availability_zone_count=availability_zone_count,
                                 nat_gateways=nat_gateways),
         node_group=NodeGroupSettings(instance_type=instance_type, desired_size=desired_size, min_size=min_size,

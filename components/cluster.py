@@ -12,7 +12,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from settings import APP_NAMESPACE_PREFIX, NodeGroupSettings
+from settings import APP_NAMESPACE_PREFIX, ClusterSettings, NodeGroupSettings
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
 CONTROL_PLANE_LOG_RETENTION_DAYS = 30
@@ -113,21 +113,11 @@ def ec2_assume_role_policy() -> str:
 
 @dataclass(frozen=True)
 class ClusterArgs:
-    cluster_name: str
-    kubernetes_version: str
+    settings: ClusterSettings
+    node_group: NodeGroupSettings
     vpc_id: pulumi.Input[str]
     public_subnet_ids: pulumi.Input[list[str]]
     private_subnet_ids: pulumi.Input[list[str]]
-    endpoint_public_access_cidrs: tuple[str, ...]
-    cluster_admin_arns: tuple[str, ...]
-    cluster_viewer_arns: tuple[str, ...]
-    # EKS add-on name -> version, for vpc-cni, kube-proxy, coredns and metrics-server.
-    addon_versions: Mapping[str, str]
-    node_group: NodeGroupSettings
-    # The VPC CNI's network policy agent enforces Kubernetes NetworkPolicies (vpc-cni v1.14 or later).
-    network_policy_enforcement: bool
-    # Identities that deploy app stacks on this cluster: access to app stacks' namespaces only.
-    app_deployer_arns: tuple[str, ...] = ()
 
 
 class Cluster(pulumi.ComponentResource):
@@ -141,11 +131,12 @@ class Cluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:cluster:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self._refuse_creator_in_access_lists(args)
+        settings = args.settings
+        self._refuse_creator_in_access_lists(settings)
 
         secrets_key = aws.kms.Key(
             f"{name}-secrets-key",
-            description=f"Envelope encryption of Kubernetes secrets in EKS cluster {args.cluster_name}",
+            description=f"Envelope encryption of Kubernetes secrets in EKS cluster {settings.name}",
             enable_key_rotation=True,
             deletion_window_in_days=7,
             tags={"Name": f"{name}-secrets-key"},
@@ -162,37 +153,37 @@ class Cluster(pulumi.ComponentResource):
         # and leave it behind after `pulumi destroy`. Owning it keeps retention bounded and destroy clean.
         control_plane_logs = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
-            name=f"/aws/eks/{args.cluster_name}/cluster",
+            name=f"/aws/eks/{settings.name}/cluster",
             retention_in_days=CONTROL_PLANE_LOG_RETENTION_DAYS,
             opts=child,
         )
 
         cluster = eks.Cluster(
             f"{name}-eks",
-            name=args.cluster_name,
-            version=args.kubernetes_version,
+            name=settings.name,
+            version=settings.kubernetes_version,
             vpc_id=args.vpc_id,
             public_subnet_ids=args.public_subnet_ids,
             private_subnet_ids=args.private_subnet_ids,
             node_associate_public_ip_address=False,
             endpoint_private_access=True,
             endpoint_public_access=True,
-            public_access_cidrs=list(args.endpoint_public_access_cidrs),
+            public_access_cidrs=list(settings.endpoint_public_access_cidrs),
             skip_default_node_group=True,
             # Managed nodes use the security group EKS creates for the cluster; pulumi-eks's own
             # groups would only serve self-managed nodes.
             skip_default_security_groups=True,
             authentication_mode=eks.AuthenticationMode.API,
-            access_entries=access_entries(args.cluster_admin_arns, args.cluster_viewer_arns, args.app_deployer_arns),
+            access_entries=access_entries(settings.admin_arns, settings.viewer_arns, settings.app_deployer_arns),
             # Pinned: unpinned, pulumi-eks looks up the newest version on every run, so an unrelated
             # update could roll the aws-node and kube-proxy DaemonSets.
             # enable_network_policy writes the add-on's documented configuration value
             # `enableNetworkPolicy: "true"` (a string) into its configurationValues; the typed option
             # leaves no room for a misspelt key or a boolean the add-on's schema would refuse. The agent
             # runs in the aws-node pods with the node role's AmazonEKS_CNI_Policy (NODE_ROLE_POLICIES).
-            vpc_cni_options=eks.VpcCniOptionsArgs(addon_version=args.addon_versions["vpc-cni"],
-                                                  enable_network_policy=args.network_policy_enforcement),
-            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(version=args.addon_versions["kube-proxy"]),
+            vpc_cni_options=eks.VpcCniOptionsArgs(addon_version=settings.addon_versions["vpc-cni"],
+                                                  enable_network_policy=settings.network_policy_enforcement),
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(version=settings.addon_versions["kube-proxy"]),
             # pulumi-eks manages CoreDNS only with a default node group; the add-on below does it here.
             coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
             create_oidc_provider=True,
@@ -205,7 +196,7 @@ class Cluster(pulumi.ComponentResource):
 
         launch_template = aws.ec2.LaunchTemplate(
             f"{name}-nodes-lt",
-            description=f"Nodes of EKS cluster {args.cluster_name}",
+            description=f"Nodes of EKS cluster {settings.name}",
             metadata_options=node_metadata_options(),
             block_device_mappings=[{
                 "device_name": "/dev/xvda",
@@ -226,10 +217,10 @@ class Cluster(pulumi.ComponentResource):
         node_group = eks.ManagedNodeGroup(
             f"{name}-nodes",
             cluster=cluster,
-            node_group_name_prefix=f"{args.cluster_name}-nodes-",
+            node_group_name_prefix=f"{settings.name}-nodes-",
             node_role=node_role,
             # With a launch template pulumi-eks does not default the version to the cluster's.
-            version=args.kubernetes_version,
+            version=settings.kubernetes_version,
             ami_type=ami_type(nodes.architecture),
             instance_types=[nodes.instance_type],
             capacity_type=nodes.capacity_type,
@@ -249,16 +240,16 @@ class Cluster(pulumi.ComponentResource):
         for addon in ("coredns", "metrics-server"):
             aws.eks.Addon(
                 f"{name}-{addon}",
-                cluster_name=args.cluster_name,
+                cluster_name=settings.name,
                 addon_name=addon,
-                addon_version=args.addon_versions[addon],
+                addon_version=settings.addon_versions[addon],
                 # Takes over the self-managed CoreDNS that EKS bootstrapped.
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[node_group]),
             )
 
-        self.cluster_name = pulumi.Output.from_input(args.cluster_name)
+        self.cluster_name = pulumi.Output.from_input(settings.name)
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
         self.oidc_provider_arn = cluster.oidc_provider_arn
         self.node_security_group_id = cluster.node_security_group_id
@@ -282,21 +273,21 @@ class Cluster(pulumi.ComponentResource):
             "nodeGroupAsgNames": self.node_group_asg_names,
         })
 
-    def _refuse_creator_in_access_lists(self, args: ClusterArgs) -> None:
+    def _refuse_creator_in_access_lists(self, settings: ClusterSettings) -> None:
         """Stops a first `pulumi up` that would fail halfway, at preview, naming the setting to fix."""
-        lists = {"clusterAdminArns": args.cluster_admin_arns, "clusterViewerArns": args.cluster_viewer_arns,
-                 "appDeployerArns": args.app_deployer_arns}
+        lists = {"clusterAdminArns": settings.admin_arns, "clusterViewerArns": settings.viewer_arns,
+                 "appDeployerArns": settings.app_deployer_arns}
         if not any(lists.values()):
             return
         invoke = pulumi.InvokeOptions(parent=self)
         caller = aws.get_caller_identity(opts=invoke)
         # An assumed role's caller ARN names the session; its issuer is the role the lists name.
         runner = aws.iam.get_session_context(arn=caller.arn, opts=invoke).issuer_arn
-        exists = args.cluster_name in aws.eks.get_clusters(opts=invoke).names
+        exists = settings.name in aws.eks.get_clusters(opts=invoke).names
         setting = creator_listed(lists, runner, exists)
         if setting:
             raise pulumi.RunError(
                 f"eks-istio-shop:{setting} lists {runner}, the identity that is about to create cluster "
-                f"{args.cluster_name}. EKS makes the cluster's creator admin by itself, and a second access "
+                f"{settings.name}. EKS makes the cluster's creator admin by itself, and a second access "
                 f"entry for it fails (ResourceInUseException). Remove it from eks-istio-shop:{setting}, or "
                 f"run the first `pulumi up` as another identity.")

@@ -1,6 +1,6 @@
 """What an app stack needs of its platform stack, read through a Pulumi stack reference.
 
-A platform stack exports these under PLATFORM_OUTPUTS; an app stack reads them here and nowhere else, so
+A platform stack exports these (`platform_outputs`); an app stack reads them here and nowhere else, so
 the app's components get the same values they get from the platform's own components: a Kubernetes
 provider for the cluster, the ingress gateway's identity (`IngressGateway`), the shared load balancer and
 the hosted zone. Secrets (the kubeconfig) stay secrets. A platform stack without one of the outputs stops
@@ -9,13 +9,14 @@ the run with the output's name, not a KeyError.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.mesh import IngressGateway
+from components.shop import APP_STACK_NAMESPACE_LABELS
 
 # Stack output names of a platform stack that app stacks read (and __main__.py exports).
 KUBECONFIG = "kubeconfig"
@@ -78,6 +79,22 @@ class Edge:
     namespace_labels: Mapping[str, str]
     # The mesh's namespaces, for a stack that owns them (a platform stack).
     mesh_namespaces: Mapping[str, Any] = field(default_factory=dict)
+    # Stack output name -> value: what this stack exports of its environment.
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_outputs(self, outputs: Mapping[str, Any]) -> Edge:
+        return replace(self, outputs=outputs)
+
+
+def platform_outputs(edge: Edge, kubeconfig: pulumi.Input[str], domain: Optional[str]) -> dict[str, Any]:
+    """What a platform stack exports for its app stacks, under the names PlatformReference reads."""
+    outputs = {KUBECONFIG: kubeconfig, INGRESS_GATEWAY: gateway_output(edge.gateway),
+               WORKLOAD_INJECTION_LABELS: edge.injection_labels, PROXY_VERSION: edge.proxy_version,
+               LOAD_BALANCER_DNS_NAME: edge.load_balancer_dns_name,
+               LOAD_BALANCER_ZONE_ID: edge.load_balancer_zone_id, VPC_CIDR: edge.vpc_cidr}
+    if domain:
+        outputs.update({HOSTED_ZONE_ID: edge.zone_id, DOMAIN: domain})
+    return outputs
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,8 @@ class PlatformReferenceArgs:
     platform_stack: str
     # The app stack's own `domain` setting, checked against the platform's.
     domain: str
+    # The app stack's own namespace for its shop.
+    shop_namespace: str
 
 
 class PlatformReference(pulumi.ComponentResource):
@@ -99,6 +118,8 @@ class PlatformReference(pulumi.ComponentResource):
     load_balancer_zone_id: pulumi.Output[str]
     hosted_zone_id: pulumi.Output[str]
     vpc_cidr: pulumi.Output[str]
+    # The app stack's environment, as a platform stack's own components give it.
+    edge: Edge
 
     def __init__(self, name: str, args: PlatformReferenceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:platform:PlatformReference", name, None, opts)
@@ -130,5 +151,13 @@ class PlatformReference(pulumi.ComponentResource):
         self.hosted_zone_id = pulumi.Output.all(output(DOMAIN), output(HOSTED_ZONE_ID)).apply(zone_of_the_domain)
         self.kubernetes_provider = k8s.Provider(f"{name}-k8s", kubeconfig=output(KUBECONFIG),
                                                 opts=pulumi.ResourceOptions(parent=self))
+        self.edge = Edge(
+            in_cluster=pulumi.ResourceOptions(providers=[self.kubernetes_provider]), vpc_cidr=self.vpc_cidr,
+            gateway=self.gateway, zone_id=self.hosted_zone_id, load_balancer_dns_name=self.load_balancer_dns_name,
+            load_balancer_zone_id=self.load_balancer_zone_id, proxy_version=self.proxy_version,
+            injection_labels=self.workload_injection_labels,
+            # The platform's Istio exists before any app stack does.
+            istio_dependencies=[], shop_namespace=args.shop_namespace, namespace_labels=APP_STACK_NAMESPACE_LABELS,
+            outputs={LOAD_BALANCER_DNS_NAME: self.load_balancer_dns_name})
         self.register_outputs({"loadBalancerDnsName": self.load_balancer_dns_name,
                                "hostedZoneId": self.hosted_zone_id})

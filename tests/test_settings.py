@@ -41,9 +41,8 @@ def with_cli_defaults(config: dict[str, str]) -> dict[str, str]:
 def test_a_stack_that_sets_only_what_is_required_gets_the_declared_defaults():
     declared = {name: d.default for name, d in declared_settings().items() if not d.required}
     s = load()
-    assert s.cluster_name == declared["clusterName"]
-    assert s.eks_cluster_name == f"{declared['clusterName']}-dev"
-    assert s.kubernetes_version == declared["kubernetesVersion"]
+    assert s.cluster.name == f"{declared['clusterName']}-dev"
+    assert s.cluster.kubernetes_version == declared["kubernetesVersion"]
     assert s.node_group.instance_type == declared["nodeInstanceType"]
     assert (s.node_group.min_size, s.node_group.desired_size, s.node_group.max_size) == \
         (declared["nodeMinSize"], declared["nodeDesiredSize"], declared["nodeMaxSize"])
@@ -51,9 +50,9 @@ def test_a_stack_that_sets_only_what_is_required_gets_the_declared_defaults():
     assert s.network.vpc_cidr == declared["vpcCidr"]
     assert s.network.availability_zone_count == declared["availabilityZoneCount"]
     assert s.network.nat_gateways == declared["natGateways"]
-    assert s.endpoint_public_access_from_anywhere is declared["endpointPublicAccessFromAnywhere"]
-    assert list(s.cluster_admin_arns) == declared["clusterAdminArns"]
-    assert list(s.cluster_viewer_arns) == declared["clusterViewerArns"]
+    assert s.cluster.endpoint_public_access_from_anywhere is declared["endpointPublicAccessFromAnywhere"]
+    assert list(s.cluster.admin_arns) == declared["clusterAdminArns"]
+    assert list(s.cluster.viewer_arns) == declared["clusterViewerArns"]
     assert s.mesh.istio_version == declared["istioVersion"]
     assert (s.mesh.ingress_http_node_port, s.mesh.ingress_https_node_port, s.mesh.ingress_status_node_port) == \
         (declared["ingressHttpNodePort"], declared["ingressHttpsNodePort"], declared["ingressStatusNodePort"])
@@ -99,7 +98,7 @@ def test_every_setting_the_program_reads_is_declared_and_every_declared_one_is_r
 def test_settings_cannot_be_changed_once_read():
     s = load()
     with pytest.raises(Exception):
-        s.cluster_name = "other"  # type: ignore[misc]
+        s.cluster = None  # type: ignore[misc]
 
 
 SHOWN = {
@@ -204,7 +203,7 @@ def test_open_endpoint_needs_explicit_opt_in():
     found = problems(endpointPublicAccessCidrs='["0.0.0.0/0"]')
     assert "endpointPublicAccessFromAnywhere" in found[0]
     s = load(endpointPublicAccessCidrs='["0.0.0.0/0"]', endpointPublicAccessFromAnywhere="true")
-    assert s.endpoint_public_access_cidrs == ("0.0.0.0/0",)
+    assert s.cluster.endpoint_public_access_cidrs == ("0.0.0.0/0",)
 
 
 def test_node_sizes_must_be_ordered():
@@ -260,7 +259,7 @@ def test_cluster_admins_and_viewers():
     arn = "arn:aws:iam::123456789012:role/github-deployer"
     viewer = "arn:aws:iam::123456789012:role/github-preview"
     s = load(clusterAdminArns=f'["{arn}"]', clusterViewerArns=f'["{viewer}"]')
-    assert (s.cluster_admin_arns, s.cluster_viewer_arns) == ((arn,), (viewer,))
+    assert (s.cluster.admin_arns, s.cluster.viewer_arns) == ((arn,), (viewer,))
     assert "each ARN once" in problems(clusterAdminArns=f'["{arn}", "{arn}"]')[0]
     assert "each ARN once" in problems(clusterViewerArns=f'["{viewer}", "{viewer}"]')[0]
     (both,) = problems(clusterAdminArns=f'["{arn}"]', clusterViewerArns=f'["{arn}", "{viewer}"]')
@@ -272,7 +271,7 @@ def test_kubernetes_versions_are_refused_from_the_day_their_standard_support_end
     ends = KUBERNETES_STANDARD_SUPPORT_ENDS["1.35"]
     day_before = ends - datetime.timedelta(days=1)
     config = engine_config(kubernetesVersion="1.35")
-    assert load_settings("dev", config, today=day_before).kubernetes_version == "1.35"
+    assert load_settings("dev", config, today=day_before).cluster.kubernetes_version == "1.35"
     with pytest.raises(SettingsError) as raised:
         load_settings("dev", config, today=ends)
     (problem,) = raised.value.problems
@@ -295,15 +294,15 @@ def test_the_default_kubernetes_version_is_in_standard_support_today():
 
 def test_addon_versions_follow_the_kubernetes_version_and_take_overrides():
     from settings import DEFAULT_ADDON_VERSIONS
-    assert load().addon_versions == DEFAULT_ADDON_VERSIONS["1.35"]
-    assert load(kubernetesVersion="1.36").addon_versions == DEFAULT_ADDON_VERSIONS["1.36"]
-    pinned = load(addonVersions='{"coredns": "v1.99.0-eksbuild.7"}').addon_versions
+    assert load().cluster.addon_versions == DEFAULT_ADDON_VERSIONS["1.35"]
+    assert load(kubernetesVersion="1.36").cluster.addon_versions == DEFAULT_ADDON_VERSIONS["1.36"]
+    pinned = load(addonVersions='{"coredns": "v1.99.0-eksbuild.7"}').cluster.addon_versions
     assert pinned == {**DEFAULT_ADDON_VERSIONS["1.35"], "coredns": "v1.99.0-eksbuild.7"}
 
 
 def test_network_policy_enforcement_is_on_by_default_and_can_be_turned_off():
-    assert load().network_policy_enforcement is True
-    assert load(networkPolicyEnforcement="false").network_policy_enforcement is False
+    assert load().cluster.network_policy_enforcement is True
+    assert load(networkPolicyEnforcement="false").cluster.network_policy_enforcement is False
     assert problems(networkPolicyEnforcement="yes") == [
         f"{PROJECT}:networkPolicyEnforcement: 'yes' is not valid; expected true or false"]
 
@@ -314,8 +313,8 @@ def test_enforcement_needs_a_vpc_cni_that_enforces_network_policies():
     [problem] = problems(addonVersions=old)
     assert problem.startswith(f"{PROJECT}:addonVersions.vpc-cni: 'v1.13.4-eksbuild.1' is not valid")
     assert "v1.14.0" in problem and "networkPolicyEnforcement" in problem
-    assert load(addonVersions=old, networkPolicyEnforcement="false").addon_versions["vpc-cni"] == "v1.13.4-eksbuild.1"
-    assert load(addonVersions='{"vpc-cni": "v1.14.0-eksbuild.1"}').network_policy_enforcement is True
+    assert load(addonVersions=old, networkPolicyEnforcement="false").cluster.addon_versions["vpc-cni"] == "v1.13.4-eksbuild.1"
+    assert load(addonVersions='{"vpc-cni": "v1.14.0-eksbuild.1"}').cluster.network_policy_enforcement is True
 
 
 DIGEST = "sha256:" + "ab" * 32
