@@ -152,7 +152,11 @@ STACK_KINDS = (PLATFORM_KIND, APP_KIND)
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
+# An app stack's shop runs in namespace <prefix><stack>, which carries these labels: a platform grants app
+# stacks' deployers (components/app_access.py) and lets its gateway and istiod reach (components/isolation.py)
+# such namespaces by them, since a platform does not know its app stacks.
 APP_NAMESPACE_PREFIX = "shop-"
+APP_STACK_NAMESPACE_LABELS = {"eks-istio-shop/stack-kind": "app"}
 
 
 def app_namespace(stack: str) -> str:

@@ -12,11 +12,13 @@ trust). The policy is GA from Kubernetes 1.30; the cluster's versions are later.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
+
+from settings import APP_NAMESPACE_PREFIX, APP_STACK_NAMESPACE_LABELS
 
 # The Istio objects an app stack declares (components/shop.py, microservice.py, isolation.py).
 ISTIO_RESOURCES = {
@@ -29,12 +31,12 @@ READ_VERBS = ("get", "list", "watch")
 
 @dataclass(frozen=True)
 class AppStackAccessArgs:
-    # The Kubernetes group the deployers' access entries carry.
+    # The Kubernetes group the deployers' access entries carry (the cluster's `app_deployers_group`).
     group: str
     # App stacks' namespaces are named <prefix><stack>.
-    namespace_prefix: str
-    # Labels every app stack's namespace carries (components/shop.py APP_STACK_NAMESPACE_LABELS).
-    namespace_labels: Mapping[str, str]
+    namespace_prefix: str = APP_NAMESPACE_PREFIX
+    # Labels every app stack's namespace carries.
+    namespace_labels: Mapping[str, str] = field(default_factory=lambda: dict(APP_STACK_NAMESPACE_LABELS))
 
 
 def cluster_role_rules() -> list[dict[str, Any]]:

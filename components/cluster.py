@@ -127,6 +127,8 @@ class Cluster(pulumi.ComponentResource):
     node_security_group_id: pulumi.Output[str]
     node_group_asg_names: pulumi.Output[list[str]]
     kubernetes_provider: k8s.Provider
+    # The Kubernetes group of app stacks' deployers' access entries (components/app_access.py grants it).
+    app_deployers_group: str
 
     def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:cluster:Cluster", name, None, opts)
@@ -250,6 +252,7 @@ class Cluster(pulumi.ComponentResource):
             )
 
         self.cluster_name = pulumi.Output.from_input(settings.name)
+        self.app_deployers_group = APP_DEPLOYERS_GROUP
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
         self.oidc_provider_arn = cluster.oidc_provider_arn
         self.node_security_group_id = cluster.node_security_group_id

@@ -39,7 +39,9 @@ from components.mesh import (EGRESS_GATEWAY_LABELS, EGRESS_NAMESPACE, GATEWAY_ST
                              principal)
 from components.microservice import selector, service_host
 from components.shop import NAMESPACE as SHOP_NAMESPACE
-from components.shop import APP_STACK_NAMESPACE_LABELS, SERVICE_PORT, service_plans
+from components.edge import Edge
+from components.shop import SERVICE_PORT, service_plans
+from settings import APP_STACK_NAMESPACE_LABELS
 
 DEFAULT_DENY_NAME = "default-deny"
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by the API server
@@ -248,17 +250,14 @@ def sidecars(gateway: IngressGateway, shop_namespace: str = SHOP_NAMESPACE) -> l
 
 @dataclass(frozen=True)
 class IsolationArgs:
-    vpc_cidr: pulumi.Input[str]  # an app stack reads it from its platform stack
-    gateway: IngressGateway
+    # What the shop runs on: the node addresses (vpc_cidr), the ingress gateway, istiod (its webhook validates
+    # the Sidecar resources, and base installs their CRD), the mesh's namespaces when the stack owns them (a
+    # platform stack; an app stack owns only its shop's), and the shop's namespace.
+    edge: Edge
     # NetworkPolicies only where the VPC CNI enforces them: otherwise they would only look like protection.
     network_policies: bool
-    # Namespace name -> an output that resolves once the namespace (and what installs into it) exists.
-    namespaces: Mapping[str, pulumi.Input[str]]
-    # istiod: its webhook validates the Sidecar resources, and base installs their CRD.
-    istio_dependencies: Sequence[pulumi.Resource] = ()
-    shop_namespace: str = SHOP_NAMESPACE
-    # A platform stack owns the mesh's namespaces; an app stack only its shop's (`namespaces` names those).
-    owns_mesh: bool = True
+    # An output that resolves once the shop's namespace exists.
+    shop_namespace: pulumi.Input[str]
 
 
 class Isolation(pulumi.ComponentResource):
@@ -268,14 +267,17 @@ class Isolation(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: IsolationArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:isolation:Isolation", name, None, opts)
-        missing = sorted(set(owned_namespaces(args.shop_namespace, args.owns_mesh)) - set(args.namespaces))
+        edge = args.edge
+        owns_mesh = bool(edge.mesh_namespaces)
+        namespaces = {**edge.mesh_namespaces, edge.shop_namespace: args.shop_namespace}
+        missing = sorted(set(owned_namespaces(edge.shop_namespace, owns_mesh)) - set(namespaces))
         if missing:
             raise ValueError(f"no namespace output for {missing}")
 
         def metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
-            return {**obj["metadata"], "namespace": args.namespaces[obj["metadata"]["namespace"]]}
+            return {**obj["metadata"], "namespace": namespaces[obj["metadata"]["namespace"]]}
 
-        policies = (network_policies(args.vpc_cidr, args.gateway, args.shop_namespace, args.owns_mesh)
+        policies = (network_policies(edge.vpc_cidr, edge.gateway, edge.shop_namespace, owns_mesh)
                     if args.network_policies else [])
         for policy in policies:
             k8s.networking.v1.NetworkPolicy(
@@ -283,8 +285,8 @@ class Isolation(pulumi.ComponentResource):
                 metadata=metadata(policy), spec=policy["spec"], opts=pulumi.ResourceOptions(parent=self))
 
         # No data links a Sidecar to istiod; only this option orders them.
-        after_istiod = pulumi.ResourceOptions(parent=self, depends_on=list(args.istio_dependencies))
-        for sidecar in sidecars(args.gateway, args.shop_namespace):
+        after_istiod = pulumi.ResourceOptions(parent=self, depends_on=list(edge.istio_dependencies))
+        for sidecar in sidecars(edge.gateway, edge.shop_namespace):
             k8s.apiextensions.CustomResource(
                 f"{name}-sidecar-{sidecar['metadata']['name']}", api_version=sidecar["apiVersion"],
                 kind=sidecar["kind"], metadata=metadata(sidecar), spec=sidecar["spec"], opts=after_istiod)

@@ -9,14 +9,18 @@ the run with the output's name, not a KeyError.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.mesh import IngressGateway
-from components.shop import APP_STACK_NAMESPACE_LABELS
+from components.cluster import Cluster
+from components.edge import Edge
+from components.ingress import Ingress
+from components.mesh import IngressGateway, Mesh
+from components.shop import NAMESPACE as SHOP_NAMESPACE
+from settings import APP_STACK_NAMESPACE_LABELS
 
 # Stack output names of a platform stack that app stacks read (and __main__.py exports).
 KUBECONFIG = "kubeconfig"
@@ -61,37 +65,26 @@ def domain_checked(platform_domain: str, domain: str, platform_stack: str) -> No
             f"'{platform_stack}', {platform_domain!r} (its certificate and hosted zone serve only that)")
 
 
-@dataclass(frozen=True)
-class Edge:
-    """What the shop runs on, whichever kind of stack it is: the cluster, the mesh's ingress gateway, the load
-    balancer and the zone. A platform stack fills it from its own components, an app stack from its platform's
-    outputs (PlatformReference)."""
-    in_cluster: pulumi.ResourceOptions
-    vpc_cidr: pulumi.Input[str]
-    gateway: IngressGateway
-    zone_id: Optional[pulumi.Input[str]]
-    load_balancer_dns_name: pulumi.Input[str]
-    load_balancer_zone_id: pulumi.Input[str]
-    proxy_version: pulumi.Input[str]
-    injection_labels: pulumi.Input[Mapping[str, str]]
-    istio_dependencies: list
-    shop_namespace: str
-    namespace_labels: Mapping[str, str]
-    # The mesh's namespaces, for a stack that owns them (a platform stack).
-    mesh_namespaces: Mapping[str, Any] = field(default_factory=dict)
-    # Stack output name -> value: what this stack exports of its environment.
-    outputs: Mapping[str, Any] = field(default_factory=dict)
-
-    def with_outputs(self, outputs: Mapping[str, Any]) -> Edge:
-        return replace(self, outputs=outputs)
+def platform_edge(in_cluster: pulumi.ResourceOptions, vpc_cidr: str, zone_id: Optional[pulumi.Input[str]],
+                  mesh: Mesh, ingress: Ingress) -> Edge:
+    """A platform stack's environment, from its own components."""
+    return Edge(
+        in_cluster=in_cluster, vpc_cidr=vpc_cidr, gateway=mesh.ingress_gateway, zone_id=zone_id,
+        load_balancer_dns_name=ingress.load_balancer_dns_name, load_balancer_zone_id=ingress.load_balancer_zone_id,
+        proxy_version=mesh.proxy_version, injection_labels=mesh.workload_injection_labels,
+        # After all of Istio: istiod's injector and webhook, and the gateway the routes are bound to.
+        istio_dependencies=[mesh], shop_namespace=SHOP_NAMESPACE, mesh_namespaces=mesh.namespaces)
 
 
-def platform_outputs(edge: Edge, kubeconfig: pulumi.Input[str], domain: Optional[str]) -> dict[str, Any]:
-    """What a platform stack exports for its app stacks, under the names PlatformReference reads."""
-    outputs = {KUBECONFIG: kubeconfig, INGRESS_GATEWAY: gateway_output(edge.gateway),
+def platform_outputs(edge: Edge, cluster: Cluster, domain: Optional[str]) -> dict[str, Any]:
+    """What a platform stack exports: what its app stacks read, under the names PlatformReference reads (with
+    LOAD_BALANCER_DNS_NAME, which every stack exports), and its cluster's identifiers."""
+    outputs = {KUBECONFIG: cluster.kubeconfig, INGRESS_GATEWAY: gateway_output(edge.gateway),
                WORKLOAD_INJECTION_LABELS: edge.injection_labels, PROXY_VERSION: edge.proxy_version,
-               LOAD_BALANCER_DNS_NAME: edge.load_balancer_dns_name,
-               LOAD_BALANCER_ZONE_ID: edge.load_balancer_zone_id, VPC_CIDR: edge.vpc_cidr}
+               LOAD_BALANCER_ZONE_ID: edge.load_balancer_zone_id, VPC_CIDR: edge.vpc_cidr,
+               "clusterName": cluster.cluster_name, "oidcProviderArn": cluster.oidc_provider_arn,
+               "nodeSecurityGroupId": cluster.node_security_group_id,
+               "nodeGroupAsgNames": cluster.node_group_asg_names}
     if domain:
         outputs.update({HOSTED_ZONE_ID: edge.zone_id, DOMAIN: domain})
     return outputs
@@ -157,7 +150,6 @@ class PlatformReference(pulumi.ComponentResource):
             load_balancer_zone_id=self.load_balancer_zone_id, proxy_version=self.proxy_version,
             injection_labels=self.workload_injection_labels,
             # The platform's Istio exists before any app stack does.
-            istio_dependencies=[], shop_namespace=args.shop_namespace, namespace_labels=APP_STACK_NAMESPACE_LABELS,
-            outputs={LOAD_BALANCER_DNS_NAME: self.load_balancer_dns_name})
+            istio_dependencies=[], shop_namespace=args.shop_namespace, namespace_labels=APP_STACK_NAMESPACE_LABELS)
         self.register_outputs({"loadBalancerDnsName": self.load_balancer_dns_name,
                                "hostedZoneId": self.hosted_zone_id})

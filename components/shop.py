@@ -13,14 +13,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import lifecycle
-from components.mesh import IngressGateway, Resources, principal
+from components.edge import Edge
+from components.mesh import Resources, principal
 from components.microservice import (DEFAULT_RESOURCES, Access, MeshRoute, Microservice, MicroserviceArgs,
                                      destination, method_regex, retries, service_host)
 
 NAMESPACE = "e-commerce"
-# An app stack's namespace carries these labels; a platform's NetworkPolicies let its gateway and istiod
-# reach such namespaces by them (components/isolation.py), since a platform does not know its app stacks.
-APP_STACK_NAMESPACE_LABELS = {"eks-istio-shop/stack-kind": "app"}
 GATEWAY_NAME = "shop"
 PUBLIC_ROUTES_NAME = "shop-public"
 DEFAULT_DENY_NAME = "allow-nothing"
@@ -135,17 +133,10 @@ class ShopArgs:
     hostname: Optional[str]
     # Where the application is reached, e.g. https://shop.example.com (from the ingress).
     base_url: pulumi.Input[str]
-    # The mesh's ingress gateway: the shop's Gateway binds to it, and only it may call graphql.
-    gateway: IngressGateway
-    # istiod: its injector must exist before pods are created, its webhook validates Istio objects.
-    istio_dependencies: Sequence[pulumi.Resource] = ()
-    namespace: str = NAMESPACE
-    # Istio release of the control plane that injects the namespace: a change rolls every pod onto its proxy.
-    proxy_version: str = ""
-    # Namespace labels that choose that control plane (istio-injection, or istio.io/rev with a revision tag).
-    injection_labels: pulumi.Input[Mapping[str, str]] = field(default_factory=lambda: {"istio-injection": "enabled"})
-    # More namespace labels: an app stack's (APP_STACK_NAMESPACE_LABELS).
-    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    # What the shop runs on: the mesh's ingress gateway (the shop's Gateway binds to it, and only it may call
+    # graphql), the control plane that injects the namespace and must exist before pods are created, and
+    # the shop's namespace.
+    edge: Edge
 
 
 class Shop(pulumi.ComponentResource):
@@ -157,18 +148,19 @@ class Shop(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ShopArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-istio-shop:shop:Shop", name, None, opts)
-        plans = service_plans(args.namespace, args.gateway.principal)
+        edge = args.edge
+        plans = service_plans(edge.shop_namespace, edge.gateway.principal)
         missing = sorted({p.name for p in plans} - set(args.images))
         if missing:
             raise ValueError(f"no image for services {missing}")
         # Nothing in the data orders these after istiod; without it pods could start without sidecars
         # and Istio objects would meet a missing CRD or webhook.
-        after_istiod = pulumi.ResourceOptions(parent=self, depends_on=list(args.istio_dependencies))
+        after_istiod = pulumi.ResourceOptions(parent=self, depends_on=list(edge.istio_dependencies))
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": args.namespace, "labels": pulumi.Output.from_input(args.injection_labels).apply(
-                lambda injection: {**dict(args.namespace_labels), **injection})},
+            metadata={"name": edge.shop_namespace, "labels": pulumi.Output.from_input(edge.injection_labels).apply(
+                lambda injection: {**dict(edge.namespace_labels), **injection})},
             opts=after_istiod)
         namespace_name = namespace.metadata.name
 
@@ -181,15 +173,15 @@ class Shop(pulumi.ComponentResource):
         k8s.apiextensions.CustomResource(
             f"{name}-gateway", api_version="networking.istio.io/v1", kind="Gateway",
             metadata={"name": GATEWAY_NAME, "namespace": namespace_name},
-            spec=gateway_spec(args.gateway.labels, args.gateway.servers([args.hostname or "*"]), args.hostname),
+            spec=gateway_spec(edge.gateway.labels, edge.gateway.servers([args.hostname or "*"]), args.hostname),
             opts=after_istiod)
 
         services = {
             plan.name: Microservice(f"{name}-{plan.name}", MicroserviceArgs(
                 name=plan.name, namespace=namespace_name, image=args.images[plan.name], access=plan.access,
                 port=SERVICE_PORT, env=plan.env, route=plan.route, resources=plan.resources,
-                cpu_utilization=plan.cpu_utilization, proxy_version=args.proxy_version,
-                istio_dependencies=tuple(args.istio_dependencies)),
+                cpu_utilization=plan.cpu_utilization, proxy_version=edge.proxy_version,
+                istio_dependencies=tuple(edge.istio_dependencies)),
                 opts=pulumi.ResourceOptions(parent=self))
             for plan in plans
         }

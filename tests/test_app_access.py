@@ -11,7 +11,7 @@ from google.protobuf import descriptor_pool
 
 from components.app_access import AppStackAccessArgs, admission_policy_spec, cluster_role_rules
 from components.cluster import APP_DEPLOYER_POLICY, APP_DEPLOYERS_GROUP, access_entries
-from components.shop import APP_STACK_NAMESPACE_LABELS
+from settings import APP_STACK_NAMESPACE_LABELS
 from settings import SettingsError, load_settings
 
 DEPLOYER = "arn:aws:iam::123456789012:role/demo-deployer"

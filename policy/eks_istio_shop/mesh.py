@@ -21,7 +21,7 @@ from .workloads import HELM_RELEASE_TYPES, POD_LABEL_PATHS, chart_name
 
 MESH_ROOT_NAMESPACE = "istio-system"
 APP_NAMESPACE = "e-commerce"
-# An app stack's shop namespace (components/shop.py APP_STACK_NAMESPACE_LABELS) is held to the same rules.
+# An app stack's shop namespace (settings.py APP_STACK_NAMESPACE_LABELS) is held to the same rules.
 APP_STACK_LABEL = ("eks-istio-shop/stack-kind", "app")
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io", "telemetry.istio.io", "extensions.istio.io")
 
