@@ -177,7 +177,7 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 # A stack reference: <stack>, <project>/<stack> or <organization>/<project>/<stack>.
 _STACK_REFERENCE = re.compile(r"^([A-Za-z0-9][\w.-]*/){0,2}[A-Za-z0-9][\w.-]*$")
-_OWNER = re.compile(r"^[\w .:/=+@-]{1,256}$")
+_OWNER = re.compile(r"^(?=.*[^ ])[\w .:/=+@-]{1,256}$")
 _ADMIN_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 _ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
 # The VPC CNI enforces NetworkPolicies from this release on (its network policy agent).
@@ -537,7 +537,7 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
     r.undeclared()
 
     region = r.string("aws:region", _REGION, "an AWS region such as us-east-1")
-    owner = r.string("owner", _OWNER, "a team or person's name (1-256 letters, digits, spaces or _.:/=+-@)")
+    owner = r.string("owner", _OWNER, "a team or person's name (1-256 letters, digits, spaces or _.:/=+-@, not only spaces)")
     cluster_name = r.string("clusterName", _NAME, "2-32 lowercase letters, digits or hyphens, starting with a letter")
     kubernetes_version = r.choice("kubernetesVersion", SUPPORTED_KUBERNETES_VERSIONS)
     today = today or datetime.date.today()

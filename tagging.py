@@ -2,8 +2,9 @@
 
 Registered once in `__main__.py`, the transform sees every resource the stack registers, including
 the children that packaged components (pulumi-eks) create in their own provider process, so no
-component takes tags as an argument and nothing can forget them. A resource's own tags (its `Name`)
-are kept; the stack's `project`, `stack` and `owner` (and the user's tags) are added on top.
+component takes tags as an argument and nothing can forget them. The stack's `project`, `stack` and
+`owner` always win; a resource's own tags (its `Name`, the `kubernetes.io/...` tags of subnets) win over
+the user's `tags` setting, as the AWS provider's default tags would.
 
 Launch templates also tag what they launch (instances, volumes, network interfaces): EC2 applies
 those tags, and only the launch template's `tagSpecifications` carry them there.
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 import pulumi
+
+from settings import PROGRAM_TAGS
 
 # Every pulumi-aws resource type that takes `tags`, generated from the SDK (python -m tools.aws_taggable).
 TAGGABLE_TYPES_FILE = Path(__file__).resolve().parent / "policy" / "aws_taggable_types.txt"
@@ -42,7 +45,10 @@ def _plain_tags(value: Any) -> bool:
 
 
 def _with_tags(existing: Any, tags: Mapping[str, str]) -> Any:
-    return {**(existing or {}), **tags} if _plain_tags(existing) else existing
+    if not _plain_tags(existing):
+        return existing
+    program = {key: value for key, value in tags.items() if key in PROGRAM_TAGS}
+    return {**tags, **(existing or {}), **program}
 
 
 def tagged_props(resource_type: str, props: Mapping[str, Any], tags: Mapping[str, str]) -> Optional[dict]:

@@ -138,6 +138,7 @@ SHOWN = {
     ("tags", '{"aws:reserved": "x"}', "does not start with aws:"),
     ("tags", '{"team": 5}', "string value"),
     ("owner", "", "team or person"),
+    ("owner", "   ", "team or person"),
     ("istioVersion", "latest", "Istio release"),
     ("ingressHttpNodePort", "80", "30000 to 32767"),
     ("ingressHttpsNodePort", "40000", "30000 to 32767"),

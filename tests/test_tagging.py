@@ -42,6 +42,18 @@ def test_the_stacks_tags_win_over_a_resources_own():
     assert props["tags"]["owner"] == "platform-team"
 
 
+def test_a_resources_own_tags_win_over_the_users():
+    """A user tag `Name` or `kubernetes.io/role/elb` must not rename every resource or re-role every subnet."""
+    users = {**TAGS, "Name": "from-settings", "kubernetes.io/role/elb": "1"}
+    own = {"Name": "shop-network-private-a", "kubernetes.io/role/internal-elb": "1"}
+    props = tagging.tagged_props("aws:ec2/subnet:Subnet", {"tags": own}, users)
+    assert props["tags"]["Name"] == "shop-network-private-a"
+    assert props["tags"]["kubernetes.io/role/internal-elb"] == "1"
+    # Where a resource has no such tag of its own, the user's applies, as AWS default tags would.
+    assert props["tags"]["kubernetes.io/role/elb"] == "1"
+    assert tagging.tagged_props("aws:iam/role:Role", {}, users)["tags"]["Name"] == "from-settings"
+
+
 def test_the_transform_changes_only_taggable_resources():
     import pulumi
     transform = tagging.stack_tags_transform(TAGS)
