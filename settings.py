@@ -537,7 +537,8 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
     r.undeclared()
 
     region = r.string("aws:region", _REGION, "an AWS region such as us-east-1")
-    owner = r.string("owner", _OWNER, "a team or person's name (1-256 letters, digits, spaces or _.:/=+-@, not only spaces)")
+    owner = r.string("owner", _OWNER,
+                     "a team or person's name (1-256 letters, digits, spaces or _.:/=+-@, not only spaces)")
     cluster_name = r.string("clusterName", _NAME, "2-32 lowercase letters, digits or hyphens, starting with a letter")
     kubernetes_version = r.choice("kubernetesVersion", SUPPORTED_KUBERNETES_VERSIONS)
     today = today or datetime.date.today()
