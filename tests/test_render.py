@@ -78,7 +78,7 @@ def test_unexpected_invoke_is_refused():
         render_tool.mock_invoke("aws:ec2/getAmi:getAmi", {}, "us-east-1")
 
 
-def test_masking_of_engine_values():
+def test_secrets_and_unknowns_are_masked_and_whole_floats_become_integers():
     secret = {render_tool.SIG_KEY: render_tool.SECRET_SIG, "value": "hunter2"}
     assert render_tool.plain({"a": [secret, 4.0, render_tool.UNKNOWN]}) == {"a": ["[secret]", 4, "[unknown]"]}
 

@@ -156,7 +156,7 @@ def test_bad_value_names_setting_and_accepted_values(key, value, accepted):
     assert shown in found[0], found[0]
 
 
-def test_region_missing_and_bad():
+def test_a_missing_empty_or_unknown_region_is_refused_by_name():
     assert problems(region=None)[0].startswith("aws:region: not set")
     assert problems(region="mars-1")[0].startswith("aws:region: 'mars-1'")
     assert problems(region="")[0].startswith("aws:region: '' is not valid")
@@ -256,7 +256,7 @@ def test_spot_capacity_becomes_the_node_groups_spot_type():
     assert load(nodeCapacityType="spot").node_group.capacity_type == "SPOT"
 
 
-def test_cluster_admins_and_viewers():
+def test_admin_and_viewer_arns_are_read_once_each_and_never_in_both_lists():
     arn = "arn:aws:iam::123456789012:role/github-deployer"
     viewer = "arn:aws:iam::123456789012:role/github-preview"
     s = load(clusterAdminArns=f'["{arn}"]', clusterViewerArns=f'["{viewer}"]')

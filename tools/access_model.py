@@ -1,6 +1,6 @@
 """Who runs Pulumi on which stack, as which role, and the Kubernetes access each needs: the identity model.
 
-    python -m tools.access_model        # print the identity table docs/delivery.md carries
+    python -m tools.access_model        # print the identity and session tables docs/delivery.md carries
 
 The cluster uses EKS access entries (authenticationMode API). IAM rights give no Kubernetes RBAC: a
 role reaches the cluster only as the cluster's creator (EKS makes the creating identity admin by
@@ -262,5 +262,12 @@ def identity_table() -> str:
     return "\n".join(lines)
 
 
+def session_table() -> str:
+    """The Markdown table of each role's MaxSessionDuration that docs/delivery.md carries (a test compares them)."""
+    lines = ["| role (environment) | MaxSessionDuration | why |", "| --- | --- | --- |"]
+    lines += [f"| `{role.environment}` | {role.max_session_seconds} | {role.why} |" for role in ROLES.values()]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    sys.stdout.write(identity_table() + "\n")
+    sys.stdout.write(identity_table() + "\n\n" + session_table() + "\n")

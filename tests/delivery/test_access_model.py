@@ -658,14 +658,12 @@ def test_the_docs_carry_the_identity_table():
     assert access_model.identity_table() in docs, "regenerate it with `python -m tools.access_model`"
 
 
-def test_the_docs_give_every_role_its_max_session_duration():
+def test_the_docs_carry_every_roles_max_session_duration_from_the_model():
     docs = (ROOT / "docs" / "delivery.md").read_text()
-    for role in ROLES.values():
-        row = re.search(rf"^\| `{re.escape(role.environment)}` \|.*$", docs, re.MULTILINE)
-        assert row, f"docs/delivery.md: a row for the {role.environment} role"
-        assert f"| {role.max_session_seconds} |" in row.group(0), row.group(0)
-        if role.max_session_seconds > access_model.DEFAULT_MAX_SESSION_SECONDS:
-            assert "--max-session-duration 7200" in docs
+    assert access_model.session_table() in docs, "regenerate it with `python -m tools.access_model`"
+    # ... and the command that raises a role's limit to what the model asks for.
+    for seconds in {r.max_session_seconds for r in ROLES.values()} - {access_model.DEFAULT_MAX_SESSION_SECONDS}:
+        assert f"--max-session-duration {seconds}" in docs
 
 
 def test_advice_names_the_setting_a_user_can_change():

@@ -36,7 +36,7 @@ def test_only_pr_number_stacks_are_demo_stacks_and_names_are_bare():
 
 @pytest.mark.parametrize("resources, in_progress, live", [
     (0, False, False), (3, False, True), (0, True, True), (None, False, True)])
-def test_what_counts_as_live(resources, in_progress, live):
+def test_a_demo_stack_is_live_while_it_holds_resources_or_an_update_runs(resources, in_progress, live):
     (stack,) = demo_stacks.demo_stacks([entry("pr-1", resources, in_progress)])
     assert stack.live is live
 

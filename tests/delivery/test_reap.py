@@ -327,7 +327,7 @@ def automation_workspace(stack: FakeStack) -> reap.AutomationWorkspace:
     ({}, {"eks-istio-shop:clusterName": "beta"}, "org/eks-istio-shop/pr-5", "beta-pr-5"),
     ({}, {}, "org/pr-5", "alpha-pr-5"),
 ])
-def test_automation_workspace_cluster_name(outputs, config, name, expected):
+def test_the_reaper_finds_a_stacks_cluster_name_from_its_output_or_its_settings(outputs, config, name, expected):
     assert automation_workspace(FakeStack(outputs, config)).cluster_name(name) == expected
 
 

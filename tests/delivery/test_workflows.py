@@ -82,7 +82,7 @@ def job_text(job: dict[str, Any]) -> str:
     return json.dumps(job)
 
 
-def test_the_five_workflows_exist():
+def test_the_preview_deploy_demo_reap_and_nightly_workflows_exist():
     assert {"preview", "deploy", "demo", "reap", "nightly"} <= NAMES
 
 

@@ -120,7 +120,7 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
-def test_a_broken_copy_fails(nca, rendered, tmp_path, case):
+def test_a_broken_policy_changes_the_reachability_matrices(nca, rendered, tmp_path, case):
     kind, namespace, name, edit = BROKEN[case]
     found = differences(nca, _change(rendered, kind, namespace, name, edit), tmp_path)
     assert found, f"{case}: the matrices did not change"

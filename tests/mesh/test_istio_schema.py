@@ -397,17 +397,32 @@ def test_unknown_istio_version_is_a_clear_error():
 # ---- which reference data checks which release ---------------------------------------------------------
 
 
-def test_a_patch_without_its_own_data_is_checked_against_its_minors_and_says_so():
-    vendored = istio_schema.vendored_versions()
-    assert "1.30.3" in vendored and "1.30.5" not in vendored
-    assert istio_schema.reference_version("1.30.3") == "1.30.3"
-    assert istio_schema.reference_version("1.30.5") == "1.30.3"
-    assert istio_schema.schema_dir("1.30.5").name == "istio-1.30.3"
-    assert "reference data of 1.30.3" in istio_schema.reference_note("1.30.5")
-    assert "its own reference data" in istio_schema.reference_note("1.30.3")
+@pytest.fixture
+def made_up_schema_root(tmp_path, monkeypatch):
+    """A schema root vendoring 1.7.2, 1.7.10 and 1.8.0 (plus what is not reference data), instead of the
+    project's own, so that vendoring another release never changes what these tests hold."""
+    for name in ("istio-1.7.2", "istio-1.7.10", "istio-1.8.0", "istio-1.9.x", "kubernetes-1.35"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "istio-1.9.0").write_text("a file, not a directory of data")
+    monkeypatch.setattr(istio_schema, "SCHEMA_ROOT", tmp_path)
+    return tmp_path
 
 
-@pytest.mark.parametrize("version", ["1.31.0", "1.29.9", "2.30.3"])
-def test_another_minors_data_never_stands_in(version):
+def test_only_release_directories_are_vendored_versions_in_release_order(made_up_schema_root):
+    assert istio_schema.vendored_versions() == ["1.7.2", "1.7.10", "1.8.0"]
+
+
+def test_a_patch_without_its_own_data_is_checked_against_its_minors_newest_and_says_so(made_up_schema_root):
+    assert istio_schema.reference_version("1.7.2") == "1.7.2"
+    assert istio_schema.reference_version("1.7.3") == "1.7.10"
+    assert istio_schema.reference_version("1.7.11") == "1.7.10"
+    assert istio_schema.schema_dir("1.7.3") == made_up_schema_root / "istio-1.7.10"
+    assert istio_schema.schema_dir("1.8.0") == made_up_schema_root / "istio-1.8.0"
+    assert "reference data of 1.7.10" in istio_schema.reference_note("1.7.3")
+    assert "its own reference data" in istio_schema.reference_note("1.7.2")
+
+
+@pytest.mark.parametrize("version", ["1.9.0", "1.6.9", "2.7.2"])
+def test_another_minors_data_never_stands_in(made_up_schema_root, version):
     with pytest.raises(ValueError, match="no vendored Istio reference data"):
         istio_schema.reference_version(version)

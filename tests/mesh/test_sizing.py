@@ -118,5 +118,5 @@ def test_requests_leave_headroom():
 
 
 @pytest.mark.parametrize("quantity,expected", [("200m", 200), ("1", 1000), ("0.5", 500)])
-def test_cpu_quantities(quantity, expected):
+def test_cpu_quantities_convert_to_millicores(quantity, expected):
     assert cpu_millicores(quantity) == expected

@@ -19,7 +19,7 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from policy.eks_istio_shop import PACK_NAME
-from tests.policy.engine import broken, engine_value, of_type, pack_policies
+from tests.policy.engine import add_resource, broken, engine_value, of_type, pack_policies
 from tests.support import ROOT
 
 MANDATORY = analyzer_pb2.MANDATORY
@@ -93,5 +93,11 @@ def test_mandatory_violation_reaches_the_engine(analyzer, graph):
     bad = broken(graph, of_type("aws:ec2/launchTemplate:LaunchTemplate"),
                  lambda r: r["inputs"]["metadataOptions"].update(httpTokens="optional"))
     bad = broken(bad, of_type("aws:ec2/vpc:Vpc"), lambda r: r["inputs"]["tags"].pop("stack"))
+    # A child of pulumi-eks's Cluster that the stack transform did not tag.
+    cluster = next(r for r in bad if r["type"] == "eks:index:Cluster")
+    add_resource(bad, "aws:iam/role:Role", "shop-cluster-eks-eksRole", {"assumeRolePolicy": "{}"},
+                 parent=cluster["urn"])
     found = {(d.policyName, d.enforcementLevel) for d in analyze(analyzer, bad)}
-    assert ("node-group-imdsv2", MANDATORY) in found and ("aws-resources-tagged", MANDATORY) in found
+    # The engine stops a preview or an update on a MANDATORY finding.
+    assert {("node-group-imdsv2", MANDATORY), ("aws-resources-tagged", MANDATORY),
+            ("aws-eks-children-tagged", MANDATORY)} <= found

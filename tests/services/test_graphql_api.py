@@ -125,6 +125,6 @@ def test_introspection_works_for_the_playground(http, graphql_url):
     assert "Order" in {t["name"] for t in body["data"]["__schema"]["types"]}
 
 
-def test_health_endpoints(http, stack):
+def test_graphql_reports_itself_live_and_ready(http, stack):
     assert http.get(stack.url("graphql") + "/healthz").status_code == 200
     assert http.get(stack.url("graphql") + "/readyz").json() == {"status": "ready"}

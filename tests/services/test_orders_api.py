@@ -79,6 +79,6 @@ def test_invalid_parameters_give_422_naming_the_field(http, orders_url, params, 
     assert_no_traceback(response.text)
 
 
-def test_health_endpoints(http, orders_url):
+def test_orders_reports_itself_live_and_ready(http, orders_url):
     assert http.get(f"{orders_url}/healthz").status_code == 200
     assert http.get(f"{orders_url}/readyz").json() == {"status": "ready"}

@@ -95,6 +95,6 @@ def test_unknown_route_and_method_are_json_errors(http, products_url):
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
 
 
-def test_health_endpoints_report_live_and_ready(http, products_url):
+def test_products_reports_itself_live_and_ready(http, products_url):
     assert http.get(f"{products_url}/healthz").json() == {"status": "ok"}
     assert http.get(f"{products_url}/readyz").json() == {"status": "ready"}
