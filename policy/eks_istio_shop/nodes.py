@@ -18,9 +18,9 @@ from .checks import stack_policy
 from .graph import by_id, dependencies_of, resources_by
 from .values import UNKNOWN, describe, elements, get, is_mapping, number
 
-# Node sizes this project is sized and priced for (README "Sizing"): burstable and general-purpose
-# x86 and Graviton types from 2 vCPU / 4 GiB up to 4 vCPU / 16 GiB. Smaller types cannot hold
-# istiod and the gateways (pod and memory limits); larger ones are a cost decision to make here.
+# Node sizes this project is sized and priced for (README, "Platform and app stacks", cost per hour):
+# burstable and general-purpose x86 and Graviton types from 2 vCPU / 4 GiB up to 4 vCPU / 16 GiB. Smaller
+# types cannot hold istiod and the gateways (pod and memory limits); larger ones are a cost decision to make here.
 DEFAULT_ALLOWED_INSTANCE_TYPES = (
     "t3.medium", "t3.large", "t3.xlarge",
     "t3a.medium", "t3a.large", "t3a.xlarge",
