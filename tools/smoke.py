@@ -17,7 +17,8 @@ The checks, in order (each prints its result and timing as it finishes):
    to the same host and path over https.
 4. graphql: POST <base>/graphql with a query for orders, their items and each item's product must
    answer 200 without errors, with at least one order, items, and a product for every item.
-5. playground: GET <base>/playground must answer 200 with an HTML page.
+5. playground: GET <base>/playground must answer 200 with an HTML page, after at most one redirect
+   within the shop (the GraphQL service sends it on to /graphql, where Strawberry serves GraphiQL).
 6. /orders hidden, /products hidden: the backends' REST paths must not be served from outside: the
    gateway's 404 for a path without a route (or another 4xx refusal) passes; a 2xx means it is
    served, a 3xx may lead to it, and a 5xx says something failed, so none of them pass.
@@ -47,7 +48,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -349,6 +350,16 @@ def judge_graphql(answer: Answer) -> tuple[bool, str]:
     return True, f"{len(nodes)} orders, {len(items)} items, each with its product"
 
 
+def redirect_within(answer: Answer, url: str) -> Optional[str]:
+    """Where a redirect from `url` leads, if it stays on the same scheme, host and port."""
+    location = answer.headers.get("location", "")
+    if answer.status not in REDIRECT_STATUSES or not location:
+        return None
+    target = urljoin(url, location)
+    here, there = urlsplit(url), urlsplit(target)
+    return target if (there.scheme, there.netloc.lower()) == (here.scheme, here.netloc.lower()) else None
+
+
 def judge_playground(answer: Answer) -> tuple[bool, str]:
     if answer.status != 200:
         return False, f"answered {answer.status}; expected 200 with the GraphiQL page"
@@ -535,10 +546,16 @@ class SmokeCheck:
         return passed, detail if passed else f"POST {self.urls.graphql}: {detail}"
 
     def check_playground(self) -> tuple[bool, str]:
-        answer = self.http.request(self.urls.playground, timeout=REQUEST_TIMEOUT_SECONDS,
-                                   headers={"accept": "text/html"})
+        url = self.urls.playground
+        answer = self.http.request(url, timeout=REQUEST_TIMEOUT_SECONDS, headers={"accept": "text/html"})
+        target = redirect_within(answer, url)
+        if target is not None:
+            url = target
+            answer = self.http.request(url, timeout=REQUEST_TIMEOUT_SECONDS, headers={"accept": "text/html"})
         passed, detail = judge_playground(answer)
-        return passed, detail if passed else f"GET {self.urls.playground}: {detail}"
+        if not passed:
+            return False, f"GET {url}: {detail}"
+        return True, detail if target is None else f"{detail} at {urlsplit(url).path}"
 
     def check_hidden(self, path: str) -> tuple[bool, str]:
         url = self.urls.at(path)

@@ -91,7 +91,9 @@ class Behaviour:
     # "to-http", "other-host", "drops-path" redirect to the wrong place.
     redirect: str = "ok"
     graphql: str = "ok"  # a key of GRAPHQL_ANSWERS
-    playground: str = "ok"  # "ok", "missing" (404) or "json" (200, but not the page)
+    # "ok" redirects to graphql, which serves the page (as the GraphQL service does), "in-place" serves it,
+    # "off-site" redirects to another host, "missing" is a 404 and "json" a 200 that is not the page.
+    playground: str = "ok"
     exposed: frozenset[str] = frozenset()  # backend paths answered with the backend's JSON
     tls_1_1_only: bool = False
     # The first this many requests for the playground get unavailable_status: 404 from a gateway whose
@@ -207,12 +209,17 @@ class ShopStub:
                     if unavailable:
                         body = b"no healthy upstream" if stub.behaviour.unavailable_status == 503 else b""
                         self.answer(stub.behaviour.unavailable_status, body, "text/plain")
-                    elif stub.behaviour.playground == "ok":
+                    elif stub.behaviour.playground in ("ok", "off-site"):
+                        to = "graphql" if stub.behaviour.playground == "ok" else "https://shop.example.com/graphql"
+                        self.answer(302, b"", "text/plain", location=to)
+                    elif stub.behaviour.playground == "in-place":
                         self.answer(200, PLAYGROUND_HTML, "text/html; charset=utf-8")
                     elif stub.behaviour.playground == "json":
                         self.answer(200, b'{"data": null}', "application/json")
                     else:
                         self.answer(404, b"", "text/plain")
+                elif self.path == "/graphql" and "text/html" in self.headers.get("accept", ""):
+                    self.answer(200, PLAYGROUND_HTML, "text/html; charset=utf-8")
                 elif self.path in stub.behaviour.exposed:
                     self.answer(200, json.dumps(ORDERS_PAGE).encode(), "application/json")
                 elif self.path in ("/orders", "/products") and stub.behaviour.hidden_status != 404:
@@ -261,9 +268,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def answer(self, status: int, body: bytes, content_type: str) -> None:
+    def answer(self, status: int, body: bytes, content_type: str, location: str | None = None) -> None:
         self.send_response(status)
         self.send_header("content-type", content_type)
+        if location is not None:
+            self.send_header("location", location)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -140,14 +140,22 @@ def test_a_healthy_https_shop_passes_every_check(stub, certificates, capsys):
     posts = [body for method, path, body in shop.requests if method == "POST" and path == "/graphql"]
     assert len(posts) == 1 and all(word in posts[0].decode() for word in ("orders", "items", "product"))
     assert {path for method, path, _ in shop.requests if method == "GET"} >= {"/playground", "/orders", "/products"}
+    # The playground's redirect to the endpoint is followed, and the page is judged there.
+    assert line_of(out, "playground").endswith("200, an HTML page at /graphql"), out
     assert err.strip().splitlines() == [], err  # no progress lines: it answered at once
+
+
+def test_a_playground_served_in_place_passes_too(stub, certificates, capsys):
+    code, out, err = check_stub(capsys, stub(playground="in-place"), certificates)
+    assert code == 0, out + err
+    assert line_of(out, "playground").endswith("200, an HTML page"), out
 
 
 def test_a_shop_that_answers_503_first_is_waited_for(stub, certificates, capsys):
     shop = stub(unavailable_for=1)
     code, out, err = check_stub(capsys, shop, certificates)
     assert code == 0, out + err
-    assert "answered 200 (2 attempts)" in line_of(out, "reachable")
+    assert "answered 302 (2 attempts)" in line_of(out, "reachable")
     assert re.search(rf"^waiting for {re.escape(shop.base_url)}/playground \.\.\. \d+s/5s: answered 503$", err, re.M), err
 
 
@@ -156,7 +164,7 @@ def test_a_route_not_programmed_yet_is_waited_for(stub, certificates, capsys):
     shop = stub(unavailable_for=2, unavailable_status=404)
     code, out, err = check_stub(capsys, shop, certificates)
     assert code == 0, out + err
-    assert "answered 200 (3 attempts)" in line_of(out, "reachable")
+    assert "answered 302 (3 attempts)" in line_of(out, "reachable")
     assert len(re.findall(r"/playground \.\.\. \d+s/5s: answered 404$", err, re.M)) == 2, err
 
 
@@ -189,6 +197,7 @@ def test_hidden_paths_need_a_4xx_and_a_5xx_fails(stub, certificates, capsys, sta
     ({"graphql": "errors"}, "graphql", "answered with errors: orders service unavailable"),
     ({"graphql": "empty"}, "graphql", "answered no orders (data.orders.nodes is empty)"),
     ({"playground": "json"}, "playground", "answered 200 with application/json, not an HTML page"),
+    ({"playground": "off-site"}, "playground", "/playground: answered 302; expected 200 with the GraphiQL page"),
     ({"exposed": frozenset({"/orders"})}, "/orders hidden",
      "answered 200 with the service's JSON: /orders is reachable from outside"),
     ({"exposed": frozenset({"/products"})}, "/products hidden", "/products is reachable from outside"),

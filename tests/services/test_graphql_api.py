@@ -110,11 +110,21 @@ def test_get_queries_are_served(http, graphql_url):
     assert response.status_code == 200 and response.json()["data"]["product"]["id"] == "p001"
 
 
-def test_playground_serves_graphiql_pointed_at_the_endpoint(http, stack):
-    response = http.get(stack.url("graphql") + "/playground")
-    assert response.status_code == 200 and "text/html" in response.headers["content-type"]
-    assert "graphiql" in response.text.lower()
-    assert 'new URL("graphql", window.location.href)' in response.text
+def test_the_playground_leads_to_graphiql_at_the_endpoint(http, stack, graphql_url):
+    response = http.get(stack.url("graphql") + "/playground", headers={"accept": "text/html"})
+    assert response.status_code == 302
+    # The public route lets GET and HEAD through.
+    assert http.head(stack.url("graphql") + "/playground").headers["location"] == response.headers["location"]
+    page = http.get(response.url.join(response.headers["location"]), headers={"accept": "text/html"})
+    # Strawberry's GraphiQL, served by the endpoint it posts its queries to.
+    assert str(page.url) == graphql_url
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "graphiql" in page.text.lower()
+
+
+def test_a_get_without_a_query_from_an_api_client_is_a_json_error(http, graphql_url):
+    response = http.get(graphql_url, headers={"accept": "application/json"})
+    assert response.status_code == 400 and response.json()["errors"]
 
 
 def test_introspection_works_for_the_playground(http, graphql_url):

@@ -27,13 +27,26 @@ class FailingBackend:
         raise self.error
 
 
-def errors_of(query: str, error: Exception) -> list[dict]:
-    async def scenario() -> list[dict]:
-        context = ShopContext(FailingBackend("products", error), FailingBackend("orders", error), {})
-        result = await schema.execute(query, context_value=context)
-        return [error.formatted for error in result.errors or []]
+class OneOrderBackend:
+    name = "orders"
+
+    async def get(self, path: str, params: dict, headers: dict) -> dict:
+        item = {"product_id": "p001", "quantity": 2, "unit_price": "1.50"}
+        order = {"id": "o0001", "customer_id": "c001", "status": "paid", "created_at": "2026-01-01T00:00:00Z",
+                 "currency": "EUR", "total": "3.00", "items": [item]}
+        return {"items": [order], "next_cursor": None, "total": 1}
+
+
+def result_of(query: str, products: object, orders: object) -> tuple[dict | None, list[dict]]:
+    async def scenario() -> tuple[dict | None, list[dict]]:
+        result = await schema.execute(query, context_value=ShopContext(products, orders, {}))
+        return result.data, [error.formatted for error in result.errors or []]
 
     return asyncio.run(scenario())
+
+
+def errors_of(query: str, error: Exception) -> list[dict]:
+    return result_of(query, FailingBackend("products", error), FailingBackend("orders", error))[1]
 
 
 @pytest.mark.parametrize("query", ['{ orders(first: 2) { totalCount } }', '{ product(id: "p001") { name } }'])
@@ -53,3 +66,11 @@ def test_the_services_own_errors_reach_the_client_as_they_are() -> None:
 def test_validation_errors_are_not_masked() -> None:
     errors = errors_of("{ orders(first: 2) { nope } }", RuntimeError("unused"))
     assert len(errors) == 1 and "nope" in errors[0]["message"]
+
+
+def test_an_unexpected_error_loading_a_pages_products_keeps_the_orders() -> None:
+    data, errors = result_of("{ orders(first: 1) { nodes { id items { quantity product { name } } } } }",
+                             FailingBackend("products", RuntimeError("secret-host.internal")), OneOrderBackend())
+    assert data == {"orders": {"nodes": [{"id": "o0001", "items": [{"quantity": 2, "product": None}]}]}}
+    assert [(error["path"], error["message"]) for error in errors] == [
+        (["orders", "nodes", 0, "items", 0, "product"], "internal error")]

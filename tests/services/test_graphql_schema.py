@@ -22,8 +22,9 @@ for path in (GRAPHQL_SERVICE, GRAPHQL_SERVICE.parent / "common"):
         sys.path.insert(0, str(path))
 
 from app.backends import BackendUnavailable  # noqa: E402
-from app.schema import ShopContext, schema  # noqa: E402
+from app.schema import ShopContext, schema, selects  # noqa: E402
 from service_kit.collection import MAX_IDS  # noqa: E402
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField  # noqa: E402
 
 ORDERS = [{**order, "total": str(sum(Decimal(item["unit_price"]) * item["quantity"] for item in order["items"]))}
           for order in ORDERS_DATA]
@@ -107,6 +108,20 @@ def test_products_the_query_already_has_are_not_asked_for_again() -> None:
     aliases = " ".join(f'p{n}: product(id: "{product_id}") {{ id }}' for n, product_id in enumerate(sorted(first_order)))
     _, errors, backend, _ = execute(f"{{ {aliases} order(id: \"{ORDERS[0]['id']}\") {{ items {{ product {{ name }} }} }} }}")
     assert errors == [] and len(backend.calls) == 1
+
+
+def field(name: str, *selections: Any) -> SelectedField:
+    return SelectedField(name=name, directives={}, arguments={}, selections=list(selections))
+
+
+def test_a_page_knows_whether_its_items_products_are_asked_for_through_fragments_too() -> None:
+    path = ("orders", "nodes", "items", "product")
+    items = field("items", field("quantity"), InlineFragment("OrderItem", [field("product", field("id"))], {}))
+    through_fragments = [field("orders", FragmentSpread("Page", "OrderConnection", {}, [field("nodes", items)]))]
+    assert selects(through_fragments, *path)
+    assert not selects([field("orders", field("nodes", field("items", field("productId"))))], *path)
+    # Only at that path: a `product` elsewhere in the page is not an item's.
+    assert not selects([field("orders", field("nodes", field("product")), field("items", field("product")))], *path)
 
 
 def test_ids_that_cannot_exist_are_not_sent() -> None:

@@ -1,4 +1,4 @@
-"""GraphQL service: POST/GET /graphql, GraphiQL at /playground, /healthz, /readyz."""
+"""GraphQL service: POST/GET /graphql (GraphiQL there for browsers, /playground redirects to it), /healthz, /readyz."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from typing import Any
 import orjson
 from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import FastAPI, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import RedirectResponse, Response
 from strawberry.fastapi import GraphQLRouter
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.types.unset import UNSET
 
 from app.backends import Backend, create_session
@@ -73,18 +72,6 @@ class ShopGraphQLRouter(GraphQLRouter):
                             status_code=error.status_code, media_type=JSON)
 
 
-def playground_html() -> str:
-    """Strawberry's GraphiQL page, pointed at ./graphql instead of its own URL.
-
-    Relative, so it still works when the service is published under a path prefix.
-    """
-    html = get_graphql_ide_html("graphiql")
-    original = 'const fetchURL = window.location.href.split("?")[0];'
-    if original not in html:
-        raise RuntimeError("strawberry's GraphiQL template changed; update playground_html()")
-    return html.replace(original, 'const fetchURL = new URL("graphql", window.location.href).toString();')
-
-
 class BodyLimitMiddleware:
     """Rejects request bodies above MAX_BODY_BYTES before they are read into memory."""
 
@@ -130,13 +117,14 @@ class _BodyTooLarge(Exception):
 # readiness depend on them would turn one backend outage into a full outage.
 app = create_service_app("graphql", lifespan, is_ready=lambda app: getattr(app.state, "products", None) is not None,
                          inner_middleware=[BodyLimitMiddleware])
+# Strawberry serves GraphiQL at the endpoint itself, to a browser's GET (it posts to its own URL).
 app.include_router(
-    ShopGraphQLRouter(schema, context_getter=get_context, graphql_ide=None, allow_queries_via_get=True),
+    ShopGraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql", allow_queries_via_get=True),
     prefix="/graphql",
 )
-_PLAYGROUND = playground_html()
 
 
-@app.get("/playground", include_in_schema=False)
-async def playground() -> HTMLResponse:
-    return HTMLResponse(_PLAYGROUND)
+@app.api_route("/playground", methods=["GET", "HEAD"], include_in_schema=False)
+async def playground() -> RedirectResponse:
+    # Relative, so that it still leads to the endpoint when the service is published under a prefix.
+    return RedirectResponse("graphql", status_code=302)

@@ -1,7 +1,8 @@
 """The GraphQL schema: products and orders, with order items resolved to products.
 
 Products and orders by id go through per-request DataLoaders: all the products the items of a
-query ask for are fetched with one call to the products service. Backend failures surface as
+query ask for are fetched with one call to the products service, for an orders page before its
+items resolve, so that they resolve without awaiting. Backend failures surface as
 errors on the fields that needed them (the fields are nullable), never as an HTTP error for the
 whole query.
 """
@@ -26,6 +27,7 @@ from strawberry.extensions import (
 )
 from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from app.backends import Backend, BadArgument, answer_of
 from app.guards import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, LimitedValidationCache
@@ -66,9 +68,12 @@ class OrderItem:
     unit_price: Decimal
 
     @strawberry.field(description="null if the product no longer exists or the products service failed")
-    async def product(self, info: strawberry.Info[ShopContext]) -> Product | None:
-        # Every item of a page loads through the request's DataLoader: one products call per page.
-        return await info.context.product_loader.load(self.product_id)
+    def product(self, info: strawberry.Info[ShopContext]) -> Product | None:
+        # Not a coroutine per item: Query.orders has loaded its page's products, so the loader's
+        # future is done and gives the product (or raises the batch's error) at once. The items
+        # of order(id:) get the pending future, which graphql-core awaits, all in one batch.
+        loading = info.context.product_loader.load(self.product_id)
+        return loading.result() if loading.done() else loading
 
 
 @strawberry.type
@@ -148,6 +153,17 @@ class ShopContext(BaseContext):
         self.order_loader = DataLoader(partial(load_orders, orders, trace_headers), max_batch_size=MAX_IDS)
 
 
+def selects(selections: list[SelectedField | FragmentSpread | InlineFragment], *path: str) -> bool:
+    """Whether these selections ask for the field at this path of field names (fragments included)."""
+    for selection in selections:
+        if not isinstance(selection, SelectedField):
+            if selects(selection.selections, *path):
+                return True
+        elif selection.name == path[0] and (len(path) == 1 or selects(selection.selections, *path[1:])):
+            return True
+    return False
+
+
 def page_params(first: int, after: str | None) -> dict[str, str | int]:
     if not 1 <= first <= MAX_PAGE_SIZE:
         raise BadArgument("first", f"must be between 1 and {MAX_PAGE_SIZE}, got {first}")
@@ -190,6 +206,12 @@ class Query:
         with answer_of(context.orders.name):
             nodes = [order_from(record) for record in page["items"]]
             connection = OrderConnection(nodes=nodes, page_info=page_info(page), total_count=int(page["total"]))
+        if selects(info.selected_fields, "orders", "nodes", "items", "product"):
+            # The page's products in one DataLoader batch, before its items resolve.
+            try:
+                await context.product_loader.load_many({item.product_id for node in nodes for item in node.items})
+            except Exception:  # the loader keeps the failure, and each item's product field reports it
+                pass
         return connection
 
     @strawberry.field(description="One order, or null if there is no order with that id.")
