@@ -554,7 +554,7 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
     cidrs: Optional[tuple[str, ...]] = None
     if cidrs_raw is not None:
         bad = [c for c in cidrs_raw if not isinstance(c, str) or not _valid_network(c, 0, 32)]
-        if bad or not cidrs_raw:
+        if bad:
             r.problem(f"{PROJECT}:endpointPublicAccessCidrs", cidrs_raw,
                       "a non-empty list of IPv4 CIDRs such as [\"203.0.113.0/24\"]")
         else:
@@ -671,6 +671,10 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
             images[service] = reference
 
     kind = r.choice("stackKind", STACK_KINDS)
+    if kind == PLATFORM_KIND and cidrs == ():
+        r.problem(f"{PROJECT}:endpointPublicAccessCidrs", [],
+                  "a non-empty list of IPv4 CIDRs such as [\"203.0.113.0/24\"]: a platform stack's cluster API "
+                  f"endpoint is reached from them (`pulumi config set --path 'endpointPublicAccessCidrs[0]' <cidr>`)")
     platform_stack = r.string("platformStack", _STACK_REFERENCE, "the platform stack to run on: <stack>, "
                               "<project>/<stack> or <organization>/<project>/<stack>", optional=True)
     if kind == APP_KIND and not platform_stack and r.raw("platformStack") == "":

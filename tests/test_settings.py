@@ -181,6 +181,16 @@ def test_an_empty_value_means_none_where_none_is_the_default(name):
     assert (s.dns.domain, s.dns.hosted_zone_id, s.dns.hostname) == (None, None, None)
 
 
+def test_a_platform_stack_must_open_its_cluster_endpoint_to_some_cidrs():
+    (found,) = problems(endpointPublicAccessCidrs=None)
+    assert found.startswith(f"{PROJECT}:endpointPublicAccessCidrs: [] is not valid; expected a non-empty list"), found
+
+
+def test_an_app_stack_needs_no_endpoint_cidrs_as_it_creates_no_cluster():
+    s = load("pr-7", endpointPublicAccessCidrs=None, stackKind="app", platformStack="dev", domain="example.com")
+    assert s.kind == "app" and s.cluster.endpoint_public_access_cidrs == ()
+
+
 def test_a_misspelt_setting_is_refused_with_the_closest_declared_name():
     (found,) = problems(nodeDesiredSise="6")
     assert found == f"{PROJECT}:nodeDesiredSise: not a setting of this project; did you mean nodeDesiredSize?"
