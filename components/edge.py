@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
-from components.mesh import IngressGateway
+from components.mesh import GatewayIdentity
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Edge:
     outputs (PlatformReference)."""
     in_cluster: pulumi.ResourceOptions
     vpc_cidr: pulumi.Input[str]
-    gateway: IngressGateway
+    gateway: GatewayIdentity
     zone_id: Optional[pulumi.Input[str]]
     load_balancer_dns_name: pulumi.Input[str]
     load_balancer_zone_id: pulumi.Input[str]

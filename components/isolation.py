@@ -35,7 +35,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.mesh import (EGRESS_GATEWAY_LABELS, EGRESS_NAMESPACE, GATEWAY_STATUS_PORT, INGRESS_NAMESPACE,
-                             INGRESS_REDIRECT_PORT, INGRESS_SERVING_PORT, ISTIO_NAMESPACE, IngressGateway,
+                             INGRESS_REDIRECT_PORT, INGRESS_SERVING_PORT, ISTIO_NAMESPACE, GatewayIdentity,
                              principal)
 from components.microservice import selector, service_host
 from components.shop import NAMESPACE as SHOP_NAMESPACE
@@ -107,7 +107,7 @@ def _mapping(value: pulumi.Input[Mapping[str, str]]) -> pulumi.Input[Mapping[str
     return dict(value) if isinstance(value, Mapping) else value
 
 
-def workloads(gateway: IngressGateway, shop_namespace: str = SHOP_NAMESPACE) -> dict[str, Workload]:
+def workloads(gateway: GatewayIdentity, shop_namespace: str = SHOP_NAMESPACE) -> dict[str, Workload]:
     """Every workload of the stack, and CoreDNS, which they all call."""
     found = {plan.name: Workload(plan.name, shop_namespace, selector(plan.name))
              for plan in service_plans(shop_namespace, gateway.principal)}
@@ -125,7 +125,7 @@ def owned_namespaces(shop_namespace: str = SHOP_NAMESPACE, owns_mesh: bool = Tru
     return (ISTIO_NAMESPACE, INGRESS_NAMESPACE, EGRESS_NAMESPACE, shop_namespace) if owns_mesh else (shop_namespace,)
 
 
-def shop_calls(gateway: IngressGateway, shop_namespace: str = SHOP_NAMESPACE) -> list[tuple[str, str]]:
+def shop_calls(gateway: GatewayIdentity, shop_namespace: str = SHOP_NAMESPACE) -> list[tuple[str, str]]:
     """(caller, service) for every call the shop's AuthorizationPolicies allow: the same source as the L7 layer."""
     plans = service_plans(shop_namespace, gateway.principal)
     by_principal = {principal(shop_namespace, plan.name): plan.name for plan in plans}
@@ -147,7 +147,7 @@ def app_stack_flows(w: Mapping[str, Workload]) -> list[Flow]:
     ]
 
 
-def flows(vpc_cidr: str, gateway: IngressGateway, shop_namespace: str = SHOP_NAMESPACE) -> list[Flow]:
+def flows(vpc_cidr: str, gateway: GatewayIdentity, shop_namespace: str = SHOP_NAMESPACE) -> list[Flow]:
     """Every connection the stack needs; NetworkPolicies allow these and nothing else."""
     w = workloads(gateway, shop_namespace)
     vpc = Addresses("vpc", vpc_cidr)
@@ -201,7 +201,7 @@ def default_deny(namespace: str) -> dict[str, Any]:
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
 
 
-def network_policies(vpc_cidr: str, gateway: IngressGateway, shop_namespace: str = SHOP_NAMESPACE,
+def network_policies(vpc_cidr: str, gateway: GatewayIdentity, shop_namespace: str = SHOP_NAMESPACE,
                      owns_mesh: bool = True) -> list[dict[str, Any]]:
     """A default deny per owned namespace, then one policy per workload with its flows in and out."""
     owned = owned_namespaces(shop_namespace, owns_mesh)
@@ -226,7 +226,7 @@ def network_policies(vpc_cidr: str, gateway: IngressGateway, shop_namespace: str
     return policies
 
 
-def sidecars(gateway: IngressGateway, shop_namespace: str = SHOP_NAMESPACE) -> list[dict[str, Any]]:
+def sidecars(gateway: GatewayIdentity, shop_namespace: str = SHOP_NAMESPACE) -> list[dict[str, Any]]:
     """The shop's proxies learn only the services their workload calls; a namespace default shows nothing."""
     calls: dict[str, list[str]] = {}
     for caller, service in shop_calls(gateway, shop_namespace):

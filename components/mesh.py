@@ -345,21 +345,28 @@ def ingress_gateway_servers(hosts: list[str]) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
-class IngressGateway:
-    """What the rest of the stack needs of the ingress gateway, in one value: the Istio Gateway selects
-    its pods by `labels`, authorization names it by `principal`, the load balancer sends traffic to
-    its `node_ports` and health-checks `readiness_path` on the status node port."""
+class GatewayIdentity:
+    """What the shop needs of the ingress gateway: its Istio Gateway selects the gateway's pods by
+    `labels`, authorization names it by `principal`, NetworkPolicies name its `namespace` as a peer. An
+    app stack reads these from its platform stack's outputs (components/platform.py)."""
 
-    labels: Mapping[str, str]
-    principal: str
-    node_ports: IngressNodePorts
-    readiness_path: str
-    # Where the gateway's pods run: NetworkPolicies of an app stack's namespace name it as a peer.
-    namespace: str = INGRESS_NAMESPACE
+    labels: pulumi.Input[Mapping[str, str]]
+    principal: pulumi.Input[str]
+    namespace: pulumi.Input[str] = INGRESS_NAMESPACE
 
     def servers(self, hosts: Sequence[str]) -> list[dict[str, Any]]:
         """The `servers` of an Istio Gateway bound to this gateway, for `hosts`."""
         return ingress_gateway_servers(list(hosts))
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngressGateway(GatewayIdentity):
+    """The platform's own ingress gateway, in one value: its identity, and what its load balancer needs:
+    the `node_ports` it sends traffic to, and `readiness_path`, which it health-checks on the status
+    node port."""
+
+    node_ports: IngressNodePorts
+    readiness_path: str
 
 
 def ingress_gateway(node_ports: IngressNodePorts) -> IngressGateway:

@@ -2,7 +2,7 @@
 
 A platform stack exports these (`platform_outputs`); an app stack reads them here and nowhere else, so
 the app's components get the same values they get from the platform's own components: a Kubernetes
-provider for the cluster, the ingress gateway's identity (`IngressGateway`), the shared load balancer and
+provider for the cluster, the ingress gateway's identity (`GatewayIdentity`), the shared load balancer and
 the hosted zone. Secrets (the kubeconfig) stay secrets. A platform stack without one of the outputs stops
 the run with the output's name, not a KeyError.
 """
@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 from components.cluster import Cluster
 from components.edge import Edge
 from components.ingress import Ingress
-from components.mesh import IngressGateway, Mesh
+from components.mesh import GatewayIdentity, Mesh
 from components.shop import NAMESPACE as SHOP_NAMESPACE
 from settings import APP_STACK_NAMESPACE_LABELS
 
@@ -40,7 +40,7 @@ class PlatformOutputError(pulumi.RunError):
     """The platform stack lacks an output an app stack needs (an older or a non-platform stack)."""
 
 
-def gateway_output(ingress_gateway: IngressGateway) -> dict[str, Any]:
+def gateway_output(ingress_gateway: GatewayIdentity) -> dict[str, Any]:
     """The platform's `ingressGateway` output: what an app stack's Gateway, routes and policies name."""
     return {"labels": dict(ingress_gateway.labels), "principal": ingress_gateway.principal,
             "namespace": ingress_gateway.namespace}
@@ -104,7 +104,7 @@ class PlatformReference(pulumi.ComponentResource):
     """The platform stack's outputs, typed as the platform's own components give them."""
 
     kubernetes_provider: k8s.Provider
-    gateway: IngressGateway
+    gateway: GatewayIdentity
     workload_injection_labels: pulumi.Output[Mapping[str, str]]
     proxy_version: pulumi.Output[str]
     load_balancer_dns_name: pulumi.Output[str]
@@ -127,9 +127,9 @@ class PlatformReference(pulumi.ComponentResource):
         gateway = output(INGRESS_GATEWAY)
         # What the shop's Gateway, routes and policies name; the load balancer's side (node ports, health
         # check) stays the platform's, so an app stack has none of it.
-        self.gateway = IngressGateway(
+        self.gateway = GatewayIdentity(
             labels=gateway.apply(lambda g: g["labels"]), principal=gateway.apply(lambda g: g["principal"]),
-            namespace=gateway.apply(lambda g: g["namespace"]), node_ports=None, readiness_path=None)
+            namespace=gateway.apply(lambda g: g["namespace"]))
         self.workload_injection_labels = output(WORKLOAD_INJECTION_LABELS)
         self.proxy_version = output(PROXY_VERSION)
         self.load_balancer_dns_name = output(LOAD_BALANCER_DNS_NAME)
