@@ -69,9 +69,10 @@ def service_plans(namespace: str, gateway_principal: str) -> list[ServicePlan]:
         ServicePlan("orders", Access(principals=(graphql,), methods=("GET", "HEAD")), route=BACKEND_ROUTE),
         ServicePlan(
             "graphql",
-            # GraphiQL loads with GET; queries come as POST (or GET for plain queries).
+            # GraphiQL loads with GET at the endpoint (/playground redirects there); queries come as
+            # POST (or GET for plain queries).
             Access(principals=(gateway_principal,), methods=("GET", "HEAD", "POST"),
-                   paths=(GRAPHQL_PATH, PLAYGROUND_PATH, f"{PLAYGROUND_PATH}/*")),
+                   paths=(GRAPHQL_PATH, PLAYGROUND_PATH)),
             env={"PRODUCTS_URL": backend_url["products"], "ORDERS_URL": backend_url["orders"],
                  "BACKEND_TIMEOUT_SECONDS": f"{GRAPHQL_BACKEND_TIMEOUT_SECONDS:g}"},
             resources=GRAPHQL_RESOURCES, cpu_utilization=GRAPHQL_CPU_UTILIZATION,
@@ -96,9 +97,10 @@ def gateway_spec(selector: pulumi.Input[Mapping[str, str]], servers: Sequence[Ma
 
 
 def public_virtual_service_spec(hostname: Optional[str], gateway: str, graphql_host: str, port: int) -> dict:
-    """Routes from the ingress gateway: `/` redirects to the playground, the playground and the GraphQL
-    endpoint go to the GraphQL service; anything else gets a 404 from the gateway."""
-    root_redirect: dict = {"uri": PLAYGROUND_PATH, "redirectCode": 302}
+    """Routes from the ingress gateway: `/` redirects to the GraphQL endpoint, where a browser gets the
+    playground (GraphiQL); `/playground` and the endpoint go to the GraphQL service; anything else gets a
+    404 from the gateway."""
+    root_redirect: dict = {"uri": GRAPHQL_PATH, "redirectCode": 302}
     if hostname is not None:
         # TLS ends at the load balancer, so the gateway sees plain HTTP; without this the redirect
         # would point at http:// and take a second redirect to come back to https://.
@@ -107,8 +109,7 @@ def public_virtual_service_spec(hostname: Optional[str], gateway: str, graphql_h
     http = [
         {"name": "root", "match": [{"uri": {"exact": "/"}}], "redirect": root_redirect},
         {"name": "playground",
-         "match": [{"uri": {"exact": PLAYGROUND_PATH}, "method": reads},
-                   {"uri": {"prefix": f"{PLAYGROUND_PATH}/"}, "method": reads}],
+         "match": [{"uri": {"exact": PLAYGROUND_PATH}, "method": reads}],
          "route": destination(graphql_host, port), "timeout": PLAYGROUND_ROUTE_TIMEOUT,
          "retries": retries(2, PLAYGROUND_PER_TRY_TIMEOUT, idempotent=True)},
         # Queries and mutations share the endpoint and its POSTs; a mutation must not run twice, so

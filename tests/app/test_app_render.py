@@ -263,7 +263,7 @@ def test_public_routes_send_graphql_and_playground_to_graphql_and_redirect_root(
     routes = {r["name"]: r for r in public_routes(render)["spec"]["http"]}
     graphql_host = ms.service_host("graphql", NAMESPACE)
     assert routes["root"]["match"] == [{"uri": {"exact": "/"}}]
-    assert routes["root"]["redirect"]["uri"] == "/playground"
+    assert routes["root"]["redirect"]["uri"] == "/graphql"
     for name, path in (("graphql", "/graphql"), ("playground", "/playground")):
         assert any(m["uri"] == {"exact": path} for m in routes[name]["match"])
         assert [t["destination"]["host"] for t in routes[name]["route"]] == [graphql_host]

@@ -68,7 +68,8 @@ def test_public_routes_send_graphql_and_the_playground_to_graphql_with_safe_retr
     assert spec["gateways"] == ["e-commerce/shop"]
     by_name = {r["name"]: r for r in spec["http"]}
     assert by_name["root"]["match"] == [{"uri": {"exact": "/"}}]
-    assert by_name["root"]["redirect"]["uri"] == "/playground"
+    # Straight to the endpoint, where a browser gets GraphiQL: one redirect, not two through /playground.
+    assert by_name["root"]["redirect"]["uri"] == "/graphql"
     assert by_name["root"]["redirect"].get("scheme") == ("https" if hostname else None)
     assert {"uri": {"exact": "/graphql"}} in by_name["graphql"]["match"]
     assert any(m["uri"] == {"exact": "/playground"} for m in by_name["playground"]["match"])

@@ -18,9 +18,9 @@ def backend_requests(stack, request_id: str) -> dict[str, int]:
             for name in ("orders", "products")}
 
 
-def run(http, stack, graphql_url, query, expected):
+def run(http, stack, graphql_url, query, expected, variables=None):
     request_id = f"batch-{uuid.uuid4()}"
-    status, body = graphql(http, graphql_url, query, headers={"x-request-id": request_id})
+    status, body = graphql(http, graphql_url, query, variables, headers={"x-request-id": request_id})
     assert status == 200 and "errors" not in body, body
     # Access lines are written when each backend response completes; allow for flushing.
     wait_for(lambda: backend_requests(stack, request_id) == expected, timeout=2)
@@ -54,3 +54,22 @@ def test_orders_by_id_and_their_products_are_batched(http, stack, graphql_url):
     aliases = " ".join(f'o{n}: order(id: "o{n:04d}") {{ id items {{ product {{ id }} }} }}' for n in range(1, 11))
     body = run(http, stack, graphql_url, f"{{ {aliases} }}", {"orders": 1, "products": 1})
     assert [body["data"][f"o{n}"]["id"] for n in range(1, 11)] == [f"o{n:04d}" for n in range(1, 11)]
+
+
+@pytest.mark.parametrize("query, variables", [
+    ("{ orders(first: 20) { nodes { id items { quantity product @skip(if: true) { id } } } } }", None),
+    ("query($p: Boolean!) { orders(first: 20) { nodes { items { product @include(if: $p) { id } } } } }",
+     {"p": False}),
+    ("{ orders(first: 20) { nodes { id items @skip(if: true) { product { id } } } } }", None),
+    ("query($p: Boolean!) { orders(first: 20) { nodes { items { ...Line @include(if: $p) } } } } "
+     "fragment Line on OrderItem { product { id } }", {"p": False}),
+])
+def test_no_products_request_when_directives_leave_products_out(http, stack, graphql_url, query, variables):
+    body = run(http, stack, graphql_url, query, {"orders": 1, "products": 0}, variables)
+    assert all("product" not in item for node in body["data"]["orders"]["nodes"] for item in node.get("items", []))
+
+
+def test_products_are_loaded_when_a_directive_keeps_them(http, stack, graphql_url):
+    run(http, stack, graphql_url,
+        "query($p: Boolean!) { orders(first: 20) { nodes { items { product @include(if: $p) { id } } } } }",
+        {"orders": 1, "products": 1}, {"p": True})

@@ -165,3 +165,33 @@ def test_a_product_record_of_the_wrong_shape_fails_the_items_that_show_it() -> N
     assert data["orders"]["nodes"][0]["id"] == ORDERS[0]["id"]
     assert {error["extensions"]["backend"] for error in errors} == {"products"}
     assert [error["path"][-1] for error in errors] == ["product"] * len(ORDERS[0]["items"])
+
+
+@pytest.mark.parametrize("field_name, value", [
+    ("status", {"a": 1}), ("total", "abc"), ("total", True), ("total", "NaN"), ("currency", 5), ("id", 7),
+    ("created_at", 20260101),
+])
+def test_an_order_with_a_value_of_the_wrong_type_is_the_orders_services_fault(field_name, value) -> None:
+    orders = [dict(ORDERS[0], **{field_name: value})]
+    data, errors, _, _ = execute("{ orders(first: 1) { nodes { id status total currency createdAt } } }",
+                                 orders=orders)
+    assert data == {"orders": None}
+    assert [(e["extensions"]["code"], e["path"]) for e in errors] == [("BACKEND_UNAVAILABLE", ["orders"])], errors
+
+
+@pytest.mark.parametrize("item_field, value", [("quantity", "many"), ("quantity", True), ("unit_price", [1]),
+                                               ("product_id", 17), ("product_id", ["p001"])])
+def test_an_order_item_with_a_value_of_the_wrong_type_is_the_orders_services_fault(item_field, value) -> None:
+    items = [dict(ORDERS[0]["items"][0], **{item_field: value}), *ORDERS[0]["items"][1:]]
+    data, errors, products, _ = execute("{ orders(first: 1) { nodes { items { quantity product { id } } } } }",
+                                        orders=[dict(ORDERS[0], items=items)])
+    assert data == {"orders": None} and products.calls == []
+    assert [(e["extensions"]["code"], e["path"]) for e in errors] == [("BACKEND_UNAVAILABLE", ["orders"])], errors
+
+
+@pytest.mark.parametrize("field_name, value", [("stock", "lots"), ("stock", 2.5), ("price", {}), ("name", None)])
+def test_a_product_with_a_value_of_the_wrong_type_is_the_products_services_fault(field_name, value) -> None:
+    products = [dict(record, **{field_name: value}) for record in PRODUCTS_DATA]
+    data, errors, _, _ = execute("{ products(first: 2) { nodes { id name price stock } } }", products=products)
+    assert data == {"products": None}
+    assert [(e["extensions"]["code"], e["path"]) for e in errors] == [("BACKEND_UNAVAILABLE", ["products"])], errors

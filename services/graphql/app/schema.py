@@ -9,10 +9,12 @@ whole query.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import partial
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -94,20 +96,50 @@ class OrderConnection:
     total_count: int
 
 
+# Readers of a backend's record: a value of the wrong type raises (TypeError, ValueError), which
+# answer_of reports as the backend's fault instead of letting it reach a GraphQL serializer.
+def text(record: dict, key: str) -> str:
+    value = record[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key} is not a string")
+    return value
+
+
+def whole(record: dict, key: str) -> int:
+    value = record[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{key} is not an integer")
+    return value
+
+
+def money(record: dict, key: str) -> Decimal:
+    value: Any = record[key]
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(f"{key} is not an amount")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{key} is not an amount") from None
+    if not amount.is_finite():
+        raise ValueError(f"{key} is not an amount")
+    return amount
+
+
 def product_from(record: dict) -> Product:
-    return Product(id=record["id"], name=record["name"], description=record["description"],
-                   price=record["price"], currency=record["currency"], stock=record["stock"])
+    return Product(id=text(record, "id"), name=text(record, "name"), description=text(record, "description"),
+                   price=money(record, "price"), currency=text(record, "currency"), stock=whole(record, "stock"))
 
 
 def order_from(record: dict) -> Order:
     return Order(
-        id=record["id"],
-        customer_id=record["customer_id"],
-        status=record["status"],
-        created_at=datetime.fromisoformat(record["created_at"]),
-        currency=record["currency"],
-        total=record["total"],
-        items=[OrderItem(product_id=item["product_id"], quantity=item["quantity"], unit_price=item["unit_price"])
+        id=text(record, "id"),
+        customer_id=text(record, "customer_id"),
+        status=text(record, "status"),
+        created_at=datetime.fromisoformat(text(record, "created_at")),
+        currency=text(record, "currency"),
+        total=money(record, "total"),
+        items=[OrderItem(product_id=text(item, "product_id"), quantity=whole(item, "quantity"),
+                         unit_price=money(item, "unit_price"))
                for item in record["items"]],
     )
 
@@ -153,9 +185,17 @@ class ShopContext(BaseContext):
         self.order_loader = DataLoader(partial(load_orders, orders, trace_headers), max_batch_size=MAX_IDS)
 
 
+def included(selection: SelectedField | FragmentSpread | InlineFragment) -> bool:
+    """False for a selection that @skip or @include leaves out (their arguments come with variables applied)."""
+    directives = selection.directives or {}
+    return not (directives.get("skip", {}).get("if") is True or directives.get("include", {}).get("if") is False)
+
+
 def selects(selections: list[SelectedField | FragmentSpread | InlineFragment], *path: str) -> bool:
     """Whether these selections ask for the field at this path of field names (fragments included)."""
     for selection in selections:
+        if not included(selection):
+            continue
         if not isinstance(selection, SelectedField):
             if selects(selection.selections, *path):
                 return True
@@ -207,11 +247,10 @@ class Query:
             nodes = [order_from(record) for record in page["items"]]
             connection = OrderConnection(nodes=nodes, page_info=page_info(page), total_count=int(page["total"]))
         if selects(info.selected_fields, "orders", "nodes", "items", "product"):
-            # The page's products in one DataLoader batch, before its items resolve.
-            try:
-                await context.product_loader.load_many({item.product_id for node in nodes for item in node.items})
-            except Exception:  # the loader keeps the failure, and each item's product field reports it
-                pass
+            # The page's products in one DataLoader batch, before its items resolve. A failed batch
+            # stays in the loader's futures: each item's product field reports it, the orders stand.
+            product_ids = {item.product_id for node in nodes for item in node.items}
+            await asyncio.gather(*map(context.product_loader.load, product_ids), return_exceptions=True)
         return connection
 
     @strawberry.field(description="One order, or null if there is no order with that id.")
