@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 # network-config-analyzer (the reachability test) pins PyYAML differently: its own virtualenv too.
 NCA_VENV := .venv-nca
 
-.PHONY: test render validate checkov-venv nca-venv up destroy smoke dev bench-render bench-services bench-graph clean
+.PHONY: test render validate checkov-venv nca-venv up destroy smoke dev bench-tests bench-render bench-services bench-graph clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,9 +33,13 @@ $(NCA_VENV)/.installed: requirements-nca.txt
 
 nca-venv: $(NCA_VENV)/.installed
 
+# One pytest worker per core (pytest-xdist); each test file runs whole in one worker, so that its module
+# fixtures are built once and its tests never run beside each other.
+PYTEST_ARGS := -n auto --dist loadfile
+
 ## Run all tests offline (no AWS, no Pulumi CLI, no cluster, no Docker).
 test: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(NCA_VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Validate everything every stack emits: Kubernetes and Istio schemas, Helm values, checkov.
 validate: $(VENV)/.installed $(CHECKOV_VENV)/.installed
@@ -66,6 +70,10 @@ dev: $(VENV)/.installed
 ## backend requests per query, the guards, and the queries/s one replica serves (about 2 minutes).
 bench-services: $(VENV)/.installed
 	$(PY) bench/services_bench.py
+
+## Print the wall time of `make test`'s pytest run (median of 3 runs, one after the other; about 5 minutes).
+bench-tests: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(NCA_VENV)/.installed
+	$(PY) bench/tests_bench.py --runs 3 -- $(PYTEST_ARGS)
 
 ## Print the render's wall time and peak memory (median of 5 runs).
 bench-render: $(VENV)/.installed

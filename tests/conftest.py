@@ -5,9 +5,9 @@ from tools.validate import platform_of
 
 
 @pytest.fixture(scope="session")
-def render(tmp_path_factory) -> Render:
-    """The dev stack, rendered offline once per test session."""
-    return run_render(tmp_path_factory.mktemp("render-dev"))
+def render(render_variant) -> Render:
+    """The dev stack, rendered offline once per test session (the same render as render_variant("dev"))."""
+    return render_variant()
 
 
 @pytest.fixture(scope="session")

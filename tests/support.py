@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
-import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
@@ -13,6 +14,8 @@ from typing import Iterable, Optional
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# libyaml's loader builds the same data as yaml.safe_load, several times faster.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -69,29 +72,72 @@ def provider_urn(reference: str) -> str:
     return reference.rsplit("::", 1)[0]
 
 
-def render_command(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = (),
-                   existing_clusters: Iterable[str] = (), platform_outputs: Iterable[str] = (),
-                   stack_name: Optional[str] = None) -> list[str]:
-    command = [sys.executable, "-m", "tools.render", stack, "--out", str(out)]
+def render_args(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = (),
+                existing_clusters: Iterable[str] = (), platform_outputs: Iterable[str] = (),
+                stack_name: Optional[str] = None) -> list[str]:
+    """The arguments of `python -m tools.render` for a render of `stack` into `out`."""
+    args = [stack, "--out", str(out)]
     if stack_name:
-        command += ["--stack-name", stack_name]
+        args += ["--stack-name", stack_name]
     for item in platform_outputs:
-        command += ["--platform-outputs", item]
+        args += ["--platform-outputs", item]
     for item in sets:
-        command += ["--set", item]
+        args += ["--set", item]
     for key in unsets:
-        command += ["--unset", key]
+        args += ["--unset", key]
     for name in existing_clusters:
-        command += ["--existing-cluster", name]
-    return command
+        args += ["--existing-cluster", name]
+    return args
+
+
+@dataclass
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+# Each render is a process of its own forked from a server that has imported the Pulumi SDKs once
+# (tests/render_sdk.py), as most of a render's time is those imports. It runs what `python -m tools.render`
+# runs, from the repository root, with the caller's environment, and ends with its exit status; nothing of
+# the project is imported before the fork, so it runs the project's current code.
+RENDER_PROCESSES = multiprocessing.get_context("forkserver")
+RENDER_PROCESSES.set_forkserver_preload(["tests.render_sdk"])
+
+
+def render_process(args: list[str], env: Optional[dict] = None, timeout: float = 300) -> Finished:
+    """`python -m tools.render ARGS` in a process forked from the render server."""
+    with tempfile.TemporaryDirectory(prefix="render-process-") as scratch:
+        stdout, stderr = Path(scratch, "stdout"), Path(scratch, "stderr")
+        process = RENDER_PROCESSES.Process(target=_render_main,
+                                           args=(args, {**os.environ, **(env or {})}, stdout, stderr))
+        process.start()
+        process.join(timeout)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+            raise AssertionError(f"the render {args} did not finish in {timeout} s")
+        return Finished(process.exitcode, stdout.read_text(), stderr.read_text())
+
+
+def _render_main(args: list[str], environ: dict[str, str], stdout: Path, stderr: Path) -> None:
+    """In the forked process: the render's command line with its environment, output files and exit status."""
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(ROOT)
+    sys.argv = [str(ROOT / "tools" / "render.py"), *args]
+    for fd, path in ((1, stdout), (2, stderr)):
+        with open(path, "w") as file:
+            os.dup2(file.fileno(), fd)
+    from tools import render
+    sys.exit(render.main(args))
 
 
 def run_render(out: Path, stack: str = "dev", sets: Iterable[str] = (), unsets: Iterable[str] = (),
                existing_clusters: Iterable[str] = (), env: Optional[dict] = None,
                platform_outputs: Iterable[str] = (), stack_name: Optional[str] = None) -> Render:
-    command = render_command(out, stack, sets, unsets, existing_clusters, platform_outputs, stack_name)
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, **(env or {})})
+    result = render_process(render_args(out, stack, sets, unsets, existing_clusters, platform_outputs, stack_name),
+                            env)
     if result.returncode != 0:
         raise AssertionError(f"render failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return load_render(out)
@@ -101,25 +147,14 @@ def failed_render(out: Path, stack: str = "dev", sets: Iterable[str] = (), unset
                   existing_clusters: Iterable[str] = (), env: Optional[dict] = None,
                   platform_outputs: Iterable[str] = ()) -> str:
     """The message of a render the program refuses (exit 2); fails if it succeeds or crashes."""
-    command = render_command(out, stack, sets, unsets, existing_clusters, platform_outputs)
-    for _attempt in range(2):
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                                env={**os.environ, **(env or {})})
-        # Rarely, under load, gRPC's shutdown of the mock runtime's callback server fails the process
-        # after the program's refusal ("Invalid file descriptor: -1"). That is the offline harness, not
-        # the program (the CLI runs programs differently): such a run is repeated once, nothing else is.
-        if result.returncode == 2 or "Invalid file descriptor" not in result.stderr:
-            break
+    result = render_process(render_args(out, stack, sets, unsets, existing_clusters, platform_outputs), env)
     assert result.returncode == 2, f"expected a refusal, got {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    # What Python reports after the program, while it tears the mock runtime's event loop down ("Exception
-    # ignored in: ... BaseEventLoop.__del__", seen under load), is not the program's message to the user.
-    message = result.stderr.split("Exception ignored in:")[0]
-    assert "Traceback" not in message, result.stderr
-    return message
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr
 
 
 def load_render(out: Path) -> Render:
-    manifests = {p.name: yaml.safe_load(p.read_text()) for p in sorted((out / "manifests").glob("*.yaml"))}
+    manifests = {p.name: yaml.load(p.read_text(), Loader=YAML_LOADER) for p in sorted((out / "manifests").glob("*.yaml"))}
     return Render(
         directory=out,
         resources=json.loads((out / "resources.json").read_text()),

@@ -48,8 +48,9 @@ def render_app(out: Path, platform_outputs: str, stack_name: Optional[str] = Non
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, platform_outputs) -> Render:
-    return render_app(tmp_path_factory.mktemp("app"), platform_outputs)
+def app(render_variant) -> Render:
+    """The example app stack on the dev render (the same render as render_variant(APP))."""
+    return render_variant(APP)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ does not exist. An output masked as a secret in FILE reaches the program as a se
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import hashlib
 import json
@@ -527,8 +528,27 @@ def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[
                 failures.append(error)
                 raise
 
+    # Event loops the mock monitor needs on the runtime's executor threads; it would make them itself and
+    # never close them (see close_event_loop).
+    thread_loops: list[asyncio.AbstractEventLoop] = []
+
     class RecordingMonitor(mocks.MockMonitor):
+        @staticmethod
+        def thread_loop() -> None:
+            """Give the calling thread an event loop the render closes, before the mock monitor makes one."""
+            try:
+                asyncio.get_event_loop()
+            except RuntimeError:
+                thread_loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(thread_loop)
+                thread_loops.append(thread_loop)
+
+        def Invoke(self, request):
+            self.thread_loop()
+            return super().Invoke(request)
+
         def RegisterResource(self, request):
+            self.thread_loop()
             if request.type != "pulumi:pulumi:Stack":
                 apply_stack_transforms(request, render_mocks.transforms)
             response = super().RegisterResource(request)
@@ -538,6 +558,7 @@ def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[
 
         def ReadResource(self, request):
             # A read (a stack reference) is a resource of the graph too: recorded with the id it reads.
+            self.thread_loop()
             response = super().ReadResource(request)
             records.append({
                 "urn": response.urn, "type": request.type, "name": request.name, "parent": request.parent or None,
@@ -569,16 +590,6 @@ def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[
             self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, f"{name}-id", state)
             return {rpc._special_sig_key: rpc._special_resource_sig, "urn": urn, "id": f"{name}-id"}
 
-    render_mocks = RenderMocks()
-    monitor = RecordingMonitor(render_mocks)
-    render_mocks.monitor = monitor
-    pulumi.runtime.set_mocks(render_mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(values, secret_keys)
-
-    program = root / "__main__.py"
-    sys.path.insert(0, str(root))
-    previous_cwd = os.getcwd()
-    os.chdir(root)
     async def collect_stack_outputs() -> None:
         root_stack = pulumi.runtime.settings.get_root_resource()
         for key, value in (getattr(root_stack, "outputs", None) or {}).items():
@@ -590,13 +601,48 @@ def run_program(stack: str, config: dict[str, Any], root: Path = ROOT) -> tuple[
         runpy.run_path(str(program), run_name="__main__")
         return collect_stack_outputs()
 
+    program = root / "__main__.py"
+    sys.path.insert(0, str(root))
+    previous_cwd = os.getcwd()
+    # The program runs on a loop of the render's own (the mocks' runtime binds its futures to the loop that is
+    # current while it is set up), closed with the executor threads' loops when the program is done: a loop
+    # left for the interpreter to collect at exit can fail there, after the render ("Exception ignored in:
+    # BaseEventLoop.__del__ ... Invalid file descriptor: -1").
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
+        render_mocks = RenderMocks()
+        monitor = RecordingMonitor(render_mocks)
+        render_mocks.monitor = monitor
+        pulumi.runtime.set_mocks(render_mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(values, secret_keys)
+        os.chdir(root)
         _sync_await(run_pulumi_func(program_then_outputs))
     finally:
         os.chdir(previous_cwd)
+        close_event_loop(loop, thread_loops)
     if failures:
         raise failures[0]
     return records, stack_outputs
+
+
+def close_event_loop(loop: asyncio.AbstractEventLoop, thread_loops: list[asyncio.AbstractEventLoop]) -> None:
+    """Close the program's `loop` as asyncio.run closes its own (cancel what is still pending, as a refusal can
+    leave registrations waiting; finish async generators; join the executor's threads), then the loops of
+    those threads."""
+    try:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+        for thread_loop in thread_loops:
+            thread_loop.close()
 
 
 # ---------------------------------------------------------------------------------------------
