@@ -70,8 +70,8 @@ def service_plans(namespace: str, gateway_principal: str) -> list[ServicePlan]:
         ServicePlan(
             "graphql",
             # GraphiQL loads with GET at the endpoint (/playground redirects there); queries come as
-            # POST (or GET for plain queries).
-            Access(principals=(gateway_principal,), methods=("GET", "HEAD", "POST"),
+            # POST (or GET for plain queries). Strawberry's endpoint answers no HEAD.
+            Access(principals=(gateway_principal,), methods=("GET", "POST"),
                    paths=(GRAPHQL_PATH, PLAYGROUND_PATH)),
             env={"PRODUCTS_URL": backend_url["products"], "ORDERS_URL": backend_url["orders"],
                  "BACKEND_TIMEOUT_SECONDS": f"{GRAPHQL_BACKEND_TIMEOUT_SECONDS:g}"},
@@ -105,7 +105,7 @@ def public_virtual_service_spec(hostname: Optional[str], gateway: str, graphql_h
         # TLS ends at the load balancer, so the gateway sees plain HTTP; without this the redirect
         # would point at http:// and take a second redirect to come back to https://.
         root_redirect["scheme"] = "https"
-    reads = method_regex(("GET", "HEAD"))
+    reads = method_regex(("GET",))
     http = [
         {"name": "root", "match": [{"uri": {"exact": "/"}}], "redirect": root_redirect},
         {"name": "playground",

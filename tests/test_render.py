@@ -73,6 +73,16 @@ def test_invalid_settings_fail_clearly_and_declare_nothing(tmp_path, setting, me
     assert not (tmp_path / "resources.json").exists()
 
 
+def test_the_command_itself_refuses_a_setting_and_exits_cleanly(tmp_path):
+    """The tests fork renders from a warmed process that skips the interpreter's shutdown; the command
+    itself must also end its program's event loops before exit, or Python reports them at shutdown."""
+    result = run("dev", "--set", "nodeCapacityType=reserved", "--out", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "eks-istio-shop:nodeCapacityType: 'reserved' is not valid" in result.stderr
+    assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "resources.json").exists()
+
+
 def test_unexpected_invoke_is_refused():
     with pytest.raises(render_tool.RenderError, match="aws:ec2/getAmi:getAmi"):
         render_tool.mock_invoke("aws:ec2/getAmi:getAmi", {}, "us-east-1")

@@ -43,7 +43,7 @@ def test_the_stacks_tags_win_over_a_resources_own():
 
 
 def test_a_resources_own_tags_win_over_the_users():
-    """A user tag `Name` or `kubernetes.io/role/elb` must not rename every resource or re-role every subnet."""
+    """A user tag `Name` or `kubernetes.io/...` applies only where a resource has no tag of that key of its own."""
     users = {**TAGS, "Name": "from-settings", "kubernetes.io/role/elb": "1"}
     own = {"Name": "shop-network-private-a", "kubernetes.io/role/internal-elb": "1"}
     props = tagging.tagged_props("aws:ec2/subnet:Subnet", {"tags": own}, users)

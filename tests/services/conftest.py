@@ -7,6 +7,7 @@ a closed port or at the in-process `stub_backend`. Every process is stopped at t
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -63,9 +64,12 @@ def stub_backend() -> Iterator[StubBackend]:
 
 
 @pytest.fixture(scope="session")
-def closed_port_url() -> str:
-    # A port that was free a moment ago and that nothing here listens on: connection refused.
-    return f"http://{LOOPBACK}:{free_port()}"
+def closed_port_url() -> Iterator[str]:
+    # A port held bound and never listened on: connection refused, and no other test (nor another
+    # pytest-xdist worker) can be given it while this session lasts.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind((LOOPBACK, 0))
+        yield f"http://{LOOPBACK}:{held.getsockname()[1]}"
 
 
 @pytest.fixture(scope="session")

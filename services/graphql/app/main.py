@@ -124,7 +124,7 @@ app.include_router(
 )
 
 
-@app.api_route("/playground", methods=["GET", "HEAD"], include_in_schema=False)
+@app.get("/playground", include_in_schema=False)
 async def playground() -> RedirectResponse:
     # Relative, so that it still leads to the endpoint when the service is published under a prefix.
     return RedirectResponse("graphql", status_code=302)
