@@ -103,7 +103,8 @@ def crd_schemas(istio_version: str = DEFAULT_ISTIO_VERSION) -> dict[tuple[str, s
     """(apiVersion, kind) -> the CRD's openAPIV3Schema, for every served version."""
     text = (schema_dir(istio_version) / "crd-all.gen.yaml").read_text()
     schemas: dict[tuple[str, str], dict] = {}
-    for crd in yaml.safe_load_all(text):
+    # libyaml's loader when PyYAML has it: the same data, several times faster on this 1 MB file.
+    for crd in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         if not crd or crd.get("kind") != "CustomResourceDefinition":
             continue
         spec = crd["spec"]
