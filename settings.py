@@ -84,7 +84,7 @@ class Declaration:
         return self.default is _NO_DEFAULT
 
 
-def _qualified(key: str) -> str:
+def qualify(key: str) -> str:
     """A config key with its namespace, as the CLI reads one: a bare key belongs to this project."""
     return key if ":" in key else f"{PROJECT}:{key}"
 
@@ -99,11 +99,17 @@ def project_config_entries(project_file: Path = PROJECT_FILE) -> dict[str, dict]
     document = yaml.safe_load(project_file.read_text()) or {}
     entries = {}
     for key, entry in (document.get("config") or {}).items():
-        key = _qualified(key)
+        key = qualify(key)
         if not isinstance(entry, dict):
             entry = {"default" if key.startswith(f"{PROJECT}:") else "value": entry}
         entries[key] = entry
     return entries
+
+
+def declared_fallback(entry: Mapping[str, Any]) -> Any:
+    """The value the CLI gives a stack that does not set this key: its default, else its value; None for
+    none (the CLI takes a null default or value for none)."""
+    return entry.get("default") if entry.get("default") is not None else entry.get("value")
 
 
 def declared_settings(project_file: Path = PROJECT_FILE) -> dict[str, Declaration]:
@@ -113,8 +119,8 @@ def declared_settings(project_file: Path = PROJECT_FILE) -> dict[str, Declaratio
         namespace, _, name = key.rpartition(":")
         if namespace != PROJECT:
             continue  # another package's value, not a setting of this program
-        # The CLI takes a null default (or value) for none: the setting is then required.
-        fallback = entry.get("default") if entry.get("default") is not None else entry.get("value")
+        # Without a fallback the setting is required.
+        fallback = declared_fallback(entry)
         declarations[name] = Declaration(name, entry.get("type"), entry.get("description", ""),
                                          _NO_DEFAULT if fallback is None else fallback)
     return declarations
@@ -363,7 +369,7 @@ class _Reader:
 
     def raw(self, key: str) -> Optional[str]:
         """The text for `key` ('namespace:name' or a name of this project), or None after a problem."""
-        key = _qualified(key)
+        key = qualify(key)
         value = self.config.get(key)
         namespace, _, name = key.rpartition(":")
         declaration = self.declarations.get(name) if namespace == PROJECT else None
@@ -380,14 +386,14 @@ class _Reader:
         if raw is None or (optional and raw == ""):
             return None
         if not pattern.match(raw):
-            self.problem(_qualified(key), raw, accepted)
+            self.problem(qualify(key), raw, accepted)
             return None
         return raw
 
     def choice(self, key: str, choices: tuple[str, ...]) -> Optional[str]:
         raw = self.raw(key)
         if raw is not None and raw not in choices:
-            self.problem(_qualified(key), raw, "one of " + ", ".join(choices))
+            self.problem(qualify(key), raw, "one of " + ", ".join(choices))
             return None
         return raw
 
@@ -399,10 +405,10 @@ class _Reader:
         try:
             value = int(raw)
         except ValueError:
-            self.problem(_qualified(key), raw, accepted)
+            self.problem(qualify(key), raw, accepted)
             return None
         if str(value) != raw.strip() or not low <= value <= high or (allowed and value not in allowed):
-            self.problem(_qualified(key), raw, accepted)
+            self.problem(qualify(key), raw, accepted)
             return None
         return value
 
@@ -412,7 +418,7 @@ class _Reader:
             return None
         if raw.lower() in ("true", "false"):
             return raw.lower() == "true"
-        self.problem(_qualified(key), raw, "true or false")
+        self.problem(qualify(key), raw, "true or false")
         return None
 
     def principal_arns(self, key: str) -> Optional[tuple[str, ...]]:
@@ -422,12 +428,12 @@ class _Reader:
             return None
         bad = [a for a in raw if not (isinstance(a, str) and _ADMIN_ARN.match(a))]
         if bad:
-            self.problem(_qualified(key), bad,
+            self.problem(qualify(key), bad,
                          "IAM role or user ARNs such as arn:aws:iam::123456789012:role/deployer "
                          "(not assumed-role session ARNs)")
             return None
         if len(set(raw)) != len(raw):
-            self.problem(_qualified(key), raw, "each ARN once")
+            self.problem(qualify(key), raw, "each ARN once")
             return None
         return tuple(raw)
 
@@ -441,7 +447,7 @@ class _Reader:
         except json.JSONDecodeError:
             value = raw
         if not isinstance(value, kind):
-            self.problem(_qualified(key), value, accepted)
+            self.problem(qualify(key), value, accepted)
             return None
         return value
 
@@ -674,7 +680,7 @@ def load_settings(stack: Optional[str] = None, config: Optional[Mapping[str, str
     if kind == PLATFORM_KIND and cidrs == ():
         r.problem(f"{PROJECT}:endpointPublicAccessCidrs", [],
                   "a non-empty list of IPv4 CIDRs such as [\"203.0.113.0/24\"]: a platform stack's cluster API "
-                  f"endpoint is reached from them (`pulumi config set --path 'endpointPublicAccessCidrs[0]' <cidr>`)")
+                  "endpoint is reached from them (`pulumi config set --path 'endpointPublicAccessCidrs[0]' <cidr>`)")
     platform_stack = r.string("platformStack", _STACK_REFERENCE, "the platform stack to run on: <stack>, "
                               "<project>/<stack> or <organization>/<project>/<stack>", optional=True)
     if kind == APP_KIND and not platform_stack and r.raw("platformStack") == "":

@@ -37,10 +37,9 @@ import pulumi_kubernetes as k8s
 from components.mesh import (EGRESS_GATEWAY_LABELS, EGRESS_NAMESPACE, GATEWAY_STATUS_PORT, INGRESS_NAMESPACE,
                              INGRESS_REDIRECT_PORT, INGRESS_SERVING_PORT, ISTIO_NAMESPACE, GatewayIdentity,
                              principal)
-from components.microservice import selector, service_host
-from components.shop import NAMESPACE as SHOP_NAMESPACE
 from components.edge import Edge
-from components.shop import SERVICE_PORT, service_plans
+from components.microservice import selector, service_host
+from components.shop import NAMESPACE as SHOP_NAMESPACE, SERVICE_PORT, service_plans
 from settings import APP_STACK_NAMESPACE_LABELS
 
 DEFAULT_DENY_NAME = "default-deny"

@@ -103,14 +103,6 @@ class PlatformReferenceArgs:
 class PlatformReference(pulumi.ComponentResource):
     """The platform stack's outputs, typed as the platform's own components give them."""
 
-    kubernetes_provider: k8s.Provider
-    gateway: GatewayIdentity
-    workload_injection_labels: pulumi.Output[Mapping[str, str]]
-    proxy_version: pulumi.Output[str]
-    load_balancer_dns_name: pulumi.Output[str]
-    load_balancer_zone_id: pulumi.Output[str]
-    hosted_zone_id: pulumi.Output[str]
-    vpc_cidr: pulumi.Output[str]
     # The app stack's environment, as a platform stack's own components give it.
     edge: Edge
 
@@ -124,32 +116,27 @@ class PlatformReference(pulumi.ComponentResource):
             value = reference.outputs.apply(lambda outputs: required(outputs, key, args.platform_stack))
             return pulumi.Output.secret(value) if key == KUBECONFIG else pulumi.Output.unsecret(value)
 
-        gateway = output(INGRESS_GATEWAY)
-        # What the shop's Gateway, routes and policies name; the load balancer's side (node ports, health
-        # check) stays the platform's, so an app stack has none of it.
-        self.gateway = GatewayIdentity(
-            labels=gateway.apply(lambda g: g["labels"]), principal=gateway.apply(lambda g: g["principal"]),
-            namespace=gateway.apply(lambda g: g["namespace"]))
-        self.workload_injection_labels = output(WORKLOAD_INJECTION_LABELS)
-        self.proxy_version = output(PROXY_VERSION)
-        self.load_balancer_dns_name = output(LOAD_BALANCER_DNS_NAME)
-        self.load_balancer_zone_id = output(LOAD_BALANCER_ZONE_ID)
-        self.vpc_cidr = output(VPC_CIDR)
         # The record goes into the platform's zone only when the domains agree (data, not an order).
         def zone_of_the_domain(values: list) -> str:
             platform_domain, zone_id = values
             domain_checked(platform_domain, args.domain, args.platform_stack)
             return zone_id
 
-        self.hosted_zone_id = pulumi.Output.all(output(DOMAIN), output(HOSTED_ZONE_ID)).apply(zone_of_the_domain)
-        self.kubernetes_provider = k8s.Provider(f"{name}-k8s", kubeconfig=output(KUBECONFIG),
-                                                opts=pulumi.ResourceOptions(parent=self))
+        gateway = output(INGRESS_GATEWAY)
+        load_balancer_dns_name = output(LOAD_BALANCER_DNS_NAME)
+        hosted_zone_id = pulumi.Output.all(output(DOMAIN), output(HOSTED_ZONE_ID)).apply(zone_of_the_domain)
+        kubernetes_provider = k8s.Provider(f"{name}-k8s", kubeconfig=output(KUBECONFIG),
+                                           opts=pulumi.ResourceOptions(parent=self))
         self.edge = Edge(
-            in_cluster=pulumi.ResourceOptions(providers=[self.kubernetes_provider]), vpc_cidr=self.vpc_cidr,
-            gateway=self.gateway, zone_id=self.hosted_zone_id, load_balancer_dns_name=self.load_balancer_dns_name,
-            load_balancer_zone_id=self.load_balancer_zone_id, proxy_version=self.proxy_version,
-            injection_labels=self.workload_injection_labels,
+            in_cluster=pulumi.ResourceOptions(providers=[kubernetes_provider]), vpc_cidr=output(VPC_CIDR),
+            # What the shop's Gateway, routes and policies name; the load balancer's side (node ports, health
+            # check) stays the platform's, so an app stack has none of it.
+            gateway=GatewayIdentity(
+                labels=gateway.apply(lambda g: g["labels"]), principal=gateway.apply(lambda g: g["principal"]),
+                namespace=gateway.apply(lambda g: g["namespace"])),
+            zone_id=hosted_zone_id, load_balancer_dns_name=load_balancer_dns_name,
+            load_balancer_zone_id=output(LOAD_BALANCER_ZONE_ID), proxy_version=output(PROXY_VERSION),
+            injection_labels=output(WORKLOAD_INJECTION_LABELS),
             # The platform's Istio exists before any app stack does.
             istio_dependencies=[], shop_namespace=args.shop_namespace, namespace_labels=APP_STACK_NAMESPACE_LABELS)
-        self.register_outputs({"loadBalancerDnsName": self.load_balancer_dns_name,
-                               "hostedZoneId": self.hosted_zone_id})
+        self.register_outputs({"loadBalancerDnsName": load_balancer_dns_name, "hostedZoneId": hosted_zone_id})

@@ -43,16 +43,11 @@ from proto_schema_parser.parser import Parser as ProtoParser
 
 # DEFAULT_KUBERNETES_VERSION: the one whose OpenAPI schemas check values that Istio's charts copy into
 # Kubernetes objects, unless a stack names its own.
-from settings import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES_VERSION
+from settings import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES_VERSION, istio_release as _release
 SCHEMA_ROOT = Path(__file__).resolve().parent.parent / "schemas"
 
 CHARTS = ("base", "istiod", "gateway")
 _INTERNAL_DEFAULTS = "_internal_defaults_do_not_set"
-
-
-def _release(version: str) -> tuple[int, int, int]:
-    major, minor, patch = (int(part) for part in version.split("."))
-    return major, minor, patch
 
 
 def vendored_versions() -> list[str]:

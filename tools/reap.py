@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 from settings import DEFAULT_CLUSTER_NAME, PROJECT
+# The stack tag demo.yml sets on an app stack: the platform stack it runs on.
+from tools.platform_guard import PLATFORM_TAG
 
 EXPIRY_TAG = "expires-at"
 # Teardown only (see the module docstring for why it is safe here): the provider falls back to this
@@ -68,8 +70,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The decisions the reaper can take, as printed.
 DESTROY = "destroy"
-# The stack tag demo.yml sets on an app stack: the platform stack it runs on.
-PLATFORM_TAG = "platform-stack"
 WOULD_DESTROY = "would destroy"
 KEEP = "keep"
 SKIP_NO_TAG = "skip"

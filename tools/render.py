@@ -38,7 +38,7 @@ from typing import Any, Callable, Optional
 
 import yaml
 
-from settings import PROJECT, declared_settings, engine_text, project_config_entries
+from settings import PROJECT, declared_fallback, declared_settings, engine_text, project_config_entries, qualify
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,10 +84,6 @@ def load_stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     return project_config(stack, read_stack_file(stack, root), root)
 
 
-def qualify(key: str) -> str:
-    return key if ":" in key else f"{PROJECT}:{key}"
-
-
 def project_config(stack: str, config: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
     """Merge the project file's config into a stack's as the CLI does before it runs the program.
 
@@ -104,7 +100,7 @@ def project_config(stack: str, config: dict[str, Any], root: Path = ROOT) -> dic
         entry = entries[key]
         if key in merged:
             continue
-        fallback = entry.get("default") if entry.get("default") is not None else entry.get("value")
+        fallback = declared_fallback(entry)
         if fallback is not None:
             merged[key] = copy.deepcopy(fallback)  # the parsed project file is shared
         elif key.startswith(f"{PROJECT}:"):

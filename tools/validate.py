@@ -32,7 +32,7 @@ import yaml
 
 from settings import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES_VERSION
 from tools import istio_schema
-from tools.render import PROJECT, RenderError, available_stacks, load_stack_config, qualify
+from tools.render import PROJECT, RenderError, available_stacks, load_stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIPS_FILE = ROOT / "policy" / "checkov-skips.yaml"
@@ -61,7 +61,7 @@ class StackRender:
 
 def stack_versions(stack: str) -> tuple[str, str]:
     """(kubernetesVersion as major.minor.patch, istioVersion) as the stack configures them."""
-    config = {qualify(k): v for k, v in load_stack_config(stack).items()}
+    config = load_stack_config(stack)
     kubernetes = str(config.get(f"{PROJECT}:kubernetesVersion", DEFAULT_KUBERNETES_VERSION))
     istio = str(config.get(f"{PROJECT}:istioVersion", DEFAULT_ISTIO_VERSION))
     return (kubernetes if kubernetes.count(".") == 2 else f"{kubernetes}.0"), istio
@@ -69,7 +69,7 @@ def stack_versions(stack: str) -> tuple[str, str]:
 
 def stack_revision_versions(stack: str) -> tuple[str, ...]:
     """The Istio releases the stack's istioRevisions name (a map in the stack file, or its JSON text)."""
-    config = {qualify(k): v for k, v in load_stack_config(stack).items()}
+    config = load_stack_config(stack)
     revisions = config.get(f"{PROJECT}:istioRevisions") or {}
     if isinstance(revisions, str):
         revisions = json.loads(revisions or "{}")
@@ -78,7 +78,7 @@ def stack_revision_versions(stack: str) -> tuple[str, ...]:
 
 def platform_of(stack: str) -> Optional[str]:
     """The platform stack an app stack (stackKind app) names; None for a platform stack."""
-    config = {qualify(k): v for k, v in load_stack_config(stack).items()}
+    config = load_stack_config(stack)
     if config.get(f"{PROJECT}:stackKind") != "app":
         return None
     return str(config.get(f"{PROJECT}:platformStack") or "") or None

@@ -10,10 +10,9 @@ from pulumi_policy import (
     ResourceValidationArgs,
     ResourceValidationPolicy,
     StackValidationArgs,
-    StackValidationPolicy,
 )
 
-from .checks import stack_policy
+from .checks import conditional_stack_policy, stack_policy
 from .graph import dependencies_of
 from .routes import http_route_problems
 from .values import UNKNOWN, elements, entries, get, is_mapping
@@ -110,19 +109,11 @@ def strict_mtls_problems(args: StackValidationArgs) -> tuple[bool, list[tuple[Op
     return True, problems
 
 
-def _validate_strict_mtls(args: StackValidationArgs, report: ReportViolation) -> None:
-    applies, problems = strict_mtls_problems(args)
-    if not applies:
-        args.not_applicable("this stack installs no Istio (an app stack's is its platform stack's)")
-    for urn, message in problems:
-        report(message, urn)
-
-
-mesh_strict_mtls = StackValidationPolicy(
-    name="mesh-strict-mtls",
-    description="When the stack installs Istio, a mesh-wide PeerAuthentication enforces STRICT mutual TLS.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_strict_mtls,
+mesh_strict_mtls = conditional_stack_policy(
+    "mesh-strict-mtls",
+    "When the stack installs Istio, a mesh-wide PeerAuthentication enforces STRICT mutual TLS.",
+    "this stack installs no Istio (an app stack's is its platform stack's)",
+    strict_mtls_problems,
 )
 
 
