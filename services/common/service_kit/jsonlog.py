@@ -54,8 +54,5 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             # Our AccessLogMiddleware writes richer access lines; uvicorn's own are off.
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-            # httpx logs every backend call at INFO; the backends' own access logs cover that.
-            "httpx": {"handlers": [], "level": "WARNING", "propagate": True},
-            "httpcore": {"handlers": [], "level": "WARNING", "propagate": True},
         },
     }

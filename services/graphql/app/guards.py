@@ -6,7 +6,7 @@ on every path, though, so a short document whose fragments each spread the next 
 them (and graphql-core's rules) do 2**n steps: 40 fragments, well under the token limit, would
 stall the event loop for hours. And the depth rule recurses a few frames per spread, so a chain
 of about 250 fragments, each spreading the next, exhausts Python's stack.
-tests/services/test_graphql_limits.py shows both. LimitedValidationCache measures the document
+tests/services/test_graphql_guards.py shows both. LimitedValidationCache measures the document
 first, in linear time, and refuses such documents before any validation rule walks them.
 """
 

@@ -11,8 +11,8 @@ import orjson
 from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
+from strawberry import UNSET
 from strawberry.fastapi import GraphQLRouter
-from strawberry.types.unset import UNSET
 
 from app.backends import Backend, create_session
 from app.guards import MAX_BODY_BYTES
@@ -59,7 +59,8 @@ class ShopGraphQLRouter(GraphQLRouter):
         # number or null would otherwise reach it and fail as a server error.
         value = super().parse_json(data)
         if not isinstance(value, (dict, list)):
-            raise StrawberryHTTPException(400, "the request body must be a JSON object")
+            raise StrawberryHTTPException(400, "expected a JSON object (the request body, or a variables or "
+                                                 "extensions parameter)")
         return value
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:

@@ -14,7 +14,7 @@ import logging
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import partial
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -38,6 +38,7 @@ from service_kit.collection import ID_PATTERN, MAX_IDS
 logger = logging.getLogger("graphql")
 MAX_PAGE_SIZE = 100
 MAX_CURSOR_LENGTH = 200
+T = TypeVar("T")
 
 
 @strawberry.type
@@ -148,8 +149,9 @@ def page_info(page: dict) -> PageInfo:
     return PageInfo(has_next_page=page["next_cursor"] is not None, end_cursor=page["next_cursor"])
 
 
-async def load_by_ids(backend: Backend, path: str, trace_headers: dict[str, str], keys: list[str]) -> list[dict | None]:
-    """The records of these ids from one backend call, None for an unknown id."""
+async def load_by_ids(backend: Backend, path: str, build: Callable[[dict], T], trace_headers: dict[str, str],
+                      keys: list[str]) -> list[T | None]:
+    """A DataLoader's batch: these ids from one backend call, built; None for an unknown id."""
     # An id that cannot exist must not turn the whole batch into a 422.
     valid = [key for key in keys if ID_PATTERN.match(key)]
     if not valid:
@@ -157,19 +159,7 @@ async def load_by_ids(backend: Backend, path: str, trace_headers: dict[str, str]
     page = await backend.get(path, {"ids": ",".join(valid), "limit": len(valid)}, trace_headers)
     with answer_of(backend.name):
         by_id = {record["id"]: record for record in page["items"]}
-    return [by_id.get(key) for key in keys]
-
-
-async def load_products(backend: Backend, trace_headers: dict[str, str], keys: list[str]) -> list[Product | None]:
-    found = await load_by_ids(backend, "/products", trace_headers, keys)
-    with answer_of(backend.name):
-        return [None if record is None else product_from(record) for record in found]
-
-
-async def load_orders(backend: Backend, trace_headers: dict[str, str], keys: list[str]) -> list[Order | None]:
-    found = await load_by_ids(backend, "/orders", trace_headers, keys)
-    with answer_of(backend.name):
-        return [None if record is None else order_from(record) for record in found]
+        return [None if (record := by_id.get(key)) is None else build(record) for key in keys]
 
 
 class ShopContext(BaseContext):
@@ -181,8 +171,10 @@ class ShopContext(BaseContext):
         self.products = products
         self.orders = orders
         self.trace_headers = trace_headers
-        self.product_loader = DataLoader(partial(load_products, products, trace_headers), max_batch_size=MAX_IDS)
-        self.order_loader = DataLoader(partial(load_orders, orders, trace_headers), max_batch_size=MAX_IDS)
+        self.product_loader = DataLoader(partial(load_by_ids, products, "/products", product_from, trace_headers),
+                                         max_batch_size=MAX_IDS)
+        self.order_loader = DataLoader(partial(load_by_ids, orders, "/orders", order_from, trace_headers),
+                                       max_batch_size=MAX_IDS)
 
 
 def included(selection: SelectedField | FragmentSpread | InlineFragment) -> bool:
